@@ -1,0 +1,93 @@
+package tc
+
+import (
+	"time"
+
+	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
+)
+
+// GlobalSession is the durable record of one global transaction.
+type GlobalSession struct {
+	XID         string
+	Name        string
+	Application string
+	Status      tcv1.GlobalStatus
+	// Timeout is how long the transaction may stay in BEGIN before the
+	// coordinator rolls it back.
+	Timeout    time.Duration
+	BeginTime  time.Time
+	UpdateTime time.Time
+	// Attempts counts phase-2 attempts so far.
+	Attempts int
+	// NextAttempt is when phase 2 is due again; zero means now.
+	NextAttempt time.Time
+	// LastError is the last phase-2 failure, for operators.
+	LastError string
+	// Owner is the replica driving phase 2 until LeaseUntil; empty when none.
+	Owner      string
+	LeaseUntil time.Time
+	// Branches is filled by Store.GetGlobal, oldest first.
+	Branches []*BranchSession
+}
+
+// BranchSession is the durable record of one branch of a global transaction.
+type BranchSession struct {
+	XID             string
+	BranchID        int64
+	Type            tcv1.BranchType
+	ResourceID      string
+	LockKeys        string
+	ApplicationData []byte
+	Status          tcv1.BranchStatus
+	CreateTime      time.Time
+}
+
+// GlobalUpdate is a change to a global session applied by Store.UpdateGlobal.
+// Status is always written; the other fields are written as given (zero values
+// clear them).
+type GlobalUpdate struct {
+	Status      tcv1.GlobalStatus
+	Attempts    int
+	NextAttempt time.Time
+	LastError   string
+	Owner       string
+	LeaseUntil  time.Time
+}
+
+// IsFinal reports whether s is a status phase 2 never leaves by itself.
+// COMMIT_FAILED and ROLLBACK_FAILED are final until an operator retries.
+func IsFinal(s tcv1.GlobalStatus) bool {
+	switch s {
+	case tcv1.GlobalStatus_COMMITTED, tcv1.GlobalStatus_ROLLBACKED, tcv1.GlobalStatus_TIMEOUT_ROLLBACKED,
+		tcv1.GlobalStatus_COMMIT_FAILED, tcv1.GlobalStatus_ROLLBACK_FAILED:
+		return true
+	}
+	return false
+}
+
+// IsCommitting reports whether s is a status in which phase 2 commits.
+func IsCommitting(s tcv1.GlobalStatus) bool {
+	switch s {
+	case tcv1.GlobalStatus_COMMITTING, tcv1.GlobalStatus_COMMIT_RETRYING, tcv1.GlobalStatus_ASYNC_COMMITTING:
+		return true
+	}
+	return false
+}
+
+// IsRollingBack reports whether s is a status in which phase 2 rolls back.
+func IsRollingBack(s tcv1.GlobalStatus) bool {
+	switch s {
+	case tcv1.GlobalStatus_ROLLBACKING, tcv1.GlobalStatus_ROLLBACK_RETRYING,
+		tcv1.GlobalStatus_TIMEOUT_ROLLBACKING, tcv1.GlobalStatus_TIMEOUT_ROLLBACK_RETRYING:
+		return true
+	}
+	return false
+}
+
+// Phase2Statuses are the statuses in which the coordinator still has phase-2
+// work to do.
+var Phase2Statuses = []tcv1.GlobalStatus{
+	tcv1.GlobalStatus_COMMITTING, tcv1.GlobalStatus_COMMIT_RETRYING, tcv1.GlobalStatus_ASYNC_COMMITTING,
+	tcv1.GlobalStatus_ROLLBACKING, tcv1.GlobalStatus_ROLLBACK_RETRYING,
+	tcv1.GlobalStatus_TIMEOUT_ROLLBACKING, tcv1.GlobalStatus_TIMEOUT_ROLLBACK_RETRYING,
+}
