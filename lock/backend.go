@@ -1,0 +1,50 @@
+package lock
+
+import (
+	"context"
+	"time"
+)
+
+// Backend is the shared storage a Client keeps its locks in: one Redis
+// server, a RedLock quorum of them, or a SQL table. Each method is one
+// atomic step keyed by the lock name and a token that is unique to one
+// holding; a Backend never releases or extends a lock for a token that does
+// not hold it.
+type Backend interface {
+	// Acquire takes name for token for ttl when nobody holds it, and then
+	// returns a Grant with Acquired set and a new fencing token. When the
+	// lock is held it returns a Grant without Acquired.
+	Acquire(ctx context.Context, name, token string, ttl time.Duration) (Grant, error)
+	// Handoff passes name from the token from, which must hold it, to the
+	// token to, with a fresh ttl and a new fencing token, without a moment in
+	// which the lock is free. It returns ErrNotHeld when from does not hold
+	// name.
+	Handoff(ctx context.Context, name, from, to string, ttl time.Duration) (Grant, error)
+	// Renew resets the time to live of name to ttl when token holds it, and
+	// returns for how long, counted from the call, the lock is known valid.
+	// It returns ErrNotHeld when token does not hold name.
+	Renew(ctx context.Context, name, token string, ttl time.Duration) (time.Duration, error)
+	// Release frees name when token holds it and wakes waiters; contended
+	// reports whether waiters elsewhere may be waiting for it (true when
+	// unknown). It returns ErrNotHeld when token does not hold name.
+	Release(ctx context.Context, name, token string) (contended bool, err error)
+	// Watch registers interest in releases of name: after a release, one
+	// value is sent on released (without blocking; a pending value stays)
+	// until stop is called. A Backend that cannot notify returns a nil
+	// channel; waiters then poll.
+	Watch(ctx context.Context, name string, released chan<- struct{}) (stop func(), err error)
+}
+
+// Grant is the outcome of Backend.Acquire or Backend.Handoff.
+type Grant struct {
+	// Acquired is true when the token now holds the lock.
+	Acquired bool
+	// Fence is the fencing token of the new holding: it grows with every
+	// holding of the lock name, so storage can reject a stale holder.
+	Fence int64
+	// Validity is how long, counted from the call, the lock is known held.
+	Validity time.Duration
+	// RetryAfter is, when not Acquired, the holder's remaining time to live
+	// if the backend knows it.
+	RetryAfter time.Duration
+}

@@ -1,0 +1,345 @@
+package lock
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Client takes distributed locks from a Backend. One Client per process and
+// backend is the intended use: calls on the same lock name from goroutines of
+// one Client are coalesced, so only one of them talks to the backend at a
+// time (single-flight), and Unlock hands the lock straight to a local waiter
+// when there is one (bounded by Config.MaxHandoffs).
+//
+// A Client is safe for concurrent use. Close it to stop its watchdogs.
+type Client struct {
+	backend Backend
+	cfg     Config
+	log     *slog.Logger
+	id      string
+	seq     atomic.Uint64
+
+	mu      sync.Mutex
+	keys    map[string]*key
+	closed  bool
+	closing chan struct{}
+}
+
+// key is the process-local state of one lock name. busy means that a holder,
+// a contender or a hand-off in this process owns the right to the lock; new
+// callers then queue locally instead of going to the backend.
+type key struct {
+	name     string
+	busy     bool
+	held     *holding
+	queue    []*waiter
+	handoffs int
+}
+
+// waiter is a goroutine queued locally for a lock name.
+type waiter struct {
+	turn chan turn
+}
+
+// turn is what a queued waiter is given: either the lock itself, handed off
+// in the backend to token, or the duty to contend for it at the backend.
+type turn struct {
+	grant *Grant
+	token string
+	start time.Time
+	// yield asks the new contender to wait for a release notification (or
+	// the poll interval) first, because waiters elsewhere were just woken.
+	yield bool
+}
+
+// New returns a Client that keeps locks in backend.
+func New(backend Backend, cfg Config) (*Client, error) {
+	if backend == nil {
+		return nil, fmt.Errorf("%w: nil backend", ErrInvalidConfig)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("lock: generate client id: %w", err)
+	}
+	return &Client{
+		backend: backend,
+		cfg:     cfg,
+		log:     log,
+		id:      hex.EncodeToString(b[:]),
+		keys:    make(map[string]*key),
+		closing: make(chan struct{}),
+	}, nil
+}
+
+// Lock takes the lock name, waiting until it is free or ctx is done. The
+// returned Lease holds the lock until Unlock; its Context is cancelled the
+// moment the lock is known lost. When ctx carries an owner (WithOwner) that
+// already holds name in this Client, Lock re-enters it at once.
+func (c *Client) Lock(ctx context.Context, name string) (*Lease, error) {
+	return c.lock(ctx, name, true)
+}
+
+// TryLock takes the lock name if it is free, and otherwise returns
+// ErrNotAcquired at once. It re-enters like Lock.
+func (c *Client) TryLock(ctx context.Context, name string) (*Lease, error) {
+	return c.lock(ctx, name, false)
+}
+
+func (c *Client) lock(ctx context.Context, name string, wait bool) (*Lease, error) {
+	if name == "" {
+		return nil, ErrEmptyName
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("lock: lock %q: %w", name, err)
+	}
+	owner := OwnerFromContext(ctx)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	k := c.keys[name]
+	if k == nil {
+		k = &key{name: name}
+		c.keys[name] = k
+	}
+	if h := k.held; h != nil && owner != "" && h.owner == owner {
+		if cause := context.Cause(h.ctx); cause != nil {
+			c.mu.Unlock()
+			return nil, fmt.Errorf("lock: re-enter %q: %w", name, cause)
+		}
+		h.count++
+		c.mu.Unlock()
+		return &Lease{h: h}, nil
+	}
+	if !k.busy {
+		k.busy = true
+		c.mu.Unlock()
+		return c.contend(ctx, k, owner, wait, false)
+	}
+	if !wait {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("lock: try %q: %w", name, ErrNotAcquired)
+	}
+	w := &waiter{turn: make(chan turn, 1)}
+	k.queue = append(k.queue, w)
+	c.mu.Unlock()
+
+	select {
+	case t := <-w.turn:
+		return c.take(ctx, k, owner, t)
+	case <-ctx.Done():
+	case <-c.closing:
+	}
+	c.mu.Lock()
+	queued := k.dequeue(w)
+	c.mu.Unlock()
+	if !queued {
+		// A turn was given to w as it gave up: pass it on.
+		c.pass(k, <-w.turn)
+	}
+	if ctx.Err() == nil {
+		return nil, ErrClosed
+	}
+	return nil, fmt.Errorf("lock: lock %q: %w", name, ctx.Err())
+}
+
+// take acts on a turn given to a queued waiter.
+func (c *Client) take(ctx context.Context, k *key, owner string, t turn) (*Lease, error) {
+	if t.grant == nil {
+		return c.contend(ctx, k, owner, true, t.yield)
+	}
+	return c.hold(ctx, k, owner, t.token, *t.grant, t.start, false), nil
+}
+
+// pass gives a turn that its waiter cannot use to the next waiter.
+func (c *Client) pass(k *key, t turn) {
+	if t.grant != nil {
+		l := c.hold(context.Background(), k, "", t.token, *t.grant, t.start, false)
+		if err := l.Unlock(context.Background()); err != nil {
+			c.log.Warn("lock: release of a lock handed to a waiter that gave up failed; it expires after its TTL", "name", k.name, "error", err)
+		}
+		return
+	}
+	c.mu.Lock()
+	c.next(k, t.yield)
+	c.mu.Unlock()
+}
+
+// next makes the first queued waiter the contender, or marks k idle. c.mu
+// must be held.
+func (c *Client) next(k *key, yield bool) {
+	if len(k.queue) == 0 {
+		k.busy = false
+		if k.held == nil {
+			delete(c.keys, k.name)
+		}
+		return
+	}
+	w := k.queue[0]
+	k.queue = k.queue[1:]
+	w.turn <- turn{yield: yield}
+}
+
+func (k *key) dequeue(w *waiter) bool {
+	for i, q := range k.queue {
+		if q == w {
+			k.queue = append(k.queue[:i], k.queue[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Client) newToken() string {
+	return c.id + ":" + strconv.FormatUint(c.seq.Add(1), 36)
+}
+
+// contend acquires k at the backend for this process, waiting for release
+// notifications (with a bounded poll) when wait is set.
+func (c *Client) contend(ctx context.Context, k *key, owner string, wait, yield bool) (*Lease, error) {
+	token := c.newToken()
+	var (
+		released chan struct{}
+		stop     func()
+		timer    *time.Timer
+		delay    = c.cfg.PollInterval
+	)
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		if !yield {
+			start := time.Now()
+			g, err := c.backend.Acquire(ctx, k.name, token, c.cfg.TTL)
+			if err == nil && g.Acquired {
+				return c.hold(ctx, k, owner, token, g, start, true), nil
+			}
+			if err != nil {
+				c.pass(k, turn{})
+				if ctx.Err() != nil {
+					return nil, fmt.Errorf("lock: lock %q: %w", k.name, ctx.Err())
+				}
+				return nil, fmt.Errorf("lock: acquire %q: %w", k.name, err)
+			}
+			if !wait {
+				c.pass(k, turn{})
+				return nil, fmt.Errorf("lock: try %q: %w", k.name, ErrNotAcquired)
+			}
+			delay = c.cfg.PollInterval
+			if g.RetryAfter > 0 && g.RetryAfter < delay {
+				delay = g.RetryAfter
+			}
+		}
+		if released == nil {
+			released = make(chan struct{}, 1)
+			s, err := c.backend.Watch(ctx, k.name, released)
+			if err != nil {
+				c.log.Debug("lock: watch for releases failed; polling", "name", k.name, "error", err)
+			}
+			stop = s
+			if !yield {
+				// A release may have happened before the watch started.
+				continue
+			}
+		}
+		yield = false
+		if timer == nil {
+			timer = time.NewTimer(delay)
+		} else {
+			timer.Reset(delay)
+		}
+		select {
+		case <-released:
+		case <-timer.C:
+		case <-ctx.Done():
+			c.pass(k, turn{})
+			return nil, fmt.Errorf("lock: lock %q: %w", k.name, ctx.Err())
+		case <-c.closing:
+			c.pass(k, turn{})
+			return nil, ErrClosed
+		}
+	}
+}
+
+// hold records a holding of k by this process and starts its watchdog.
+// fresh says that the lock was acquired from the backend rather than handed
+// off, which restarts the hand-off count.
+func (c *Client) hold(ctx context.Context, k *key, owner, token string, g Grant, start time.Time, fresh bool) *Lease {
+	hctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	h := &holding{
+		c:      c,
+		k:      k,
+		token:  token,
+		owner:  owner,
+		fence:  g.Fence,
+		count:  1,
+		ctx:    hctx,
+		cancel: cancel,
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	c.mu.Lock()
+	k.held = h
+	if fresh {
+		k.handoffs = 0
+	}
+	if c.closed {
+		c.mu.Unlock()
+		cancel(ErrClosed)
+		close(h.done)
+		return &Lease{h: h}
+	}
+	c.mu.Unlock()
+	go h.watchdog(start.Add(g.Validity))
+	return &Lease{h: h}
+}
+
+// Close ends every lease of the Client (their contexts are cancelled with
+// ErrClosed and their locks released), stops their watchdogs, and makes
+// waiting and later calls return ErrClosed. It does not close the Backend.
+func (c *Client) Close(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	close(c.closing)
+	var held []*holding
+	for _, k := range c.keys {
+		if k.held != nil {
+			held = append(held, k.held)
+		}
+	}
+	c.mu.Unlock()
+	var errs []error
+	for _, h := range held {
+		h.stopWatchdog()
+		h.cancel(ErrClosed)
+		if _, err := c.backend.Release(ctx, h.k.name, h.token); err != nil && !errors.Is(err, ErrNotHeld) {
+			errs = append(errs, fmt.Errorf("lock: release %q on close: %w", h.k.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}

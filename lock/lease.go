@@ -1,0 +1,154 @@
+package lock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Lease is one hold of a lock, returned by Lock and TryLock. Re-entrant Lock
+// calls of the same owner return further Leases on the same holding; the
+// lock is released (or handed off) when the last of them is unlocked.
+type Lease struct {
+	h        *holding
+	unlocked atomic.Bool
+}
+
+// holding is one possession of a lock by this process under one token.
+type holding struct {
+	c      *Client
+	k      *key
+	token  string
+	owner  string
+	fence  int64
+	count  int // leases not yet unlocked; guarded by c.mu
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+// Name returns the name of the lock.
+func (l *Lease) Name() string { return l.h.k.name }
+
+// Fence returns the fencing token of the holding: it is larger than the
+// token of every earlier holding of this lock name, so a storage that
+// remembers the largest token it has seen can refuse writes of a holder that
+// lost the lock without knowing it.
+func (l *Lease) Fence() int64 { return l.h.fence }
+
+// Context returns a context that carries the values of the context given to
+// Lock and is cancelled the moment the lock is known lost (cause
+// ErrLockLost), when the lease is unlocked (cause ErrUnlocked), or when the
+// Client is closed (cause ErrClosed). Use context.Cause to tell them apart.
+// It is not cancelled by the context given to Lock.
+func (l *Lease) Context() context.Context { return l.h.ctx }
+
+// Unlock ends the lease. When it is the last lease of its holding, the lock
+// is handed to a waiter of this process, or released in the backend. ctx
+// bounds the backend call. Unlocking a lease twice returns ErrNotHeld; a
+// lease whose lock was lost returns ErrLockLost.
+func (l *Lease) Unlock(ctx context.Context) error {
+	h := l.h
+	c := h.c
+	k := h.k
+	if !l.unlocked.CompareAndSwap(false, true) {
+		return fmt.Errorf("lock: unlock %q: %w", k.name, ErrNotHeld)
+	}
+	c.mu.Lock()
+	h.count--
+	if h.count > 0 {
+		c.mu.Unlock()
+		return nil
+	}
+	k.held = nil
+	var next *waiter
+	if len(k.queue) > 0 && k.handoffs < c.cfg.MaxHandoffs && h.ctx.Err() == nil && !c.closed {
+		next = k.queue[0]
+		k.queue = k.queue[1:]
+		k.handoffs++
+	}
+	c.mu.Unlock()
+
+	h.stopWatchdog()
+	cause := context.Cause(h.ctx)
+	h.cancel(ErrUnlocked)
+
+	if next != nil {
+		token := c.newToken()
+		start := time.Now()
+		g, err := c.backend.Handoff(ctx, k.name, h.token, token, c.cfg.TTL)
+		if err == nil {
+			next.turn <- turn{grant: &g, token: token, start: start}
+			return nil
+		}
+		next.turn <- turn{}
+		if errors.Is(err, ErrNotHeld) {
+			return fmt.Errorf("lock: unlock %q: %w", k.name, ErrLockLost)
+		}
+		return fmt.Errorf("lock: hand off %q: %w (it expires after its TTL)", k.name, err)
+	}
+
+	contended, err := c.backend.Release(ctx, k.name, h.token)
+	c.mu.Lock()
+	c.next(k, contended && err == nil && c.cfg.MaxHandoffs > 0 && k.handoffs >= c.cfg.MaxHandoffs)
+	c.mu.Unlock()
+	switch {
+	case cause == ErrClosed:
+		return nil
+	case cause == ErrLockLost || errors.Is(err, ErrNotHeld):
+		return fmt.Errorf("lock: unlock %q: %w", k.name, ErrLockLost)
+	case err != nil:
+		return fmt.Errorf("lock: release %q: %w (it expires after its TTL)", k.name, err)
+	}
+	return nil
+}
+
+func (h *holding) stopWatchdog() {
+	h.stopOnce.Do(func() { close(h.stop) })
+	<-h.done
+}
+
+// watchdog renews the lock every renew interval until stopped, and cancels
+// the holding's context once the lock is known lost: the backend says that
+// another token holds it, or it has expired before a renewal succeeded.
+func (h *holding) watchdog(validUntil time.Time) {
+	defer close(h.done)
+	c := h.c
+	interval := c.cfg.renewInterval()
+	timer := time.NewTimer(min(interval, time.Until(validUntil)))
+	defer timer.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-timer.C:
+		}
+		now := time.Now()
+		if !now.Before(validUntil) {
+			c.log.Warn("lock: lock expired before it could be renewed", "name", h.k.name, "fence", h.fence)
+			h.cancel(ErrLockLost)
+			return
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), validUntil)
+		validity, err := c.backend.Renew(ctx, h.k.name, h.token, c.cfg.TTL)
+		cancel()
+		switch {
+		case err == nil:
+			validUntil = now.Add(validity)
+			timer.Reset(min(interval, time.Until(validUntil)))
+		case errors.Is(err, ErrNotHeld):
+			c.log.Warn("lock: lock lost: renewal found it no longer held", "name", h.k.name, "fence", h.fence)
+			h.cancel(ErrLockLost)
+			return
+		default:
+			c.log.Warn("lock: renewal failed; retrying until the lock expires", "name", h.k.name, "error", err)
+			timer.Reset(max(0, min(interval/4, time.Until(validUntil))))
+		}
+	}
+}

@@ -1,0 +1,142 @@
+package redislock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gtx-io/gtx/lock"
+)
+
+var errClosed = errors.New("redislock: backend closed")
+
+// Config configures a Backend or a RedLock.
+type Config struct {
+	// Prefix starts every key and channel name the backend uses. Empty
+	// means "gtx:lock:".
+	Prefix string
+}
+
+func (c Config) prefix() string {
+	if c.Prefix == "" {
+		return "gtx:lock:"
+	}
+	return c.Prefix
+}
+
+// names are the Redis names of one lock: they share a hash tag so that the
+// scripts touch one cluster slot.
+type names struct {
+	lock, fence, channel string
+}
+
+func keyNames(prefix, name string) names {
+	base := prefix + "{" + name + "}"
+	return names{lock: base, fence: base + ":fence", channel: base + ":released"}
+}
+
+// Backend is a lock.Backend on one Redis server (or cluster): SET NX PX with
+// a unique token, Lua compare-and-delete release and compare-and-pexpire
+// renewal, an INCR fencing counter per lock name (kept after release so that
+// fences keep growing), and a pub/sub channel per lock name on which releases
+// are announced.
+type Backend struct {
+	rdb    redis.UniversalClient
+	prefix string
+	notes  *notifier
+}
+
+var _ lock.Backend = (*Backend)(nil)
+
+// New returns a Backend that keeps locks in rdb. Close it to close its
+// pub/sub connection; rdb stays open.
+func New(rdb redis.UniversalClient, cfg Config) (*Backend, error) {
+	if rdb == nil {
+		return nil, fmt.Errorf("%w: nil redis client", lock.ErrInvalidConfig)
+	}
+	return &Backend{rdb: rdb, prefix: cfg.prefix(), notes: newNotifier(rdb)}, nil
+}
+
+// Close closes the pub/sub connection used to wait for releases.
+func (b *Backend) Close() error { return b.notes.close() }
+
+// Acquire implements lock.Backend.
+func (b *Backend) Acquire(ctx context.Context, name, token string, ttl time.Duration) (lock.Grant, error) {
+	return acquire(ctx, b.rdb, keyNames(b.prefix, name), token, ttl)
+}
+
+// Handoff implements lock.Backend.
+func (b *Backend) Handoff(ctx context.Context, name, from, to string, ttl time.Duration) (lock.Grant, error) {
+	return handoff(ctx, b.rdb, keyNames(b.prefix, name), from, to, ttl)
+}
+
+// Renew implements lock.Backend.
+func (b *Backend) Renew(ctx context.Context, name, token string, ttl time.Duration) (time.Duration, error) {
+	if err := renew(ctx, b.rdb, keyNames(b.prefix, name), token, ttl); err != nil {
+		return 0, err
+	}
+	return ttl, nil
+}
+
+// Release implements lock.Backend. It reports contention when another
+// client was subscribed to the lock's release channel.
+func (b *Backend) Release(ctx context.Context, name, token string) (bool, error) {
+	n, err := release(ctx, b.rdb, keyNames(b.prefix, name), token)
+	return n > 0, err
+}
+
+// Watch implements lock.Backend with a subscription to the lock's release
+// channel on a pub/sub connection shared by the Backend.
+func (b *Backend) Watch(ctx context.Context, name string, released chan<- struct{}) (func(), error) {
+	return b.notes.watch(ctx, keyNames(b.prefix, name).channel, released)
+}
+
+func acquire(ctx context.Context, rdb redis.Scripter, n names, token string, ttl time.Duration) (lock.Grant, error) {
+	res, err := acquireScript.Run(ctx, rdb, []string{n.lock, n.fence}, token, ttl.Milliseconds()).Int64Slice()
+	if err != nil {
+		return lock.Grant{}, fmt.Errorf("redislock: acquire: %w", err)
+	}
+	if len(res) != 2 {
+		return lock.Grant{}, fmt.Errorf("redislock: acquire: unexpected reply %v", res)
+	}
+	if res[0] == 1 {
+		return lock.Grant{Acquired: true, Fence: res[1], Validity: ttl}, nil
+	}
+	return lock.Grant{RetryAfter: max(0, time.Duration(res[1])*time.Millisecond)}, nil
+}
+
+func handoff(ctx context.Context, rdb redis.Scripter, n names, from, to string, ttl time.Duration) (lock.Grant, error) {
+	fence, err := handoffScript.Run(ctx, rdb, []string{n.lock, n.fence}, from, to, ttl.Milliseconds()).Int64()
+	if err != nil {
+		return lock.Grant{}, fmt.Errorf("redislock: hand off: %w", err)
+	}
+	if fence == 0 {
+		return lock.Grant{}, lock.ErrNotHeld
+	}
+	return lock.Grant{Acquired: true, Fence: fence, Validity: ttl}, nil
+}
+
+func renew(ctx context.Context, rdb redis.Scripter, n names, token string, ttl time.Duration) error {
+	ok, err := renewScript.Run(ctx, rdb, []string{n.lock}, token, ttl.Milliseconds()).Int64()
+	if err != nil {
+		return fmt.Errorf("redislock: renew: %w", err)
+	}
+	if ok != 1 {
+		return lock.ErrNotHeld
+	}
+	return nil
+}
+
+func release(ctx context.Context, rdb redis.Scripter, n names, token string) (int64, error) {
+	res, err := releaseScript.Run(ctx, rdb, []string{n.lock}, token, n.channel).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("redislock: release: %w", err)
+	}
+	if res < 0 {
+		return 0, lock.ErrNotHeld
+	}
+	return res, nil
+}
