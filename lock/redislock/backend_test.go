@@ -1,0 +1,129 @@
+package redislock_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gtx-io/gtx/lock"
+	"github.com/gtx-io/gtx/lock/redislock"
+)
+
+func redisAddr() string {
+	if a := os.Getenv("GTX_TEST_REDIS_ADDR"); a != "" {
+		return a
+	}
+	return "127.0.0.1:6379"
+}
+
+func newBackend(t *testing.T) (*redislock.Backend, *redis.Client, string) {
+	t.Helper()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	prefix := "gtxtest:redislock:" + hex.EncodeToString(b[:]) + ":"
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr()})
+	be, err := redislock.New(rdb, redislock.Config{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = be.Close()
+		ctx := context.Background()
+		iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			rdb.Del(ctx, iter.Val())
+		}
+		_ = rdb.Close()
+	})
+	return be, rdb, prefix
+}
+
+// TestBackendTokens checks that only the holding token can renew, hand off
+// or release, and that fences grow across holdings and hand-offs.
+func TestBackendTokens(t *testing.T) {
+	be, rdb, prefix := newBackend(t)
+	ctx := context.Background()
+	ttl := 5 * time.Second
+
+	g, err := be.Acquire(ctx, "k", "t1", ttl)
+	if err != nil || !g.Acquired || g.Fence != 1 {
+		t.Fatalf("first Acquire = %+v, %v", g, err)
+	}
+	g2, err := be.Acquire(ctx, "k", "t2", ttl)
+	if err != nil || g2.Acquired || g2.RetryAfter <= 0 || g2.RetryAfter > ttl {
+		t.Fatalf("Acquire of a held lock = %+v, %v; want not acquired with the holder's TTL", g2, err)
+	}
+	wrong := []struct {
+		name string
+		call func() error
+	}{
+		{"renew", func() error { _, err := be.Renew(ctx, "k", "t2", ttl); return err }},
+		{"release", func() error { _, err := be.Release(ctx, "k", "t2"); return err }},
+		{"handoff", func() error { _, err := be.Handoff(ctx, "k", "t2", "t3", ttl); return err }},
+	}
+	for _, w := range wrong {
+		if err := w.call(); !errors.Is(err, lock.ErrNotHeld) {
+			t.Errorf("%s by a token that does not hold the lock = %v, want ErrNotHeld", w.name, err)
+		}
+	}
+	if v, _ := rdb.Get(ctx, prefix+"{k}").Result(); v != "t1" {
+		t.Fatalf("lock value = %q after refused calls, want t1", v)
+	}
+	if _, err := be.Renew(ctx, "k", "t1", ttl); err != nil {
+		t.Fatal(err)
+	}
+	h, err := be.Handoff(ctx, "k", "t1", "t3", ttl)
+	if err != nil || h.Fence != 2 {
+		t.Fatalf("Handoff = %+v, %v; want fence 2", h, err)
+	}
+	if _, err := be.Release(ctx, "k", "t1"); !errors.Is(err, lock.ErrNotHeld) {
+		t.Fatalf("Release by the token handed off from = %v, want ErrNotHeld", err)
+	}
+	if _, err := be.Release(ctx, "k", "t3"); err != nil {
+		t.Fatal(err)
+	}
+	g, err = be.Acquire(ctx, "k", "t4", ttl)
+	if err != nil || g.Fence != 3 {
+		t.Fatalf("Acquire after release = %+v, %v; want fence 3", g, err)
+	}
+}
+
+func TestBackendWatchWakesOnRelease(t *testing.T) {
+	be, _, _ := newBackend(t)
+	ctx := context.Background()
+	if _, err := be.Acquire(ctx, "w", "t1", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan struct{}, 1)
+	stop, err := be.Watch(ctx, "w", released)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	// The subscription is confirmed when a release reaches a subscriber.
+	var contended bool
+	for !contended {
+		if contended, err = be.Release(ctx, "w", "t1"); err != nil {
+			t.Fatal(err)
+		}
+		if !contended {
+			if _, err := be.Acquire(ctx, "w", "t1", time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	<-released
+}
+
+func TestNewBadInput(t *testing.T) {
+	if _, err := redislock.New(nil, redislock.Config{}); !errors.Is(err, lock.ErrInvalidConfig) {
+		t.Fatalf("New(nil) = %v, want ErrInvalidConfig", err)
+	}
+}

@@ -1,0 +1,294 @@
+package redislock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gtx-io/gtx/lock"
+)
+
+// RedLockConfig configures a RedLock.
+type RedLockConfig struct {
+	// Prefix starts every key and channel name. Empty means "gtx:lock:".
+	Prefix string
+	// NodeTimeout bounds each call to one node, so that a dead node costs
+	// little of the lock's validity. Zero means 50 ms.
+	NodeTimeout time.Duration
+	// DriftFactor is the share of the TTL allowed for clock drift between
+	// nodes; 2 ms are added to it. Zero means 0.01.
+	DriftFactor float64
+}
+
+// RedLock is a lock.Backend on N independent Redis servers (the RedLock
+// algorithm): a lock is held when a quorum of N/2+1 nodes granted it within
+// its TTL; it is valid for TTL minus the time the acquisition took minus
+// the clock drift allowance. An acquisition without quorum is released on
+// every node at once.
+//
+// Fencing tokens are the largest of the quorum's counters, and the counters
+// of the quorum are raised to it, so that every later quorum, which shares a
+// node with this one, returns a larger token. That holds while nodes keep
+// their data: run them with persistence (appendonly with fsync), or keep a
+// restarted node out of service for a TTL, as the RedLock description asks.
+type RedLock struct {
+	nodes   []redis.UniversalClient
+	notes   []*notifier
+	prefix  string
+	timeout time.Duration
+	drift   float64
+	quorum  int
+}
+
+var _ lock.Backend = (*RedLock)(nil)
+
+// NewRedLock returns a RedLock over nodes, which must be independent
+// servers (not replicas of each other). Close it to close its pub/sub
+// connections; the clients stay open.
+func NewRedLock(nodes []redis.UniversalClient, cfg RedLockConfig) (*RedLock, error) {
+	if len(nodes) == 0 {
+		return nil, fmt.Errorf("%w: redlock needs at least one node", lock.ErrInvalidConfig)
+	}
+	if cfg.NodeTimeout < 0 || cfg.DriftFactor < 0 || cfg.DriftFactor >= 1 {
+		return nil, fmt.Errorf("%w: redlock NodeTimeout must not be negative and DriftFactor must be in [0, 1)", lock.ErrInvalidConfig)
+	}
+	r := &RedLock{
+		prefix:  Config{Prefix: cfg.Prefix}.prefix(),
+		timeout: cfg.NodeTimeout,
+		drift:   cfg.DriftFactor,
+		quorum:  len(nodes)/2 + 1,
+	}
+	if r.timeout == 0 {
+		r.timeout = 50 * time.Millisecond
+	}
+	if r.drift == 0 {
+		r.drift = 0.01
+	}
+	for i, n := range nodes {
+		if n == nil {
+			return nil, fmt.Errorf("%w: redlock node %d is nil", lock.ErrInvalidConfig, i)
+		}
+		r.nodes = append(r.nodes, n)
+		r.notes = append(r.notes, newNotifier(n))
+	}
+	return r, nil
+}
+
+// Close closes the pub/sub connections used to wait for releases.
+func (r *RedLock) Close() error {
+	var errs []error
+	for _, n := range r.notes {
+		errs = append(errs, n.close())
+	}
+	return errors.Join(errs...)
+}
+
+// Quorum returns how many nodes must agree: N/2+1.
+func (r *RedLock) Quorum() int { return r.quorum }
+
+// result is the answer of one node.
+type result struct {
+	grant lock.Grant
+	n     int64
+	err   error
+}
+
+// each runs fn on every node in parallel, each bounded by the node timeout,
+// and returns their answers in node order.
+func (r *RedLock) each(ctx context.Context, fn func(ctx context.Context, rdb redis.UniversalClient) result) []result {
+	out := make([]result, len(r.nodes))
+	var wg sync.WaitGroup
+	for i, rdb := range r.nodes {
+		wg.Go(func() {
+			nctx, cancel := context.WithTimeout(ctx, r.timeout)
+			defer cancel()
+			out[i] = fn(nctx, rdb)
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func (r *RedLock) validity(ttl time.Duration, start time.Time) time.Duration {
+	drift := time.Duration(float64(ttl)*r.drift) + 2*time.Millisecond
+	return ttl - time.Since(start) - drift
+}
+
+// granted sums up grant answers: how many nodes granted, how many said the
+// token does not hold the lock, the largest fence and the smallest wait.
+func granted(rs []result) (ok, notHeld int, fence int64, retry time.Duration) {
+	for _, res := range rs {
+		switch {
+		case res.err == nil && res.grant.Acquired:
+			ok++
+			fence = max(fence, res.grant.Fence)
+		case errors.Is(res.err, lock.ErrNotHeld):
+			notHeld++
+		case res.err == nil && res.grant.RetryAfter > 0:
+			if retry == 0 || res.grant.RetryAfter < retry {
+				retry = res.grant.RetryAfter
+			}
+		}
+	}
+	return ok, notHeld, fence, retry
+}
+
+// raise lifts the fence counters of the nodes that granted to fence, when
+// their answers differ.
+func (r *RedLock) raise(ctx context.Context, n names, rs []result, fence int64) {
+	differ := false
+	for _, res := range rs {
+		if res.err == nil && res.grant.Acquired && res.grant.Fence != fence {
+			differ = true
+		}
+	}
+	if !differ {
+		return
+	}
+	r.each(ctx, func(ctx context.Context, rdb redis.UniversalClient) result {
+		return result{err: raiseFenceScript.Run(ctx, rdb, []string{n.fence}, fence).Err()}
+	})
+}
+
+// releaseAll releases every token on every node, ignoring answers: it
+// cleans up after an acquisition or hand-off without quorum.
+func (r *RedLock) releaseAll(ctx context.Context, n names, tokens ...string) {
+	r.each(context.WithoutCancel(ctx), func(ctx context.Context, rdb redis.UniversalClient) result {
+		for _, t := range tokens {
+			_, _ = release(ctx, rdb, n, t)
+		}
+		return result{}
+	})
+}
+
+// Acquire implements lock.Backend.
+func (r *RedLock) Acquire(ctx context.Context, name, token string, ttl time.Duration) (lock.Grant, error) {
+	n := keyNames(r.prefix, name)
+	start := time.Now()
+	rs := r.each(ctx, func(ctx context.Context, rdb redis.UniversalClient) result {
+		g, err := acquire(ctx, rdb, n, token, ttl)
+		return result{grant: g, err: err}
+	})
+	ok, _, fence, retry := granted(rs)
+	if ok >= r.quorum {
+		r.raise(ctx, n, rs, fence)
+		if v := r.validity(ttl, start); v > 0 {
+			return lock.Grant{Acquired: true, Fence: fence, Validity: v}, nil
+		}
+	}
+	r.releaseAll(ctx, n, token)
+	if err := ctx.Err(); err != nil {
+		return lock.Grant{}, err
+	}
+	return lock.Grant{RetryAfter: retry}, nil
+}
+
+// Handoff implements lock.Backend.
+func (r *RedLock) Handoff(ctx context.Context, name, from, to string, ttl time.Duration) (lock.Grant, error) {
+	n := keyNames(r.prefix, name)
+	start := time.Now()
+	rs := r.each(ctx, func(ctx context.Context, rdb redis.UniversalClient) result {
+		g, err := handoff(ctx, rdb, n, from, to, ttl)
+		return result{grant: g, err: err}
+	})
+	ok, notHeld, fence, _ := granted(rs)
+	if ok >= r.quorum {
+		r.raise(ctx, n, rs, fence)
+		if v := r.validity(ttl, start); v > 0 {
+			return lock.Grant{Acquired: true, Fence: fence, Validity: v}, nil
+		}
+	}
+	r.releaseAll(ctx, n, from, to)
+	if notHeld > len(r.nodes)-r.quorum {
+		return lock.Grant{}, lock.ErrNotHeld
+	}
+	return lock.Grant{}, fmt.Errorf("redislock: hand-off reached %d of %d nodes, quorum is %d", ok, len(r.nodes), r.quorum)
+}
+
+// Renew implements lock.Backend.
+func (r *RedLock) Renew(ctx context.Context, name, token string, ttl time.Duration) (time.Duration, error) {
+	n := keyNames(r.prefix, name)
+	start := time.Now()
+	rs := r.each(ctx, func(ctx context.Context, rdb redis.UniversalClient) result {
+		return result{err: renew(ctx, rdb, n, token, ttl)}
+	})
+	ok, notHeld := 0, 0
+	for _, res := range rs {
+		switch {
+		case res.err == nil:
+			ok++
+		case errors.Is(res.err, lock.ErrNotHeld):
+			notHeld++
+		}
+	}
+	if ok >= r.quorum {
+		if v := r.validity(ttl, start); v > 0 {
+			return v, nil
+		}
+	}
+	if notHeld > len(r.nodes)-r.quorum {
+		return 0, lock.ErrNotHeld
+	}
+	return 0, fmt.Errorf("redislock: renewal reached %d of %d nodes, quorum is %d", ok, len(r.nodes), r.quorum)
+}
+
+// Release implements lock.Backend: it releases on every node.
+func (r *RedLock) Release(ctx context.Context, name, token string) (bool, error) {
+	n := keyNames(r.prefix, name)
+	rs := r.each(ctx, func(ctx context.Context, rdb redis.UniversalClient) result {
+		c, err := release(ctx, rdb, n, token)
+		return result{n: c, err: err}
+	})
+	released, notHeld := 0, 0
+	contended := false
+	var errs []error
+	for _, res := range rs {
+		switch {
+		case res.err == nil:
+			released++
+			contended = contended || res.n > 0
+		case errors.Is(res.err, lock.ErrNotHeld):
+			notHeld++
+		default:
+			errs = append(errs, res.err)
+		}
+	}
+	switch {
+	case released > 0:
+		return contended, nil
+	case notHeld >= r.quorum:
+		return false, lock.ErrNotHeld
+	}
+	return false, fmt.Errorf("redislock: release reached no node: %w", errors.Join(errs...))
+}
+
+// Watch implements lock.Backend: a release on any node wakes the waiter.
+func (r *RedLock) Watch(ctx context.Context, name string, released chan<- struct{}) (func(), error) {
+	channel := keyNames(r.prefix, name).channel
+	stops := make([]func(), len(r.notes))
+	errs := make([]error, len(r.notes))
+	var wg sync.WaitGroup
+	for i, note := range r.notes {
+		wg.Go(func() {
+			nctx, cancel := context.WithTimeout(ctx, r.timeout)
+			defer cancel()
+			stops[i], errs[i] = note.watch(nctx, channel, released)
+		})
+	}
+	wg.Wait()
+	stop := func() {
+		for _, s := range stops {
+			s()
+		}
+	}
+	for _, err := range errs {
+		if err == nil {
+			return stop, nil
+		}
+	}
+	return stop, fmt.Errorf("redislock: watch on no node: %w", errors.Join(errs...))
+}
