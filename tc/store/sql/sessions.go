@@ -1,0 +1,383 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/gtx-io/gtx"
+	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
+	"github.com/gtx-io/gtx/tc"
+)
+
+// defaultListLimit is ListGlobals' limit when the filter gives none.
+const defaultListLimit = 100
+
+// finalStatuses are the statuses DeleteFinished removes.
+var finalStatuses = []int32{
+	int32(tcv1.GlobalStatus_COMMITTED), int32(tcv1.GlobalStatus_ROLLBACKED), int32(tcv1.GlobalStatus_TIMEOUT_ROLLBACKED),
+}
+
+// statusValues returns statuses as stored.
+func statusValues(statuses []tcv1.GlobalStatus) []int32 {
+	out := make([]int32, len(statuses))
+	for i, st := range statuses {
+		out[i] = int32(st)
+	}
+	return out
+}
+
+// checkLen returns an ErrInvalidInput error when v is longer than max bytes.
+func checkLen(field, v string, max int) error {
+	if len(v) > max {
+		return fmt.Errorf("%w: %s is %d bytes long, at most %d allowed", ErrInvalidInput, field, len(v), max)
+	}
+	return nil
+}
+
+// checkXID returns an ErrInvalidInput error for a malformed XID.
+func checkXID(xid string) error {
+	if err := gtx.ValidateXID(xid); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidInput, err)
+	}
+	return nil
+}
+
+// forUpdate locks the rows a query reads until the transaction ends, where
+// the dialect supports it; a SQLite write transaction holds the whole
+// database already.
+func (s *Store) forUpdate(tx *gorm.DB) *gorm.DB {
+	if s.dialect == DriverSQLite {
+		return tx
+	}
+	return tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
+}
+
+// CreateGlobal stores g in status BEGIN, whatever g.Status is. A zero
+// BeginTime or UpdateTime is stored as the current time; g is not modified.
+func (s *Store) CreateGlobal(ctx context.Context, g *tc.GlobalSession) error {
+	if err := errors.Join(checkXID(g.XID), checkLen("Name", g.Name, maxNameLen),
+		checkLen("Application", g.Application, maxNameLen), checkLen("Owner", g.Owner, maxNameLen),
+		checkLen("LastError", g.LastError, MaxLastErrorLen)); err != nil {
+		return fmt.Errorf("sqlstore: create global session: %w", err)
+	}
+	if g.Timeout < 0 {
+		return fmt.Errorf("sqlstore: create global session %s: %w: negative timeout %v", g.XID, ErrInvalidInput, g.Timeout)
+	}
+	now := time.Now()
+	begin, updated := g.BeginTime, g.UpdateTime
+	if begin.IsZero() {
+		begin = now
+	}
+	if updated.IsZero() {
+		updated = now
+	}
+	timeoutMs := g.Timeout.Milliseconds()
+	row := globalRow{
+		XID:         g.XID,
+		Name:        g.Name,
+		Application: g.Application,
+		Status:      int32(tcv1.GlobalStatus_BEGIN),
+		TimeoutMs:   timeoutMs,
+		BeginTime:   micros(begin),
+		Deadline:    micros(begin) + timeoutMs*1000,
+		UpdateTime:  micros(updated),
+		Attempts:    int64(g.Attempts),
+		NextAttempt: micros(g.NextAttempt),
+		LastError:   g.LastError,
+		Owner:       g.Owner,
+		LeaseUntil:  micros(g.LeaseUntil),
+	}
+	if err := s.db.WithContext(ctx).Create(&row).Error; err != nil {
+		if isDuplicateKey(err) {
+			return fmt.Errorf("sqlstore: create global session %s: %w", g.XID, tc.ErrDuplicateXID)
+		}
+		return fmt.Errorf("sqlstore: create global session %s: %w", g.XID, err)
+	}
+	return nil
+}
+
+// GetGlobal returns the session with its branches, oldest first.
+func (s *Store) GetGlobal(ctx context.Context, xid string) (*tc.GlobalSession, error) {
+	db := s.db.WithContext(ctx)
+	var row globalRow
+	if err := db.Where("xid = ?", xid).Take(&row).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, fmt.Errorf("sqlstore: get global session %s: %w", xid, tc.ErrNotFound)
+		}
+		return nil, fmt.Errorf("sqlstore: get global session %s: %w", xid, err)
+	}
+	g := row.session()
+	byXID, err := s.branches(db, []string{xid})
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: get global session %s: %w", xid, err)
+	}
+	g.Branches = byXID[xid]
+	return g, nil
+}
+
+// branches returns the branches of xids, oldest first, by XID.
+func (s *Store) branches(db *gorm.DB, xids []string) (map[string][]*tc.BranchSession, error) {
+	var rows []branchRow
+	if err := db.Where("xid IN ?", xids).Order("create_time, branch_id").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("read branches: %w", err)
+	}
+	out := make(map[string][]*tc.BranchSession, len(xids))
+	for i := range rows {
+		out[rows[i].XID] = append(out[rows[i].XID], rows[i].branch())
+	}
+	return out, nil
+}
+
+// UpdateGlobal applies u when the status is one of from, in one conditional
+// UPDATE, and reads the session back in the same transaction.
+func (s *Store) UpdateGlobal(ctx context.Context, xid string, from []tcv1.GlobalStatus, u tc.GlobalUpdate) (*tc.GlobalSession, error) {
+	if err := errors.Join(checkLen("Owner", u.Owner, maxNameLen), checkLen("LastError", u.LastError, MaxLastErrorLen)); err != nil {
+		return nil, fmt.Errorf("sqlstore: update global session %s: %w", xid, err)
+	}
+	var row globalRow
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&globalRow{}).Where("xid = ? AND status IN ?", xid, statusValues(from)).Updates(map[string]any{
+			"status":       int32(u.Status),
+			"attempts":     int64(u.Attempts),
+			"next_attempt": micros(u.NextAttempt),
+			"last_error":   u.LastError,
+			"owner":        u.Owner,
+			"lease_until":  micros(u.LeaseUntil),
+			"update_time":  micros(time.Now()),
+			// The version always changes, so RowsAffected counts matched
+			// rows even on MySQL, which otherwise counts changed ones.
+			"version": gorm.Expr("version + 1"),
+		})
+		if res.Error != nil {
+			return res.Error
+		}
+		if err := tx.Where("xid = ?", xid).Take(&row).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return tc.ErrNotFound
+			}
+			return err
+		}
+		if res.RowsAffected == 0 {
+			return &tc.StatusError{XID: xid, Status: tcv1.GlobalStatus(row.Status)}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: update global session %s to %v: %w", xid, u.Status, err)
+	}
+	return row.session(), nil
+}
+
+// AddBranch stores b while its global session is in BEGIN. It locks the
+// global row (SELECT ... FOR UPDATE) so that a concurrent status change
+// waits for the branch, or the branch for the status change.
+func (s *Store) AddBranch(ctx context.Context, b *tc.BranchSession) error {
+	if err := errors.Join(checkXID(b.XID), checkLen("ResourceID", b.ResourceID, maxNameLen)); err != nil {
+		return fmt.Errorf("sqlstore: add branch: %w", err)
+	}
+	created := b.CreateTime
+	if created.IsZero() {
+		created = time.Now()
+	}
+	data := b.ApplicationData
+	if data == nil {
+		data = []byte{}
+	}
+	row := branchRow{
+		XID:             b.XID,
+		BranchID:        b.BranchID,
+		Type:            int32(b.Type),
+		ResourceID:      b.ResourceID,
+		LockKeys:        b.LockKeys,
+		ApplicationData: data,
+		Status:          int32(b.Status),
+		CreateTime:      micros(created),
+	}
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var g globalRow
+		if err := s.forUpdate(tx.Select("status")).Where("xid = ?", b.XID).Take(&g).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return tc.ErrNotFound
+			}
+			return err
+		}
+		if g.Status != int32(tcv1.GlobalStatus_BEGIN) {
+			return &tc.StatusError{XID: b.XID, Status: tcv1.GlobalStatus(g.Status)}
+		}
+		if err := tx.Create(&row).Error; err != nil {
+			if isDuplicateKey(err) {
+				return ErrDuplicateBranch
+			}
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlstore: add branch %d to %s: %w", b.BranchID, b.XID, err)
+	}
+	return nil
+}
+
+// UpdateBranch sets a branch's status, and its application data when data is
+// not nil.
+func (s *Store) UpdateBranch(ctx context.Context, xid string, branchID int64, status tcv1.BranchStatus, data []byte) error {
+	set := map[string]any{"status": int32(status)}
+	if data != nil {
+		set["application_data"] = data
+	}
+	db := s.db.WithContext(ctx)
+	res := db.Model(&branchRow{}).Where("xid = ? AND branch_id = ?", xid, branchID).Updates(set)
+	if res.Error != nil {
+		return fmt.Errorf("sqlstore: update branch %d of %s: %w", branchID, xid, res.Error)
+	}
+	if res.RowsAffected > 0 {
+		return nil
+	}
+	// MySQL counts only changed rows: an update to the same values affects
+	// none, so tell that apart from a missing branch.
+	var n int64
+	if err := db.Model(&branchRow{}).Where("xid = ? AND branch_id = ?", xid, branchID).Count(&n).Error; err != nil {
+		return fmt.Errorf("sqlstore: update branch %d of %s: %w", branchID, xid, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlstore: update branch %d of %s: %w", branchID, xid, tc.ErrNotFound)
+	}
+	return nil
+}
+
+// ListGlobals returns sessions without branches, newest first.
+func (s *Store) ListGlobals(ctx context.Context, f tc.ListFilter) ([]*tc.GlobalSession, error) {
+	if f.Limit < 0 {
+		return nil, fmt.Errorf("sqlstore: list global sessions: %w: negative limit %d", ErrInvalidInput, f.Limit)
+	}
+	limit := f.Limit
+	if limit == 0 {
+		limit = defaultListLimit
+	}
+	q := s.db.WithContext(ctx)
+	if len(f.Statuses) > 0 {
+		q = q.Where("status IN ?", statusValues(f.Statuses))
+	}
+	var rows []globalRow
+	if err := q.Order("begin_time DESC, xid DESC").Limit(limit).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("sqlstore: list global sessions: %w", err)
+	}
+	return sessions(rows), nil
+}
+
+// sessions converts rows.
+func sessions(rows []globalRow) []*tc.GlobalSession {
+	out := make([]*tc.GlobalSession, len(rows))
+	for i := range rows {
+		out[i] = rows[i].session()
+	}
+	return out
+}
+
+// claimable is the condition for ClaimDue, in both the search for candidates
+// and the UPDATE that takes them, so that a row another replica took in
+// between is left alone.
+const claimable = "status IN ? AND next_attempt <= ? AND (owner = '' OR owner = ? OR lease_until <= ?)"
+
+// ClaimDue selects up to limit candidates, then takes them in one UPDATE that
+// repeats the whole condition, so that each row goes to one owner even when
+// replicas race; it returns the rows that the owner holds afterwards.
+func (s *Store) ClaimDue(ctx context.Context, owner string, statuses []tcv1.GlobalStatus, now time.Time, lease time.Duration, limit int) ([]*tc.GlobalSession, error) {
+	switch {
+	case owner == "":
+		return nil, fmt.Errorf("sqlstore: claim due sessions: %w: empty owner", ErrInvalidInput)
+	case lease <= 0:
+		return nil, fmt.Errorf("sqlstore: claim due sessions: %w: lease %v is not positive", ErrInvalidInput, lease)
+	case limit <= 0:
+		return nil, fmt.Errorf("sqlstore: claim due sessions: %w: limit %d is not positive", ErrInvalidInput, limit)
+	}
+	if err := checkLen("owner", owner, maxNameLen); err != nil {
+		return nil, fmt.Errorf("sqlstore: claim due sessions: %w", err)
+	}
+	db := s.db.WithContext(ctx)
+	nowUs, until := micros(now), micros(now.Add(lease))
+	sts := statusValues(statuses)
+	var candidates []string
+	err := db.Model(&globalRow{}).Where(claimable, sts, nowUs, owner, nowUs).
+		Order("next_attempt, xid").Limit(limit).Pluck("xid", &candidates).Error
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: claim due sessions: find candidates: %w", err)
+	}
+	if len(candidates) == 0 {
+		return nil, nil
+	}
+	err = db.Model(&globalRow{}).Where("xid IN ?", candidates).Where(claimable, sts, nowUs, owner, nowUs).
+		Updates(map[string]any{"owner": owner, "lease_until": until, "version": gorm.Expr("version + 1")}).Error
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: claim due sessions: %w", err)
+	}
+	var rows []globalRow
+	err = db.Where("xid IN ? AND owner = ? AND lease_until = ?", candidates, owner, until).
+		Order("next_attempt, xid").Find(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: claim due sessions: read claimed: %w", err)
+	}
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	out := sessions(rows)
+	claimed := make([]string, len(out))
+	for i, g := range out {
+		claimed[i] = g.XID
+	}
+	byXID, err := s.branches(db, claimed)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: claim due sessions: %w", err)
+	}
+	for _, g := range out {
+		g.Branches = byXID[g.XID]
+	}
+	return out, nil
+}
+
+// ListTimedOut returns sessions in BEGIN whose deadline (BeginTime plus
+// Timeout, stored at creation) is before now, earliest deadline first.
+func (s *Store) ListTimedOut(ctx context.Context, now time.Time, limit int) ([]*tc.GlobalSession, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("sqlstore: list timed-out sessions: %w: limit %d is not positive", ErrInvalidInput, limit)
+	}
+	var rows []globalRow
+	err := s.db.WithContext(ctx).Where("status = ? AND deadline < ?", int32(tcv1.GlobalStatus_BEGIN), micros(now)).
+		Order("deadline, xid").Limit(limit).Find(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: list timed-out sessions: %w", err)
+	}
+	return sessions(rows), nil
+}
+
+// DeleteFinished deletes up to limit finished sessions last updated before
+// before, with their branches, in one transaction.
+func (s *Store) DeleteFinished(ctx context.Context, before time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, fmt.Errorf("sqlstore: delete finished sessions: %w: limit %d is not positive", ErrInvalidInput, limit)
+	}
+	var deleted int64
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var xids []string
+		err := tx.Model(&globalRow{}).Where("status IN ? AND update_time < ?", finalStatuses, micros(before)).
+			Order("update_time, xid").Limit(limit).Pluck("xid", &xids).Error
+		if err != nil || len(xids) == 0 {
+			return err
+		}
+		if err := tx.Where("xid IN ?", xids).Delete(&branchRow{}).Error; err != nil {
+			return err
+		}
+		res := tx.Where("xid IN ? AND status IN ?", xids, finalStatuses).Delete(&globalRow{})
+		deleted = res.RowsAffected
+		return res.Error
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: delete finished sessions: %w", err)
+	}
+	return int(deleted), nil
+}

@@ -1,0 +1,188 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/mysql"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/gtx-io/gtx/tc"
+)
+
+// Store is a tc.Store and a tc.LockStore kept in a SQL database through
+// gorm. It is safe for concurrent use, and several Stores (in several
+// coordinator replicas) may share one MySQL or PostgreSQL database.
+type Store struct {
+	db      *gorm.DB
+	dialect string
+	log     *slog.Logger
+	// owned is true when Open created the connection pool, so Close closes
+	// it.
+	owned bool
+}
+
+var (
+	_ tc.Store     = (*Store)(nil)
+	_ tc.LockStore = (*Store)(nil)
+)
+
+// Open connects to the database cfg names, creates or updates the schema,
+// and returns a Store that Close shuts down. Zero fields of cfg other than
+// Driver and DSN take their DefaultConfig values.
+//
+// For SQLite, Open turns on WAL journaling, sets synchronous to
+// cfg.SQLiteSynchronous and the busy timeout to cfg.SQLiteBusyTimeout on
+// every connection, and uses a single connection: concurrent callers queue
+// for it inside the process instead of failing with SQLITE_BUSY.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	var dialector gorm.Dialector
+	switch cfg.Driver {
+	case DriverSQLite:
+		dialector = sqlite.Open(sqliteDSN(cfg))
+	case DriverMySQL:
+		dialector = mysql.Open(cfg.DSN)
+	case DriverPostgres:
+		dialector = postgres.Open(cfg.DSN)
+	}
+	db, err := gorm.Open(dialector, &gorm.Config{
+		SkipDefaultTransaction: true,
+		Logger: quietLogger{logger.NewSlogLogger(cfg.Logger, logger.Config{
+			SlowThreshold:             cfg.SlowQuery,
+			LogLevel:                  logger.Warn,
+			IgnoreRecordNotFoundError: true,
+			ParameterizedQueries:      true,
+		})},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: open %s database: %w", cfg.Driver, err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: open %s database: %w", cfg.Driver, err)
+	}
+	if cfg.Driver == DriverSQLite {
+		sqlDB.SetMaxOpenConns(1)
+		sqlDB.SetMaxIdleConns(1)
+		sqlDB.SetConnMaxLifetime(0)
+		sqlDB.SetConnMaxIdleTime(0)
+	} else {
+		sqlDB.SetMaxOpenConns(cfg.MaxOpenConns)
+		sqlDB.SetMaxIdleConns(cfg.MaxIdleConns)
+		sqlDB.SetConnMaxLifetime(cfg.ConnMaxLifetime)
+	}
+	s := New(db)
+	s.log = cfg.Logger
+	s.owned = true
+	if err := s.Ping(ctx); err != nil {
+		sqlDB.Close()
+		return nil, err
+	}
+	if err := s.Migrate(ctx); err != nil {
+		sqlDB.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// New returns a Store that uses db, which the caller keeps owning: Close
+// does not close it, and New does not create the schema (call Migrate).
+//
+// A SQLite db must allow at most one open connection (or use
+// "_txlock=immediate"), since SQLite fails rather than waits when two
+// connections both try to turn a read transaction into a write.
+func New(db *gorm.DB) *Store {
+	return &Store{
+		db:      db.Session(&gorm.Session{SkipDefaultTransaction: true, NewDB: true}),
+		dialect: db.Dialector.Name(),
+		log:     slog.Default(),
+	}
+}
+
+// Migrate creates the tables and indexes the store needs, and adds what an
+// older version of them lacks. It is idempotent; Open calls it.
+func (s *Store) Migrate(ctx context.Context) error {
+	db := s.db.WithContext(ctx)
+	if s.dialect == DriverMySQL {
+		// Binary collation: XIDs and locked keys compare byte for byte, as
+		// they do in Go, never case- or accent-insensitively.
+		db = db.Set("gorm:table_options", "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin")
+	}
+	if err := db.AutoMigrate(&globalRow{}, &branchRow{}, &lockRow{}); err != nil {
+		return fmt.Errorf("sqlstore: create schema: %w", err)
+	}
+	return nil
+}
+
+// Ping checks that the database is reachable.
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return fmt.Errorf("sqlstore: ping: %w", err)
+	}
+	if err := sqlDB.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlstore: ping %s database: %w", s.dialect, err)
+	}
+	return nil
+}
+
+// Close closes the connection pool when Open created it; for a Store from
+// New it does nothing.
+func (s *Store) Close() error {
+	if !s.owned {
+		return nil
+	}
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return fmt.Errorf("sqlstore: close: %w", err)
+	}
+	if err := sqlDB.Close(); err != nil {
+		return fmt.Errorf("sqlstore: close: %w", err)
+	}
+	return nil
+}
+
+// sqliteDSN adds the pragmas the store relies on to cfg.DSN. They run on
+// every new connection, before the caller's own "_pragma" parameters, which
+// may override them.
+func sqliteDSN(cfg Config) string {
+	path, query, _ := strings.Cut(cfg.DSN, "?")
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", cfg.SQLiteBusyTimeout.Milliseconds()))
+	q.Add("_pragma", "synchronous("+strings.ToUpper(cfg.SQLiteSynchronous)+")")
+	q.Set("_txlock", "immediate")
+	dsn := path + "?" + q.Encode()
+	if query != "" {
+		dsn += "&" + query
+	}
+	return dsn
+}
+
+// quietLogger passes gorm's logs on, except errors the store expects and
+// handles itself: duplicate keys (a taken XID or lock) and transactions the
+// database aborted for contention (retried).
+type quietLogger struct{ logger.Interface }
+
+func (l quietLogger) LogMode(level logger.LogLevel) logger.Interface {
+	return quietLogger{l.Interface.LogMode(level)}
+}
+
+func (l quietLogger) Trace(ctx context.Context, begin time.Time, fc func() (string, int64), err error) {
+	if isDuplicateKey(err) || isTransient(err) || errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	l.Interface.Trace(ctx, begin, fc, err)
+}
