@@ -30,8 +30,8 @@ type Backend interface {
 	Release(ctx context.Context, name, token string) (contended bool, err error)
 	// Watch registers interest in releases of name: after a release, one
 	// value is sent on released (without blocking; a pending value stays)
-	// until stop is called. A Backend that cannot notify returns a nil
-	// channel; waiters then poll.
+	// until stop is called. A Backend that cannot notify returns a stop
+	// function that does nothing and a nil error; waiters then poll.
 	Watch(ctx context.Context, name string, released chan<- struct{}) (stop func(), err error)
 }
 
