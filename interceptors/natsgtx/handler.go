@@ -90,7 +90,7 @@ func JetStreamHandler(ctx context.Context, h JetStreamHandlerFunc, opts ...Optio
 		mctx, err := o.ingress(ctx, msg.Subject(), msg.Headers())
 		if err != nil {
 			o.logger.WarnContext(ctx, "natsgtx: terminated a jetstream message with a malformed xid", "subject", msg.Subject(), "error", err)
-			if err := msg.TermWithReason("gtx: malformed xid"); err != nil {
+			if err := msg.Term(); err != nil {
 				o.logger.WarnContext(ctx, "natsgtx: terminating a jetstream message failed", "subject", msg.Subject(), "error", err)
 			}
 			return

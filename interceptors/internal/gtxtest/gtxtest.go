@@ -62,7 +62,8 @@ type Echo struct {
 	Next func(ctx context.Context, cmd string) error
 }
 
-func (e *Echo) handle(ctx context.Context, cmd string) (string, error) {
+// Handle counts the call, calls Next, and runs the package's Handle.
+func (e *Echo) Handle(ctx context.Context, cmd string) (string, error) {
 	e.Calls.Add(1)
 	if e.Next != nil {
 		if err := e.Next(ctx, cmd); err != nil {
@@ -79,7 +80,7 @@ func unaryHandler(method string) func(srv any, ctx context.Context, dec func(any
 			return nil, err
 		}
 		h := func(ctx context.Context, req any) (any, error) {
-			s, err := srv.(*Echo).handle(ctx, req.(*wrapperspb.StringValue).GetValue())
+			s, err := srv.(*Echo).Handle(ctx, req.(*wrapperspb.StringValue).GetValue())
 			if err != nil {
 				return nil, err
 			}
@@ -102,7 +103,7 @@ func streamHandler(srv any, stream grpc.ServerStream) error {
 			}
 			return err
 		}
-		s, err := e.handle(stream.Context(), in.GetValue())
+		s, err := e.Handle(stream.Context(), in.GetValue())
 		if err != nil {
 			return err
 		}
