@@ -92,11 +92,7 @@ func (s *Store) AcquireLocks(ctx context.Context, xid string, branchID int64, lo
 	if len(groups) == 0 {
 		return nil
 	}
-	err = s.retry(ctx, func() error {
-		return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			return acquire(tx, xid, branchID, groups)
-		})
-	})
+	err = s.transact(ctx, func(tx *gorm.DB) error { return acquire(tx, xid, branchID, groups) })
 	if err != nil {
 		return fmt.Errorf("sqlstore: acquire locks for %s branch %d: %w", xid, branchID, err)
 	}

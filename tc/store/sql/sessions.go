@@ -57,6 +57,12 @@ func (s *Store) forUpdate(tx *gorm.DB) *gorm.DB {
 	return tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
 }
 
+// transact runs fn in a transaction, and again (up to maxAttempts times)
+// when the database aborts it for contention.
+func (s *Store) transact(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return s.retry(ctx, func() error { return s.db.WithContext(ctx).Transaction(fn) })
+}
+
 // CreateGlobal stores g in status BEGIN, whatever g.Status is. A zero
 // BeginTime or UpdateTime is stored as the current time; g is not modified.
 func (s *Store) CreateGlobal(ctx context.Context, g *tc.GlobalSession) error {
@@ -140,7 +146,7 @@ func (s *Store) UpdateGlobal(ctx context.Context, xid string, from []tcv1.Global
 		return nil, fmt.Errorf("sqlstore: update global session %s: %w", xid, err)
 	}
 	var row globalRow
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transact(ctx, func(tx *gorm.DB) error {
 		res := tx.Model(&globalRow{}).Where("xid = ? AND status IN ?", xid, statusValues(from)).Updates(map[string]any{
 			"status":       int32(u.Status),
 			"attempts":     int64(u.Attempts),
@@ -198,7 +204,7 @@ func (s *Store) AddBranch(ctx context.Context, b *tc.BranchSession) error {
 		Status:          int32(b.Status),
 		CreateTime:      micros(created),
 	}
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transact(ctx, func(tx *gorm.DB) error {
 		var g globalRow
 		if err := s.forUpdate(tx.Select("status")).Where("xid = ?", b.XID).Take(&g).Error; err != nil {
 			if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -299,14 +305,25 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, statuses []tcv1.Glob
 	if err := checkLen("owner", owner, maxNameLen); err != nil {
 		return nil, fmt.Errorf("sqlstore: claim due sessions: %w", err)
 	}
-	db := s.db.WithContext(ctx)
-	nowUs, until := micros(now), micros(now.Add(lease))
-	sts := statusValues(statuses)
+	var out []*tc.GlobalSession
+	err := s.retry(ctx, func() error {
+		var err error
+		out, err = s.claim(s.db.WithContext(ctx), owner, statusValues(statuses), micros(now), micros(now.Add(lease)), limit)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: claim due sessions for %s: %w", owner, err)
+	}
+	return out, nil
+}
+
+// claim is one attempt of ClaimDue.
+func (s *Store) claim(db *gorm.DB, owner string, sts []int32, nowUs, until int64, limit int) ([]*tc.GlobalSession, error) {
 	var candidates []string
 	err := db.Model(&globalRow{}).Where(claimable, sts, nowUs, owner, nowUs).
 		Order("next_attempt, xid").Limit(limit).Pluck("xid", &candidates).Error
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: claim due sessions: find candidates: %w", err)
+		return nil, fmt.Errorf("find candidates: %w", err)
 	}
 	if len(candidates) == 0 {
 		return nil, nil
@@ -314,13 +331,13 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, statuses []tcv1.Glob
 	err = db.Model(&globalRow{}).Where("xid IN ?", candidates).Where(claimable, sts, nowUs, owner, nowUs).
 		Updates(map[string]any{"owner": owner, "lease_until": until, "version": gorm.Expr("version + 1")}).Error
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: claim due sessions: %w", err)
+		return nil, fmt.Errorf("take candidates: %w", err)
 	}
 	var rows []globalRow
 	err = db.Where("xid IN ? AND owner = ? AND lease_until = ?", candidates, owner, until).
 		Order("next_attempt, xid").Find(&rows).Error
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: claim due sessions: read claimed: %w", err)
+		return nil, fmt.Errorf("read claimed: %w", err)
 	}
 	if len(rows) == 0 {
 		return nil, nil
@@ -332,7 +349,7 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, statuses []tcv1.Glob
 	}
 	byXID, err := s.branches(db, claimed)
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: claim due sessions: %w", err)
+		return nil, err
 	}
 	for _, g := range out {
 		g.Branches = byXID[g.XID]
@@ -362,7 +379,7 @@ func (s *Store) DeleteFinished(ctx context.Context, before time.Time, limit int)
 		return 0, fmt.Errorf("sqlstore: delete finished sessions: %w: limit %d is not positive", ErrInvalidInput, limit)
 	}
 	var deleted int64
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transact(ctx, func(tx *gorm.DB) error {
 		var xids []string
 		err := tx.Model(&globalRow{}).Where("status IN ? AND update_time < ?", finalStatuses, micros(before)).
 			Order("update_time, xid").Limit(limit).Pluck("xid", &xids).Error
