@@ -236,6 +236,7 @@ func (c *Client) contend(ctx context.Context, k *key, owner string, wait, yield 
 				return c.hold(ctx, k, owner, token, g, start, true), nil
 			}
 			if err != nil {
+				c.abandon(ctx, k.name, token)
 				c.pass(k, turn{})
 				if ctx.Err() != nil {
 					return nil, fmt.Errorf("lock: lock %q: %w", k.name, ctx.Err())
@@ -279,6 +280,17 @@ func (c *Client) contend(ctx context.Context, k *key, owner string, wait, yield 
 			c.pass(k, turn{})
 			return nil, ErrClosed
 		}
+	}
+}
+
+// abandon releases token after a failed acquisition, in case the backend
+// granted the lock but its answer was lost; otherwise the lock would stay
+// taken until its TTL ran out.
+func (c *Client) abandon(ctx context.Context, name, token string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(c.cfg.TTL, time.Second))
+	defer cancel()
+	if _, err := c.backend.Release(ctx, name, token); err != nil && !errors.Is(err, ErrNotHeld) {
+		c.log.Debug("lock: release after a failed acquisition failed; the lock expires after its TTL", "name", name, "error", err)
 	}
 }
 

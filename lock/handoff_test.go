@@ -2,7 +2,9 @@ package lock_test
 
 import (
 	"context"
+	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -141,5 +143,72 @@ func TestHandoffFairnessBound(t *testing.T) {
 	// queue ran dry.
 	if order[len(order)-1] == "b" {
 		t.Fatalf("process b got the lock only after every local waiter of a: %v", order)
+	}
+}
+
+// TestWaitersGivingUp has waiters whose deadlines expire while the lock is
+// handed around, so turns reach waiters that are leaving: the lock must
+// stay exclusive and usable afterwards.
+func TestWaitersGivingUp(t *testing.T) {
+	prefix := newPrefix(t)
+	ctx := context.Background()
+	cfg := testConfig()
+	cfg.MaxHandoffs = 4
+	procs := []*proc{newProc(t, prefix, cfg), newProc(t, prefix, cfg)}
+	var (
+		holders   atomic.Int32
+		overlaps  atomic.Int32
+		acquired  atomic.Int32
+		gaveUp    atomic.Int32
+		wg        sync.WaitGroup
+		unexpects = make(chan error, 64)
+	)
+	for g := range 48 {
+		wg.Go(func() {
+			p := procs[g%2]
+			for i := range 10 {
+				wctx, cancel := context.WithTimeout(ctx, time.Duration(1+(g+i)%4)*time.Millisecond)
+				lease, err := p.locks.Lock(wctx, "flaky")
+				cancel()
+				if errors.Is(err, context.DeadlineExceeded) {
+					gaveUp.Add(1)
+					continue
+				}
+				if err != nil {
+					unexpects <- err
+					return
+				}
+				acquired.Add(1)
+				if holders.Add(1) != 1 {
+					overlaps.Add(1)
+				}
+				time.Sleep(200 * time.Microsecond)
+				holders.Add(-1)
+				if err := lease.Unlock(ctx); err != nil {
+					unexpects <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(unexpects)
+	for err := range unexpects {
+		t.Fatal(err)
+	}
+	if n := overlaps.Load(); n != 0 {
+		t.Fatalf("%d overlapping holders", n)
+	}
+	if acquired.Load() == 0 || gaveUp.Load() == 0 {
+		t.Fatalf("acquired %d, gave up %d: the test did not exercise both", acquired.Load(), gaveUp.Load())
+	}
+	for _, p := range procs {
+		l, err := p.locks.TryLock(ctx, "flaky")
+		if err != nil {
+			t.Fatalf("lock unusable after waiters gave up: %v", err)
+		}
+		if err := l.Unlock(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
