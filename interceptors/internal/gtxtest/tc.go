@@ -1,0 +1,75 @@
+package gtxtest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
+	"github.com/gtx-io/gtx/idgen"
+	"github.com/gtx-io/gtx/tc"
+	sqlstore "github.com/gtx-io/gtx/tc/store/sql"
+)
+
+// StartTC starts a real coordinator with an SQLite store in t's temporary
+// directory, served on a loopback gRPC port and stopped when t ends, and
+// returns a client of it.
+func StartTC(t testing.TB) tcv1.CoordinatorClient {
+	t.Helper()
+	ctx := context.Background()
+	idCfg := idgen.DefaultConfig()
+	idCfg.NodeID = 1
+	ids, err := idgen.New(idCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := tc.DefaultConfig()
+	cfg.ServerID = "interceptors-test"
+	cfg.IDs = ids
+	cfg.RetryInitial = 20 * time.Millisecond
+	cfg.RetryMax = 200 * time.Millisecond
+	cfg.RecoveryInterval = 50 * time.Millisecond
+	cfg.TimeoutCheckInterval = 100 * time.Millisecond
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, err := sqlstore.Open(ctx, sqlstore.Config{Driver: sqlstore.DriverSQLite, DSN: filepath.Join(t.TempDir(), "tc.db"), Logger: cfg.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := tc.NewServer(cfg, store, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	tcv1.RegisterCoordinatorServer(gs, srv)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = gs.Serve(lis)
+	}()
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cc.Close()
+		_ = srv.Close()
+		gs.Stop()
+		<-done
+		_ = store.Close()
+	})
+	return tcv1.NewCoordinatorClient(cc)
+}
