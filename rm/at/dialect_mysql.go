@@ -1,0 +1,222 @@
+package at
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/pingcap/tidb/pkg/parser/format"
+)
+
+type mysqlDialect struct{ p *tidbParser }
+
+var mysqlSingleton = &mysqlDialect{p: newTiDBParser(0,
+	format.RestoreStringSingleQuotes|format.RestoreStringEscapeBackslash|format.RestoreKeyWordUppercase|
+		format.RestoreNameBackQuotes|format.RestoreStringWithoutCharset)}
+
+// MySQL returns the dialect of MySQL and MariaDB. Statements are parsed by
+// TiDB's parser in the default SQL mode (backslash escapes on, "..." is a
+// string); metadata comes from information_schema of the current database
+// or the schema a statement names.
+func MySQL() Dialect { return mysqlSingleton }
+
+func (d *mysqlDialect) Name() string { return "mysql" }
+
+func (d *mysqlDialect) Parse(query string) ([]Statement, error) { return d.p.parse(query) }
+
+func (d *mysqlDialect) Quote(ident string) string { return quoteWith(ident, '`') }
+
+func (d *mysqlDialect) SelectColumn(qualifier, col string) string {
+	return d.Quote(qualifier) + "." + d.Quote(col)
+}
+
+func (d *mysqlDialect) ForUpdate() string { return " FOR UPDATE" }
+
+func (d *mysqlDialect) FirstInsertID(lastInsertID, n int64) int64 { return lastInsertID }
+
+func (d *mysqlDialect) LockWrites(string) string { return "" }
+
+func (d *mysqlDialect) LoadTable(ctx context.Context, q queryer, ref TableRef) (*TableMeta, error) {
+	schema, args := "DATABASE()", []any{ref.Name}
+	if ref.Schema != "" {
+		schema, args = "?", []any{ref.Schema, ref.Name}
+	}
+	rows, err := q.query(ctx, "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "+
+		schema+" AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION", args)
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("%w: %s", ErrNoTable, ref.QualifiedName())
+	}
+	m := &TableMeta{Name: ref.QualifiedName()}
+	for _, r := range rows {
+		ctype := strings.ToLower(asString(r[2]))
+		m.Columns = append(m.Columns, Column{
+			Name:          asString(r[0]),
+			DataType:      strings.ToLower(asString(r[1])),
+			Unsigned:      strings.Contains(ctype, "unsigned"),
+			AutoIncrement: strings.Contains(strings.ToLower(asString(r[3])), "auto_increment"),
+		})
+	}
+	idx, err := q.query(ctx, "SELECT INDEX_NAME, COLUMN_NAME, NON_UNIQUE FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = "+
+		schema+" AND TABLE_NAME = ? ORDER BY INDEX_NAME, SEQ_IN_INDEX", args)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	keys := map[string][]int{}
+	for _, r := range idx {
+		if asString(r[2]) != "0" {
+			continue
+		}
+		name := asString(r[0])
+		col := m.ColumnIndex(asString(r[1]))
+		if col < 0 {
+			return nil, fmt.Errorf("at: index %s of %s names unknown column %s", name, m.Name, asString(r[1]))
+		}
+		if _, ok := keys[name]; !ok {
+			names = append(names, name)
+		}
+		keys[name] = append(keys[name], col)
+	}
+	for _, name := range names {
+		if name == "PRIMARY" {
+			m.PK = keys[name]
+		} else {
+			m.Uniques = append(m.Uniques, keys[name])
+		}
+	}
+	return m, nil
+}
+
+func asString(v any) string {
+	switch x := v.(type) {
+	case []byte:
+		return string(x)
+	case string:
+		return x
+	case nil:
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+func (d *mysqlDialect) Normalize(c Column, v any) (Value, error) {
+	if v == nil {
+		return Value{Type: TypeNull}, nil
+	}
+	switch c.DataType {
+	case "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year":
+		if c.Unsigned {
+			u, err := toUint(v)
+			return Value{Type: TypeUint, Uint: u}, err
+		}
+		i, err := toInt(v)
+		return Value{Type: TypeInt, Int: i}, err
+	case "float", "double", "real":
+		f, err := toFloat(v)
+		if c.DataType == "float" {
+			f = float64(float32(f))
+		}
+		return Value{Type: TypeFloat, Float: f}, err
+	case "date", "datetime", "timestamp", "time":
+		if t, ok := v.(time.Time); ok {
+			return Value{Type: TypeTime, Time: t}, nil
+		}
+		return Value{Type: TypeText, Bytes: toBytes(v)}, nil
+	case "bit", "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob",
+		"geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection":
+		return Value{Type: TypeBytes, Bytes: toBytes(v)}, nil
+	}
+	return Value{Type: TypeText, Bytes: toBytes(v)}, nil
+}
+
+func toBytes(v any) []byte {
+	switch x := v.(type) {
+	case []byte:
+		return x
+	case string:
+		return []byte(x)
+	}
+	return []byte(fmt.Sprint(v))
+}
+
+func toInt(v any) (int64, error) {
+	switch x := v.(type) {
+	case int64:
+		return x, nil
+	case uint64:
+		if x > math.MaxInt64 {
+			return 0, fmt.Errorf("at: %d overflows a signed column", x)
+		}
+		return int64(x), nil
+	case bool:
+		if x {
+			return 1, nil
+		}
+		return 0, nil
+	case []byte, string:
+		return strconv.ParseInt(asString(x), 10, 64)
+	}
+	return 0, fmt.Errorf("at: cannot read %T as an integer", v)
+}
+
+func toUint(v any) (uint64, error) {
+	switch x := v.(type) {
+	case int64:
+		return uint64(x), nil
+	case uint64:
+		return x, nil
+	case []byte, string:
+		return strconv.ParseUint(asString(x), 10, 64)
+	}
+	return 0, fmt.Errorf("at: cannot read %T as an unsigned integer", v)
+}
+
+func toFloat(v any) (float64, error) {
+	switch x := v.(type) {
+	case float64:
+		return x, nil
+	case float32:
+		return float64(x), nil
+	case int64:
+		return float64(x), nil
+	case []byte, string:
+		return strconv.ParseFloat(asString(x), 64)
+	}
+	return 0, fmt.Errorf("at: cannot read %T as a float", v)
+}
+
+func (d *mysqlDialect) UndoTableDDL(table string) []string {
+	return []string{"CREATE TABLE IF NOT EXISTS " + d.Quote(table) + ` (
+  xid VARCHAR(128) NOT NULL,
+  branch_id BIGINT NOT NULL,
+  state TINYINT NOT NULL,
+  rollback_info LONGBLOB NOT NULL,
+  created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  PRIMARY KEY (xid, branch_id),
+  KEY idx_created_at (created_at)
+) ENGINE=InnoDB`}
+}
+
+func (d *mysqlDialect) IsSchemaChange(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		switch me.Number {
+		case 1054, 1146, 1356: // unknown column, no such table, invalid view
+			return true
+		}
+	}
+	return false
+}
+
+func (d *mysqlDialect) IsDuplicateKey(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1062
+}

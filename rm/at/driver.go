@@ -1,0 +1,174 @@
+package at
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"sync"
+
+	_ "github.com/glebarez/go-sqlite" // registers "sqlite"
+	_ "github.com/go-sql-driver/mysql" // registers "mysql"
+)
+
+// Connector opens AT connections to one resource. Pass it to sql.OpenDB,
+// or use Open. Closing the *sql.DB closes it.
+type Connector struct {
+	cfg  Config
+	raw  driver.Connector
+	res  *resource
+	once sync.Once
+}
+
+// NewConnector validates cfg, opens the wrapped driver's connector and
+// announces the resource to cfg.Manager, setting the AT phase-2 handler on
+// it the first time.
+func NewConnector(cfg Config) (*Connector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	raw := cfg.Connector
+	if raw == nil {
+		var err error
+		if raw, err = openConnector(cfg.DriverName, cfg.DSN); err != nil {
+			return nil, err
+		}
+	}
+	res, err := acquire(cfg, sql.OpenDB(raw))
+	if err != nil {
+		return nil, err
+	}
+	return &Connector{cfg: cfg, raw: raw, res: res}, nil
+}
+
+// openConnector returns the connector of a registered driver.
+func openConnector(driverName, dsn string) (driver.Connector, error) {
+	db, err := sql.Open(driverName, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("at: open driver %q: %w", driverName, err)
+	}
+	d := db.Driver()
+	_ = db.Close()
+	if dc, ok := d.(driver.DriverContext); ok {
+		c, err := dc.OpenConnector(dsn)
+		if err != nil {
+			return nil, fmt.Errorf("at: open driver %q: %w", driverName, err)
+		}
+		return c, nil
+	}
+	return dsnConnector{d: d, dsn: dsn}, nil
+}
+
+type dsnConnector struct {
+	d   driver.Driver
+	dsn string
+}
+
+func (c dsnConnector) Connect(context.Context) (driver.Conn, error) { return c.d.Open(c.dsn) }
+func (c dsnConnector) Driver() driver.Driver                        { return c.d }
+
+// Open returns a *sql.DB whose transactions become AT branches when their
+// context carries an XID. It is the one line that changes from sql.Open.
+func Open(cfg Config) (*sql.DB, error) {
+	c, err := NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(c), nil
+}
+
+// Connect opens a wrapped connection.
+func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
+	raw, err := c.raw.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &conn{raw: raw, res: c.res, cfg: &c.cfg}, nil
+}
+
+// Driver returns the AT driver.
+func (c *Connector) Driver() driver.Driver { return atDriver{} }
+
+// ResourceID returns the resource ID the connector registers branches with.
+func (c *Connector) ResourceID() string { return c.cfg.ResourceID }
+
+// Close releases the resource: once the last connector of a resource ID
+// closes, its pending undo log deletions are flushed and phase 2 stops
+// finding it. sql.DB.Close calls it.
+func (c *Connector) Close() error {
+	var err error
+	c.once.Do(func() { err = c.res.release() })
+	return err
+}
+
+// atDriver is returned by Connector.Driver and registered under the names in
+// Register; opening it by DSN uses the defaults set with SetDefaults.
+type atDriver struct{ wrapped string }
+
+func (d atDriver) Open(dsn string) (driver.Conn, error) {
+	c, err := d.OpenConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return c.Connect(context.Background())
+}
+
+// OpenConnector opens a connector for sql.Open("gtx-mysql", dsn) and
+// sql.Open("gtx-sqlite", dsn), configured by SetDefaults.
+func (d atDriver) OpenConnector(dsn string) (driver.Connector, error) {
+	if d.wrapped == "" {
+		return nil, errors.New("at: this driver value comes from a Connector; open databases with at.Open or sql.Open(\"gtx-mysql\", dsn)")
+	}
+	defaults.mu.Lock()
+	cfg, ok := defaults.cfg, defaults.set
+	defaults.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("%w: call at.SetDefaults with the rm.Manager and coordinator before sql.Open(%q, ...)", ErrInvalidConfig, "gtx-"+d.wrapped)
+	}
+	cfg.DriverName, cfg.DSN, cfg.Dialect, cfg.ResourceID = d.wrapped, dsn, nil, ""
+	return NewConnector(cfg)
+}
+
+// Driver names registered with database/sql: each wraps the driver of the
+// same name without the prefix.
+const (
+	DriverMySQL  = "gtx-mysql"
+	DriverSQLite = "gtx-sqlite"
+)
+
+var defaults struct {
+	mu  sync.Mutex
+	cfg Config
+	set bool
+}
+
+// SetDefaults sets the configuration sql.Open(DriverMySQL, dsn) and
+// sql.Open(DriverSQLite, dsn) use: cfg's Manager, Locks and policies, with
+// DriverName, DSN, Dialect and ResourceID taken from the driver name and
+// the DSN. It is the explicit registry behind those names, like
+// sql.Register; call it once at start-up.
+func SetDefaults(cfg Config) {
+	defaults.mu.Lock()
+	defaults.cfg, defaults.set = cfg, true
+	defaults.mu.Unlock()
+}
+
+func init() {
+	sql.Register(DriverMySQL, atDriver{wrapped: "mysql"})
+	sql.Register(DriverSQLite, atDriver{wrapped: "sqlite"})
+}
+
+// Migrate creates the undo log table of dialect d in db if it is missing.
+// Run it once per database, with the wrapped driver or the AT one.
+func Migrate(ctx context.Context, db *sql.DB, d Dialect, undoTable string) error {
+	if undoTable == "" {
+		undoTable = DefaultUndoTable
+	}
+	for _, stmt := range d.UndoTableDDL(undoTable) {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("at: create undo table %s: %w", undoTable, err)
+		}
+	}
+	return nil
+}

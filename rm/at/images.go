@@ -1,0 +1,132 @@
+package at
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// maxKeysPerQuery bounds the rows one read by primary key asks for.
+const maxKeysPerQuery = 500
+
+// selectList returns the select-list reading every column of m through
+// qualifier.
+func selectList(d Dialect, m *TableMeta, qualifier string) string {
+	var sb strings.Builder
+	for i, c := range m.Columns {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(d.SelectColumn(qualifier, c.Name))
+	}
+	return sb.String()
+}
+
+// decodeRow normalizes the values raw[off:off+len(m.Columns)].
+func decodeRow(d Dialect, m *TableMeta, raw []any, off int) (Row, error) {
+	if len(raw) < off+len(m.Columns) {
+		return nil, fmt.Errorf("at: image of %s has %d values, want %d", m.Name, len(raw)-off, len(m.Columns))
+	}
+	row := make(Row, len(m.Columns))
+	for i, c := range m.Columns {
+		v, err := d.Normalize(c, raw[off+i])
+		if err != nil {
+			return nil, fmt.Errorf("at: column %s of %s: %w", c.Name, m.Name, err)
+		}
+		row[i] = v
+	}
+	return row, nil
+}
+
+// pkCondition returns "pk IN (?, ...)" or "(a, b) IN ((?, ?), ...)" for n
+// keys of m, qualified by qualifier when it is not "".
+func pkCondition(d Dialect, m *TableMeta, qualifier string, n int) string {
+	col := func(i int) string {
+		if qualifier == "" {
+			return d.Quote(m.Columns[i].Name)
+		}
+		return d.Quote(qualifier) + "." + d.Quote(m.Columns[i].Name)
+	}
+	var sb strings.Builder
+	one := "?"
+	if len(m.PK) == 1 {
+		sb.WriteString(col(m.PK[0]))
+	} else {
+		sb.WriteByte('(')
+		for i, p := range m.PK {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString(col(p))
+		}
+		sb.WriteByte(')')
+		one = "(" + strings.TrimSuffix(strings.Repeat("?, ", len(m.PK)), ", ") + ")"
+	}
+	sb.WriteString(" IN (")
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(one)
+	}
+	sb.WriteByte(')')
+	return sb.String()
+}
+
+// pkArgs returns the primary key values of rows as arguments.
+func pkArgs(m *TableMeta, pkPositions []int, rows []Row) []any {
+	args := make([]any, 0, len(rows)*len(pkPositions))
+	for _, r := range rows {
+		for _, p := range pkPositions {
+			args = append(args, r[p].Arg())
+		}
+	}
+	return args
+}
+
+// readByPK reads the rows of m whose primary keys are those of keys
+// (full rows of the same table), locking them when lock is set.
+func readByPK(ctx context.Context, d Dialect, q queryer, m *TableMeta, keys []Row, lock bool) ([]Row, error) {
+	var out []Row
+	name := d.Quote(m.Name)
+	for start := 0; start < len(keys); start += maxKeysPerQuery {
+		batch := keys[start:min(start+maxKeysPerQuery, len(keys))]
+		query := "SELECT " + selectList(d, m, m.Name) + " FROM " + name + " WHERE " + pkCondition(d, m, m.Name, len(batch))
+		if lock {
+			query += d.ForUpdate()
+		}
+		raw, err := q.query(ctx, query, pkArgs(m, m.PK, batch))
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range raw {
+			row, err := decodeRow(d, m, r, 0)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, row)
+		}
+	}
+	return out, nil
+}
+
+// readWhere reads the rows of m a condition selects.
+func readWhere(ctx context.Context, d Dialect, q queryer, m *TableMeta, cond string, args []any, lock bool) ([]Row, error) {
+	query := "SELECT " + selectList(d, m, m.Name) + " FROM " + d.Quote(m.Name) + " WHERE " + cond
+	if lock {
+		query += d.ForUpdate()
+	}
+	raw, err := q.query(ctx, query, args)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Row, 0, len(raw))
+	for _, r := range raw {
+		row, err := decodeRow(d, m, r, 0)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, row)
+	}
+	return out, nil
+}

@@ -1,0 +1,110 @@
+package at
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+)
+
+// Column describes one column of a table.
+type Column struct {
+	Name string
+	// DataType is the database's type name in lower case ("bigint",
+	// "datetime", "decimal"; for SQLite the declared type).
+	DataType string
+	// Unsigned is set for MySQL unsigned integer columns.
+	Unsigned bool
+	// AutoIncrement is set for the column the database numbers itself.
+	AutoIncrement bool
+}
+
+// TableMeta is what the proxy knows of a table: its columns and keys.
+type TableMeta struct {
+	// Name is the table's name, schema-qualified when the statement
+	// qualified it.
+	Name    string
+	Columns []Column
+	// PK holds the positions in Columns of the primary key's columns.
+	PK []int
+	// Uniques holds, for each unique key other than the primary key, the
+	// positions of its columns.
+	Uniques [][]int
+}
+
+// ColumnIndex returns the position of column name (case-insensitive), or -1.
+func (m *TableMeta) ColumnIndex(name string) int {
+	for i, c := range m.Columns {
+		if strings.EqualFold(c.Name, name) {
+			return i
+		}
+	}
+	return -1
+}
+
+// AutoIncrement returns the position of the auto-increment column, or -1.
+func (m *TableMeta) AutoIncrement() int {
+	for i, c := range m.Columns {
+		if c.AutoIncrement {
+			return i
+		}
+	}
+	return -1
+}
+
+func (m *TableMeta) isPK(col int) bool {
+	for _, p := range m.PK {
+		if p == col {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *TableMeta) inUnique(col int) bool {
+	if m.isPK(col) {
+		return true
+	}
+	for _, u := range m.Uniques {
+		for _, p := range u {
+			if p == col {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// metaCache caches table metadata per table name. Entries are dropped when
+// a statement fails with a schema-change error or DDL runs through the proxy.
+type metaCache struct {
+	mu     sync.Mutex
+	tables map[string]*TableMeta
+}
+
+func newMetaCache() *metaCache { return &metaCache{tables: make(map[string]*TableMeta)} }
+
+func (c *metaCache) get(ctx context.Context, d Dialect, q queryer, ref TableRef) (*TableMeta, error) {
+	key := strings.ToLower(ref.QualifiedName())
+	c.mu.Lock()
+	m := c.tables[key]
+	c.mu.Unlock()
+	if m != nil {
+		return m, nil
+	}
+	m, err := d.LoadTable(ctx, q, ref)
+	if err != nil {
+		return nil, fmt.Errorf("at: read metadata of table %s: %w", ref.QualifiedName(), err)
+	}
+	c.mu.Lock()
+	c.tables[key] = m
+	c.mu.Unlock()
+	return m, nil
+}
+
+// invalidate drops every cached table.
+func (c *metaCache) invalidate() {
+	c.mu.Lock()
+	clear(c.tables)
+	c.mu.Unlock()
+}

@@ -1,0 +1,194 @@
+package at
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// queryer runs the proxy's own statements: image reads, undo log writes and
+// compensation. Rows are read in full, so no cursor outlives a call.
+type queryer interface {
+	query(ctx context.Context, query string, args []any) ([][]any, error)
+	exec(ctx context.Context, query string, args []any) (execResult, error)
+}
+
+type execResult struct {
+	rowsAffected int64
+	lastInsertID int64
+}
+
+// connQueryer runs statements on a driver connection, inside whatever
+// transaction the connection is in.
+type connQueryer struct{ conn driver.Conn }
+
+func namedValues(args []any) []driver.NamedValue {
+	nv := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		nv[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+	}
+	return nv
+}
+
+func (q connQueryer) query(ctx context.Context, query string, args []any) ([][]any, error) {
+	rows, err := rawQuery(ctx, q.conn, query, namedValues(args))
+	if err != nil {
+		return nil, err
+	}
+	return readRows(rows)
+}
+
+func (q connQueryer) exec(ctx context.Context, query string, args []any) (execResult, error) {
+	res, err := rawExec(ctx, q.conn, query, namedValues(args))
+	if err != nil {
+		return execResult{}, err
+	}
+	return resultOf(res)
+}
+
+func resultOf(res driver.Result) (execResult, error) {
+	var r execResult
+	var err error
+	if r.rowsAffected, err = res.RowsAffected(); err != nil {
+		return r, err
+	}
+	r.lastInsertID, _ = res.LastInsertId()
+	return r, nil
+}
+
+// rawQuery runs a query on conn, preparing it when the driver asks to
+// (driver.ErrSkip) or cannot query directly.
+func rawQuery(ctx context.Context, conn driver.Conn, query string, args []driver.NamedValue) (driver.Rows, error) {
+	if qc, ok := conn.(driver.QueryerContext); ok {
+		rows, err := qc.QueryContext(ctx, query, args)
+		if !errors.Is(err, driver.ErrSkip) {
+			return rows, err
+		}
+	}
+	st, err := prepare(ctx, conn, query)
+	if err != nil {
+		return nil, err
+	}
+	sq, ok := st.(driver.StmtQueryContext)
+	if !ok {
+		st.Close()
+		return nil, fmt.Errorf("at: driver statement %T cannot query with a context", st)
+	}
+	rows, err := sq.QueryContext(ctx, args)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &stmtRows{Rows: rows, stmt: st}, nil
+}
+
+// rawExec runs a statement on conn, preparing it when the driver asks to.
+func rawExec(ctx context.Context, conn driver.Conn, query string, args []driver.NamedValue) (driver.Result, error) {
+	if ec, ok := conn.(driver.ExecerContext); ok {
+		res, err := ec.ExecContext(ctx, query, args)
+		if !errors.Is(err, driver.ErrSkip) {
+			return res, err
+		}
+	}
+	st, err := prepare(ctx, conn, query)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	se, ok := st.(driver.StmtExecContext)
+	if !ok {
+		return nil, fmt.Errorf("at: driver statement %T cannot exec with a context", st)
+	}
+	return se.ExecContext(ctx, args)
+}
+
+func prepare(ctx context.Context, conn driver.Conn, query string) (driver.Stmt, error) {
+	if pc, ok := conn.(driver.ConnPrepareContext); ok {
+		return pc.PrepareContext(ctx, query)
+	}
+	return conn.Prepare(query)
+}
+
+// stmtRows closes the statement a query was prepared for with its rows.
+type stmtRows struct {
+	driver.Rows
+	stmt driver.Stmt
+}
+
+func (r *stmtRows) Close() error {
+	err := r.Rows.Close()
+	if cerr := r.stmt.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func readRows(rows driver.Rows) (out [][]any, err error) {
+	defer func() {
+		if cerr := rows.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	n := len(rows.Columns())
+	for {
+		dest := make([]driver.Value, n)
+		if err := rows.Next(dest); err != nil {
+			if err == io.EOF {
+				return out, nil
+			}
+			return nil, err
+		}
+		row := make([]any, n)
+		for i, v := range dest {
+			if b, ok := v.([]byte); ok {
+				v = append([]byte(nil), b...)
+			}
+			row[i] = v
+		}
+		out = append(out, row)
+	}
+}
+
+// sqlQueryer runs statements in a database/sql transaction.
+type sqlQueryer struct{ tx *sql.Tx }
+
+func (q sqlQueryer) query(ctx context.Context, query string, args []any) ([][]any, error) {
+	rows, err := q.tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	var out [][]any
+	for rows.Next() {
+		row := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range row {
+			ptrs[i] = &row[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		out = append(out, row)
+	}
+	return out, rows.Err()
+}
+
+func (q sqlQueryer) exec(ctx context.Context, query string, args []any) (execResult, error) {
+	res, err := q.tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return execResult{}, err
+	}
+	var r execResult
+	if r.rowsAffected, err = res.RowsAffected(); err != nil {
+		return r, err
+	}
+	r.lastInsertID, _ = res.LastInsertId()
+	return r, nil
+}

@@ -1,0 +1,269 @@
+package at
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"time"
+
+	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
+	"github.com/gtx-io/gtx/rm"
+)
+
+// localTx is a local transaction on a wrapped connection. With an XID it is
+// a branch of that global transaction; with the global-lock flag it only
+// checks global locks before it commits.
+type localTx struct {
+	c          *conn
+	raw        driver.Tx
+	ctx        context.Context
+	xid        string
+	globalLock bool
+	undo       UndoLog
+	aborted    error
+	done       bool
+}
+
+func (t *localTx) guarded() bool { return !t.done && (t.xid != "" || t.globalLock) }
+
+func (t *localTx) executor() *executor {
+	return &executor{d: t.c.cfg.Dialect, cache: t.c.res.cache, q: connQueryer{conn: t.c.raw}}
+}
+
+// parse parses query and checks its placeholders against args.
+func (t *localTx) parse(query string, args []driver.NamedValue) ([]Statement, []any, error) {
+	if t.aborted != nil {
+		return nil, nil, t.aborted
+	}
+	vals, err := argValues(args)
+	if err != nil {
+		return nil, nil, err
+	}
+	stmts, err := t.c.cfg.Dialect.Parse(query)
+	if err != nil {
+		return nil, nil, &RefusedError{SQL: query, Reason: err.Error()}
+	}
+	n := 0
+	for _, st := range stmts {
+		n += len(st.Args)
+	}
+	if n != len(vals) {
+		return nil, nil, fmt.Errorf("at: query has %d placeholders but %d arguments", n, len(vals))
+	}
+	return stmts, vals, nil
+}
+
+// exec runs every statement of query with its images.
+func (t *localTx) exec(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	stmts, vals, err := t.parse(query, args)
+	if err != nil {
+		return nil, err
+	}
+	e := t.executor()
+	var total execResult
+	for i := range stmts {
+		st := &stmts[i]
+		if st.Kind == KindSelectForUpdate {
+			if err := t.checkSelectLocks(ctx, e, st, vals); err != nil {
+				return nil, err
+			}
+		}
+		res, err := e.run(ctx, st, vals, &t.undo)
+		if errors.Is(err, ErrTxAborted) {
+			t.aborted = err
+		}
+		if err != nil {
+			return nil, err
+		}
+		total.rowsAffected += res.rowsAffected
+		total.lastInsertID = res.lastInsertID
+	}
+	return result(total), nil
+}
+
+type result execResult
+
+func (r result) LastInsertId() (int64, error) { return r.lastInsertID, nil }
+func (r result) RowsAffected() (int64, error) { return r.rowsAffected, nil }
+
+// query runs a query: SELECT ... FOR UPDATE checks global locks first,
+// other reads pass through, writes are refused (use Exec).
+func (t *localTx) query(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	stmts, vals, err := t.parse(query, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(stmts) != 1 {
+		return nil, &RefusedError{SQL: query, Reason: "a query returning rows must be a single statement"}
+	}
+	st := &stmts[0]
+	switch st.Kind {
+	case KindPassThrough:
+	case KindSelectForUpdate:
+		if err := t.checkSelectLocks(ctx, t.executor(), st, vals); err != nil {
+			return nil, err
+		}
+	case KindRefused:
+		return nil, &RefusedError{SQL: st.SQL, Reason: st.Refusal}
+	default:
+		return nil, &RefusedError{SQL: st.SQL, Reason: "writes must go through Exec, which images them"}
+	}
+	return rawQuery(ctx, t.c.raw, st.SQL, namedValues(pick(vals, st.Args)))
+}
+
+// checkSelectLocks locks the rows a SELECT ... FOR UPDATE reads and waits,
+// by the retry policy, until no other global transaction holds their global
+// locks: the read sees only committed global state.
+func (t *localTx) checkSelectLocks(ctx context.Context, e *executor, st *Statement, vals []any) error {
+	return t.c.res.retryLocks(ctx, t.xid, func() error {
+		keys, err := e.selectKeys(ctx, st, vals)
+		if err != nil {
+			return err
+		}
+		return t.c.res.queryLocks(ctx, t.xid, keys)
+	})
+}
+
+func (t *localTx) Commit() error {
+	if t.done {
+		return driver.ErrBadConn
+	}
+	t.done = true
+	t.c.tx = nil
+	ctx := t.ctx
+	switch {
+	case t.aborted != nil:
+		_ = t.raw.Rollback()
+		return fmt.Errorf("at: commit refused, rolled back: %w", t.aborted)
+	case t.undo.empty():
+		return t.raw.Commit()
+	case t.xid == "":
+		// Global-lock flag: commit only when no global transaction holds
+		// the rows.
+		keys := t.undo.LockKeys()
+		if err := t.c.res.retryLocks(ctx, "", func() error { return t.c.res.queryLocks(ctx, "", keys) }); err != nil {
+			_ = t.raw.Rollback()
+			return err
+		}
+		return t.raw.Commit()
+	}
+	return t.commitBranch(ctx)
+}
+
+// commitBranch registers the branch with its lock keys, writes the undo
+// log and commits, all while the local transaction holds its row locks.
+func (t *localTx) commitBranch(ctx context.Context) error {
+	res := t.c.res
+	keys := t.undo.LockKeys()
+	var branchID int64
+	err := res.retryLocks(ctx, t.xid, func() error {
+		var err error
+		branchID, err = res.cfg.Manager.RegisterBranch(ctx, t.xid, tcv1.BranchType_AT, res.cfg.ResourceID, keys, nil)
+		return err
+	})
+	if err != nil {
+		_ = t.raw.Rollback()
+		return fmt.Errorf("at: register branch of %s, local transaction rolled back: %w", t.xid, err)
+	}
+	fail := func(err error) error {
+		_ = t.raw.Rollback()
+		if rerr := res.cfg.Manager.ReportBranch(ctx, t.xid, branchID, tcv1.BranchStatus_PHASE1_FAILED, nil); rerr != nil {
+			res.log.Warn("reporting a failed phase 1 failed", "xid", t.xid, "branch_id", branchID, "err", rerr)
+		}
+		return err
+	}
+	blob, err := t.undo.Marshal(res.cfg.CompressAbove)
+	if err != nil {
+		return fail(fmt.Errorf("at: encode undo log of %s branch %d: %w", t.xid, branchID, err))
+	}
+	q := connQueryer{conn: t.c.raw}
+	if _, err := q.exec(ctx, res.undo.insertSQL(), []any{t.xid, branchID, stateNormal, blob}); err != nil {
+		if res.cfg.Dialect.IsDuplicateKey(err) {
+			return fail(fmt.Errorf("%w: %s branch %d; the local transaction is rolled back", ErrBranchRolledBack, t.xid, branchID))
+		}
+		return fail(fmt.Errorf("at: write undo log of %s branch %d: %w", t.xid, branchID, err))
+	}
+	if err := t.raw.Commit(); err != nil {
+		return fail(fmt.Errorf("at: local commit of %s branch %d: %w", t.xid, branchID, err))
+	}
+	return nil
+}
+
+func (t *localTx) Rollback() error {
+	if t.done {
+		return driver.ErrBadConn
+	}
+	t.done = true
+	t.c.tx = nil
+	return t.raw.Rollback()
+}
+
+// errLocked is returned by queryLocks for keys another transaction holds.
+type errLocked struct {
+	holder *tcv1.LockHolder
+}
+
+func (e *errLocked) Error() string {
+	return fmt.Sprintf("global lock on %s:%s is held by %s (%s)", e.holder.GetTable(), e.holder.GetPk(), e.holder.GetXid(), e.holder.GetHolderStatus())
+}
+
+// queryLocks asks the coordinator whether keys are free for xid.
+func (r *resource) queryLocks(ctx context.Context, xid, keys string) error {
+	if keys == "" {
+		return nil
+	}
+	resp, err := r.cfg.Locks.QueryLocks(ctx, &tcv1.QueryLocksRequest{ResourceId: r.cfg.ResourceID, LockKeys: keys, Xid: xid})
+	if err != nil {
+		return fmt.Errorf("at: query global locks: %w", err)
+	}
+	if resp.GetLockable() {
+		return nil
+	}
+	h := &tcv1.LockHolder{}
+	for _, x := range resp.GetHolders() {
+		h = x
+		if rollingBack(x.GetHolderStatus()) {
+			break
+		}
+	}
+	return &errLocked{holder: h}
+}
+
+func rollingBack(s tcv1.GlobalStatus) bool {
+	return (&rm.LockConflictError{HolderStatus: s}).HolderRollingBack()
+}
+
+// retryLocks runs f until it stops failing on a held global lock, by the
+// retry policy. A holder that is rolling back ends the wait at once: its
+// rollback may need the local row locks this transaction holds.
+func (r *resource) retryLocks(ctx context.Context, xid string, f func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := f()
+		var conflict *rm.LockConflictError
+		var locked *errLocked
+		var holder string
+		var back bool
+		switch {
+		case errors.As(err, &conflict):
+			holder, back = conflict.HolderXID, conflict.HolderRollingBack()
+		case errors.As(err, &locked):
+			holder, back = locked.holder.GetXid(), rollingBack(locked.holder.GetHolderStatus())
+		default:
+			return err
+		}
+		if back {
+			return fmt.Errorf("%w: holder %s is rolling back and may need this transaction's row locks; giving up at once: %w", ErrGlobalLock, holder, err)
+		}
+		if attempt >= r.cfg.LockRetryTimes {
+			return fmt.Errorf("%w: still held by %s after %d attempts %v apart: %w", ErrGlobalLock, holder, attempt+1, r.cfg.LockRetryInterval, err)
+		}
+		timer := time.NewTimer(r.cfg.LockRetryInterval)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return fmt.Errorf("%w: waiting for %s: %w", ErrGlobalLock, holder, ctx.Err())
+		case <-timer.C:
+		}
+	}
+}
