@@ -56,7 +56,7 @@ func New(cfg Config) (*Generator, error) {
 }
 
 // NewLeased returns a generator whose node ID is lease's. cfg.NodeID must be
-// 0. The generator checks the lease on every call and stops handing out IDs,
+// 0, and cfg.MaxBorrow under a tenth of the lease's TTL. The generator checks the lease on every call and stops handing out IDs,
 // returning ErrLeaseLost or ErrLeaseClosed, once the lease is lost, may have
 // expired, or was closed. One lease serves one generator.
 func NewLeased(cfg Config, lease *Lease) (*Generator, error) {
@@ -65,6 +65,9 @@ func NewLeased(cfg Config, lease *Lease) (*Generator, error) {
 	}
 	if cfg.NodeID != 0 {
 		return nil, fmt.Errorf("%w: NodeID is %d, but a leased generator takes its node from the lease; leave it 0", ErrInvalidConfig, cfg.NodeID)
+	}
+	if cfg.MaxBorrow >= lease.cfg.TTL/10 {
+		return nil, fmt.Errorf("%w: MaxBorrow %s must be under a tenth of the lease TTL (%s), so that the node's next holder starts after this generator's last id", ErrInvalidConfig, cfg.MaxBorrow, lease.cfg.TTL/10)
 	}
 	cfg.NodeID = lease.NodeID()
 	g, err := New(cfg)
@@ -92,11 +95,6 @@ func (g *Generator) Epoch() time.Time { return g.epoch }
 // for the clock.
 func (g *Generator) NextID() (int64, error) {
 	for {
-		if g.lease != nil {
-			if err := g.lease.check(); err != nil {
-				return 0, err
-			}
-		}
 		now := g.nowMs()
 		old := g.state.Load()
 		next := old + 1 // a full sequence carries into the next millisecond: borrowing
@@ -105,6 +103,9 @@ func (g *Generator) NextID() (int64, error) {
 		}
 		ms := int64(next >> SeqBits)
 		if next&MaxSeq == 0 && ms > now+g.maxBorrowMs {
+			if err := g.checkLease(); err != nil {
+				return 0, err
+			}
 			wait := time.Duration(ms-now-g.maxBorrowMs) * time.Millisecond
 			time.Sleep(min(wait, time.Millisecond))
 			continue
@@ -112,10 +113,24 @@ func (g *Generator) NextID() (int64, error) {
 		if ms > MaxTime {
 			return 0, fmt.Errorf("%w: epoch %s", ErrTimeExhausted, g.epoch)
 		}
-		if g.state.CompareAndSwap(old, next) {
-			return ms<<timeShift | g.node | int64(next&MaxSeq), nil
+		if !g.state.CompareAndSwap(old, next) {
+			continue
 		}
+		// The lease is checked after the swap: an ID is handed out only if
+		// the lease still held after the ID was taken, so every ID handed
+		// out is in the state that Lease.Close and the lease deadline see.
+		if err := g.checkLease(); err != nil {
+			return 0, err
+		}
+		return ms<<timeShift | g.node | int64(next&MaxSeq), nil
 	}
+}
+
+func (g *Generator) checkLease() error {
+	if g.lease == nil {
+		return nil
+	}
+	return g.lease.check()
 }
 
 // Next is NextID for generators that cannot fail: those from New, before

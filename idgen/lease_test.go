@@ -185,7 +185,10 @@ func openSQLite(t *testing.T) store {
 
 func forEachBackend(t *testing.T, test func(t *testing.T, s store)) {
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) { test(t, b.open(t)) })
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			test(t, b.open(t))
+		})
 	}
 }
 
@@ -267,12 +270,12 @@ func TestLeaseExpiredIsReclaimable(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s store) {
 		ctx := context.Background()
 		a, b := s.leaser(5, 5), s.leaser(5, 5)
-		n, err := a.Claim(ctx, "owner-a", 300*time.Millisecond)
+		n, err := a.Claim(ctx, "owner-a", time.Second)
 		if err != nil || n != 5 {
 			t.Fatalf("Claim = %d, %v; want 5", n, err)
 		}
 		for range 2 {
-			if err := a.Renew(ctx, 5, "owner-a", 300*time.Millisecond); err != nil {
+			if err := a.Renew(ctx, 5, "owner-a", time.Second); err != nil {
 				t.Fatalf("Renew by the holder = %v", err)
 			}
 		}
@@ -334,9 +337,11 @@ func TestLeaseRenewsAndStopsWhenUnrenewed(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s store) {
 		cl := &countingLeaser{Leaser: s.leaser(0, MaxNodeID)}
 		cfg := fastLease(t)
-		cfg.TTL = 600 * time.Millisecond
+		cfg.TTL = time.Second
 		lease := acquire(t, cl, cfg)
-		g, err := NewLeased(DefaultConfig(), lease)
+		gcfg := DefaultConfig()
+		gcfg.MaxBorrow = 10 * time.Millisecond
+		g, err := NewLeased(gcfg, lease)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -433,6 +438,14 @@ func TestNewLeasedRejects(t *testing.T) {
 	cfg.NodeID = 7
 	if _, err := NewLeased(cfg, lease); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("NewLeased with NodeID set = %v, want ErrInvalidConfig", err)
+	}
+	cfg = DefaultConfig()
+	cfg.MaxBorrow = lease.cfg.TTL / 10
+	if _, err := NewLeased(cfg, lease); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("NewLeased with MaxBorrow >= TTL/10 = %v, want ErrInvalidConfig", err)
+	}
+	if _, err := NewLeased(DefaultConfig(), lease); err != nil {
+		t.Fatalf("NewLeased after rejected configs = %v, want the lease still free to bind", err)
 	}
 }
 

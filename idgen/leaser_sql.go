@@ -99,7 +99,7 @@ func (s *SQLLeaser) createTable(ctx context.Context) error {
 		return nil
 	}
 	var n int64
-	if db.Raw("SELECT COUNT(*) FROM " + s.cfg.Table).Scan(&n).Error == nil {
+	if db.Raw("SELECT COUNT(*) FROM "+s.cfg.Table).Scan(&n).Error == nil {
 		return nil
 	}
 	return fmt.Errorf("idgen: create lease table %s: %w", s.cfg.Table, err)
