@@ -308,8 +308,6 @@ func (c *Client) hold(ctx context.Context, k *key, owner, token string, g Grant,
 		count:  1,
 		ctx:    hctx,
 		cancel: cancel,
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
 	}
 	c.mu.Lock()
 	k.held = h
@@ -319,11 +317,10 @@ func (c *Client) hold(ctx context.Context, k *key, owner, token string, g Grant,
 	if c.closed {
 		c.mu.Unlock()
 		cancel(ErrClosed)
-		close(h.done)
 		return &Lease{h: h}
 	}
 	c.mu.Unlock()
-	go h.watchdog(start.Add(g.Validity))
+	h.startWatchdog(start.Add(g.Validity))
 	return &Lease{h: h}
 }
 

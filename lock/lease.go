@@ -28,9 +28,11 @@ type holding struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
-	stopOnce sync.Once
-	stop     chan struct{}
-	done     chan struct{}
+	wmu        sync.Mutex // guards the watchdog fields below
+	timer      *time.Timer
+	validUntil time.Time
+	stopped    bool
+	renewing   sync.WaitGroup
 }
 
 // Name returns the name of the lock.
@@ -109,46 +111,68 @@ func (l *Lease) Unlock(ctx context.Context) error {
 	return nil
 }
 
-func (h *holding) stopWatchdog() {
-	h.stopOnce.Do(func() { close(h.stop) })
-	<-h.done
+// startWatchdog schedules the first renewal. Renewals run on timer
+// goroutines (time.AfterFunc), one at a time: each schedules the next.
+func (h *holding) startWatchdog(validUntil time.Time) {
+	h.wmu.Lock()
+	defer h.wmu.Unlock()
+	h.validUntil = validUntil
+	h.timer = time.AfterFunc(min(h.c.cfg.renewInterval(), time.Until(validUntil)), h.renew)
 }
 
-// watchdog renews the lock every renew interval until stopped, and cancels
-// the holding's context once the lock is known lost: the backend says that
-// another token holds it, or it has expired before a renewal succeeded.
-func (h *holding) watchdog(validUntil time.Time) {
-	defer close(h.done)
+// stopWatchdog cancels the next renewal and waits for one in progress.
+func (h *holding) stopWatchdog() {
+	h.wmu.Lock()
+	h.stopped = true
+	if h.timer != nil {
+		h.timer.Stop()
+	}
+	h.wmu.Unlock()
+	h.renewing.Wait()
+}
+
+// renew renews the lock and schedules the next renewal, or cancels the
+// holding's context once the lock is known lost: the backend says that
+// another token holds it, or it expired before a renewal succeeded.
+func (h *holding) renew() {
+	h.wmu.Lock()
+	if h.stopped {
+		h.wmu.Unlock()
+		return
+	}
+	h.renewing.Add(1)
+	validUntil := h.validUntil
+	h.wmu.Unlock()
+	defer h.renewing.Done()
+
 	c := h.c
 	interval := c.cfg.renewInterval()
-	timer := time.NewTimer(min(interval, time.Until(validUntil)))
-	defer timer.Stop()
-	for {
-		select {
-		case <-h.stop:
-			return
-		case <-timer.C:
-		}
-		now := time.Now()
-		if !now.Before(validUntil) {
-			c.log.Warn("lock: lock expired before it could be renewed", "name", h.k.name, "fence", h.fence)
-			h.cancel(ErrLockLost)
-			return
-		}
-		ctx, cancel := context.WithDeadline(context.Background(), validUntil)
-		validity, err := c.backend.Renew(ctx, h.k.name, h.token, c.cfg.TTL)
-		cancel()
-		switch {
-		case err == nil:
-			validUntil = now.Add(validity)
-			timer.Reset(min(interval, time.Until(validUntil)))
-		case errors.Is(err, ErrNotHeld):
-			c.log.Warn("lock: lock lost: renewal found it no longer held", "name", h.k.name, "fence", h.fence)
-			h.cancel(ErrLockLost)
-			return
-		default:
-			c.log.Warn("lock: renewal failed; retrying until the lock expires", "name", h.k.name, "error", err)
-			timer.Reset(max(0, min(interval/4, time.Until(validUntil))))
-		}
+	now := time.Now()
+	if !now.Before(validUntil) {
+		c.log.Warn("lock: lock expired before it could be renewed", "name", h.k.name, "fence", h.fence)
+		h.cancel(ErrLockLost)
+		return
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), validUntil)
+	validity, err := c.backend.Renew(ctx, h.k.name, h.token, c.cfg.TTL)
+	cancel()
+	var next time.Duration
+	switch {
+	case err == nil:
+		validUntil = now.Add(validity)
+		next = min(interval, time.Until(validUntil))
+	case errors.Is(err, ErrNotHeld):
+		c.log.Warn("lock: lock lost: renewal found it no longer held", "name", h.k.name, "fence", h.fence)
+		h.cancel(ErrLockLost)
+		return
+	default:
+		c.log.Warn("lock: renewal failed; retrying until the lock expires", "name", h.k.name, "error", err)
+		next = max(0, min(interval/4, time.Until(validUntil)))
+	}
+	h.wmu.Lock()
+	defer h.wmu.Unlock()
+	h.validUntil = validUntil
+	if !h.stopped {
+		h.timer.Reset(next)
 	}
 }
