@@ -171,6 +171,7 @@ func testUpdateGlobal(t *testing.T, s tc.Store) {
 		t.Run(tt.name, func(t *testing.T) {
 			g := newGlobal("update", t0, time.Minute)
 			mustCreate(t, s, g)
+			mustAddBranch(t, s, newBranch(g.XID, t0, nil))
 			want := *g
 			for _, u := range tt.before {
 				mustUpdate(t, s, g.XID, u)
@@ -194,6 +195,9 @@ func testUpdateGlobal(t *testing.T, s tc.Store) {
 				}
 				want = applyUpdate(want, tt.update)
 				checkGlobal(t, &want, got)
+				if len(got.Branches) != 0 {
+					t.Errorf("UpdateGlobal returned %d branches, want none", len(got.Branches))
+				}
 				if got.UpdateTime.IsZero() {
 					t.Error("UpdateTime is zero after UpdateGlobal")
 				}
@@ -338,35 +342,55 @@ func testAddBranchRace(t *testing.T, s tc.Store) {
 			errs[i] = s.AddBranch(t.Context(), branches[i])
 		})
 	}
-	var updErr error
+	var (
+		updErr   error
+		afterUpd *tc.GlobalSession // read as soon as the status changed
+	)
 	wg.Go(func() {
 		<-start
 		_, updErr = s.UpdateGlobal(t.Context(), g.XID, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN},
 			tc.GlobalUpdate{Status: tcv1.GlobalStatus_ROLLBACKING})
+		if updErr == nil {
+			afterUpd, updErr = s.GetGlobal(t.Context(), g.XID)
+		}
 	})
 	close(start)
 	wg.Wait()
 	if updErr != nil {
 		t.Fatalf("UpdateGlobal: %v", updErr)
 	}
-	accepted := make(map[int64]bool)
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			accepted[branches[i].BranchID] = true
-		default:
+	// Phase 2 reads the branch list once the status has changed: no branch
+	// may be added after that read.
+	if len(afterUpd.Branches) != len(accepted(errs, branches)) {
+		t.Fatalf("%d branches right after the status change, %d accepted in all: a branch was added after BEGIN ended",
+			len(afterUpd.Branches), len(accepted(errs, branches)))
+	}
+	ok := accepted(errs, branches)
+	for _, err := range errs {
+		if err != nil {
 			wantStatusError(t, err, g.XID, tcv1.GlobalStatus_ROLLBACKING)
 		}
 	}
 	got := mustGet(t, s, g.XID)
-	if len(got.Branches) != len(accepted) {
-		t.Fatalf("session has %d branches, %d were accepted", len(got.Branches), len(accepted))
+	if len(got.Branches) != len(ok) {
+		t.Fatalf("session has %d branches, %d were accepted", len(got.Branches), len(ok))
 	}
 	for _, b := range got.Branches {
-		if !accepted[b.BranchID] {
+		if !ok[b.BranchID] {
 			t.Errorf("branch %d is stored but AddBranch refused it", b.BranchID)
 		}
 	}
+}
+
+// accepted returns the IDs of the branches whose AddBranch succeeded.
+func accepted(errs []error, branches []*tc.BranchSession) map[int64]bool {
+	out := make(map[int64]bool)
+	for i, err := range errs {
+		if err == nil {
+			out[branches[i].BranchID] = true
+		}
+	}
+	return out
 }
 
 func testUpdateBranch(t *testing.T, s tc.Store) {
