@@ -25,12 +25,16 @@ func dsn() string {
 	return "root@tcp(127.0.0.1:3306)/"
 }
 
+func randomHex() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
 // newDB creates a database unique to the test and drops it at the end.
 func newDB(t *testing.T) string {
 	t.Helper()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "gtxlock_" + hex.EncodeToString(b[:])
+	name := "gtxlock_" + randomHex()
 	admin, err := sql.Open("mysql", dsn())
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -37,41 +38,52 @@ func dsn() string {
 	return "root@tcp(127.0.0.1:3306)/"
 }
 
-// newDB creates a database unique to the test, with the accounts table, and
-// drops it at the end.
-func newDB(t *testing.T) *gorm.DB {
-	t.Helper()
+// openDB creates a database of its own with the tables of the tests, and
+// returns a function that drops it.
+func openDB() (*gorm.DB, func(), error) {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	name := "gtxopt_" + hex.EncodeToString(b[:])
 	admin, err := sql.Open("mysql", dsn())
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatalf("create database (is MariaDB running?): %v", err)
-	}
-	t.Cleanup(func() {
-		_, _ = admin.Exec("DROP DATABASE " + name)
 		_ = admin.Close()
-	})
+		return nil, nil, fmt.Errorf("create database (is MariaDB running?): %w", err)
+	}
 	base, query, _ := strings.Cut(dsn(), "?")
 	d := strings.TrimSuffix(base, "/") + "/" + name
 	if query != "" {
 		d += "?" + query
 	}
 	db, err := gorm.Open(mysql.Open(d), &gorm.Config{Logger: logger.Discard})
+	drop := func() {
+		if db != nil {
+			if s, err := db.DB(); err == nil {
+				_ = s.Close()
+			}
+		}
+		_, _ = admin.Exec("DROP DATABASE " + name)
+		_ = admin.Close()
+	}
+	if err == nil {
+		err = db.AutoMigrate(&Account{}, &NoVersion{})
+	}
+	if err != nil {
+		drop()
+		return nil, nil, err
+	}
+	return db, drop, nil
+}
+
+func newDB(t *testing.T) *gorm.DB {
+	t.Helper()
+	db, drop, err := openDB()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if s, err := db.DB(); err == nil {
-			_ = s.Close()
-		}
-	})
-	if err := db.AutoMigrate(&Account{}, &NoVersion{}); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(drop)
 	return db
 }
 

@@ -22,23 +22,32 @@ func redisAddr() string {
 	return "127.0.0.1:6379"
 }
 
-func newBackend(t *testing.T) (*redislock.Backend, *redis.Client, string) {
-	t.Helper()
+// examplePrefix returns a key prefix of its own and a function that deletes
+// its keys.
+func examplePrefix(rdb *redis.Client) (string, func()) {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	prefix := "gtxtest:redislock:" + hex.EncodeToString(b[:]) + ":"
+	return prefix, func() {
+		ctx := context.Background()
+		iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			rdb.Del(ctx, iter.Val())
+		}
+	}
+}
+
+func newBackend(t *testing.T) (*redislock.Backend, *redis.Client, string) {
+	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr()})
+	prefix, drop := examplePrefix(rdb)
 	be, err := redislock.New(rdb, redislock.Config{Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		_ = be.Close()
-		ctx := context.Background()
-		iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
-		}
+		drop()
 		_ = rdb.Close()
 	})
 	return be, rdb, prefix
