@@ -5,9 +5,9 @@ import (
 	"time"
 )
 
-// DefaultEpoch is the epoch DefaultConfig uses: 2026-01-01T00:00:00Z. IDs made
-// with it run out of time bits in 2095.
-var DefaultEpoch = time.Date(2026, time.January, 1, 0, 0, 0, 0, time.UTC)
+// DefaultEpochUnixMilli is the epoch DefaultConfig uses, 2026-01-01T00:00:00Z,
+// in Unix milliseconds. IDs made with it run out of time bits in 2095.
+const DefaultEpochUnixMilli = 1767225600000
 
 // DefaultMaxBorrow is how far ahead of the clock DefaultConfig lets a generator
 // borrow time when a millisecond's 4096 sequence numbers are used up.
@@ -40,12 +40,12 @@ type Config struct {
 	Clock func() time.Time
 }
 
-// DefaultConfig returns a Config with node 0, DefaultEpoch, DefaultMaxBorrow
-// and the system clock.
+// DefaultConfig returns a Config with node 0, the epoch DefaultEpochUnixMilli
+// in UTC, DefaultMaxBorrow and the system clock.
 func DefaultConfig() Config {
 	return Config{
 		NodeID:    0,
-		Epoch:     DefaultEpoch,
+		Epoch:     time.UnixMilli(DefaultEpochUnixMilli).UTC(),
 		MaxBorrow: DefaultMaxBorrow,
 	}
 }

@@ -6,7 +6,7 @@
 // # Layout
 //
 // From the most significant bit: 1 sign bit (always 0), 41 bits of
-// milliseconds since an epoch (DefaultEpoch is 2026-01-01 UTC, good until
+// milliseconds since an epoch (by default 2026-01-01 UTC, good until
 // 2095), 10 bits of node ID (0 to 1023), 12 bits of sequence within the
 // millisecond (0 to 4095). Parse splits an ID into Parts; Compose builds one.
 //

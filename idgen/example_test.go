@@ -28,13 +28,14 @@ func ExampleNew() {
 }
 
 func ExampleParse() {
-	p, err := idgen.Parse(1234567<<22|513<<12|42, idgen.DefaultEpoch)
+	epoch := idgen.DefaultConfig().Epoch
+	p, err := idgen.Parse(1234567<<22|513<<12|42, epoch)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	fmt.Println(p.Time.Format("2006-01-02T15:04:05.000Z07:00"), p.Node, p.Seq)
-	id, _ := idgen.Compose(p, idgen.DefaultEpoch)
+	id, _ := idgen.Compose(p, epoch)
 	fmt.Println(id == 1234567<<22|513<<12|42)
 	// Output:
 	// 2026-01-01T00:20:34.567Z 513 42

@@ -11,6 +11,9 @@ import (
 	"time"
 )
 
+// testEpoch is the epoch of DefaultConfig.
+var testEpoch = DefaultConfig().Epoch
+
 // fakeClock is a clock the test sets; it is safe for concurrent use.
 type fakeClock struct{ ns atomic.Int64 }
 
@@ -61,18 +64,18 @@ func TestConfigValidate(t *testing.T) {
 
 func TestNewRejectsClockBeforeEpoch(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.Clock = newFakeClock(DefaultEpoch.Add(-time.Second)).now
+	cfg.Clock = newFakeClock(testEpoch.Add(-time.Second)).now
 	if _, err := New(cfg); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("New() error = %v, want ErrInvalidConfig", err)
 	}
-	cfg.Clock = newFakeClock(DefaultEpoch.Add(time.Duration(MaxTime+1) * time.Millisecond)).now
+	cfg.Clock = newFakeClock(testEpoch.Add(time.Duration(MaxTime+1) * time.Millisecond)).now
 	if _, err := New(cfg); !errors.Is(err, ErrTimeExhausted) {
 		t.Fatalf("New() error = %v, want ErrTimeExhausted", err)
 	}
 }
 
 func TestTimeExhausted(t *testing.T) {
-	clock := newFakeClock(DefaultEpoch.Add(time.Duration(MaxTime) * time.Millisecond))
+	clock := newFakeClock(testEpoch.Add(time.Duration(MaxTime) * time.Millisecond))
 	cfg := DefaultConfig()
 	cfg.Clock = clock.now
 	cfg.MaxBorrow = time.Millisecond
@@ -201,7 +204,7 @@ func assertUnique(t *testing.T, lists ...[]int64) {
 // waits for the clock instead of borrowing further. Every ID is checked to be
 // above the one before, so none repeats.
 func TestClockStepsBackwards(t *testing.T) {
-	t0 := DefaultEpoch.Add(24 * time.Hour)
+	t0 := testEpoch.Add(24 * time.Hour)
 	clock := newFakeClock(t0)
 	cfg := DefaultConfig()
 	cfg.Clock = clock.now
@@ -223,7 +226,7 @@ func TestClockStepsBackwards(t *testing.T) {
 		return id
 	}
 	msOf := func(id int64) time.Time {
-		p, err := Parse(id, DefaultEpoch)
+		p, err := Parse(id, testEpoch)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -278,7 +281,7 @@ func TestClockStepsBackwards(t *testing.T) {
 // TestConcurrentClockJitter has goroutines draw IDs while another one moves
 // the clock forward and back, sometimes by more than MaxBorrow.
 func TestConcurrentClockJitter(t *testing.T) {
-	t0 := DefaultEpoch.Add(24 * time.Hour)
+	t0 := testEpoch.Add(24 * time.Hour)
 	clock := newFakeClock(t0)
 	cfg := DefaultConfig()
 	cfg.Clock = clock.now
@@ -309,7 +312,7 @@ func TestConcurrentClockJitter(t *testing.T) {
 }
 
 func TestNoBorrowingWaitsForTheClock(t *testing.T) {
-	t0 := DefaultEpoch.Add(time.Hour)
+	t0 := testEpoch.Add(time.Hour)
 	clock := newFakeClock(t0)
 	cfg := DefaultConfig()
 	cfg.Clock = clock.now
@@ -326,7 +329,7 @@ func TestNoBorrowingWaitsForTheClock(t *testing.T) {
 	go func() { done <- g.Next() }()
 	clock.add(time.Millisecond)
 	id := <-done
-	p, err := Parse(id, DefaultEpoch)
+	p, err := Parse(id, testEpoch)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 )
 
 func TestComposeParse(t *testing.T) {
-	epoch := DefaultEpoch
+	epoch := testEpoch
 	tests := []struct {
 		name  string
 		parts Parts
@@ -35,7 +35,7 @@ func TestComposeParse(t *testing.T) {
 }
 
 func TestComposeRejects(t *testing.T) {
-	epoch := DefaultEpoch
+	epoch := testEpoch
 	tests := []struct {
 		name  string
 		parts Parts
@@ -68,7 +68,7 @@ func FuzzParseCompose(f *testing.F) {
 	f.Add(int64(-5), int64(-1), int64(1024), int64(4096))
 	f.Add(int64(1234567<<22|513<<12|42), int64(99), int64(7), int64(3))
 	f.Fuzz(func(t *testing.T, id, ms, node, seq int64) {
-		epoch := DefaultEpoch
+		epoch := testEpoch
 		p, err := Parse(id, epoch)
 		if id < 0 {
 			if !errors.Is(err, ErrInvalidID) {

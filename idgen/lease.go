@@ -165,7 +165,7 @@ func (l *Lease) Close(ctx context.Context) error {
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
-				return fmt.Errorf("idgen: release node %d: %w", l.node, ctx.Err())
+				return fmt.Errorf("idgen: release node %d, it frees itself after the ttl: %w", l.node, ctx.Err())
 			}
 		}
 	}
