@@ -20,7 +20,7 @@ import (
 // and validates the incoming XID itself when no earlier gtx interceptor did,
 // so a call inside a global transaction joins it. It panics if g is nil.
 //
-// A handler error rolls back and is returned unchanged in its chain; a
+// A handler error rolls back and is returned unchanged; a
 // failed begin or commit after a successful handler answers codes.Aborted
 // (codes.FailedPrecondition when the propagation refused the call).
 func UnaryGlobalTx(g *interceptors.GlobalTx, opts ...Option) grpc.UnaryServerInterceptor {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-kratos/kratos/v2/errors"
 	"github.com/go-kratos/kratos/v2/middleware"
+	"github.com/go-kratos/kratos/v2/transport"
 
 	"github.com/gtx-io/gtx"
 	"github.com/gtx-io/gtx/interceptors"
@@ -33,7 +34,7 @@ const (
 // itself when Server() did not run before it, so a request inside a global
 // transaction joins it (per g's propagation). It panics if g is nil.
 //
-// A handler error rolls back and is returned unchanged in its chain; a panic
+// A handler error rolls back and is returned unchanged; a panic
 // rolls back and goes on (let recovery.Recovery() turn it into a 500). When
 // the handler succeeded but the transaction failed, the reply is dropped
 // and an error with reason ReasonGlobalTxFailed, ReasonGlobalTxRefused or
@@ -53,28 +54,57 @@ func GlobalTx(g *interceptors.GlobalTx, opts ...Option) middleware.Middleware {
 			if err != nil {
 				return nil, err
 			}
-			var reply any
-			err = g.Run(ctx, op, func(ctx context.Context) error {
-				var err error
-				reply, err = next(ctx, req)
-				return err
-			})
-			if err == nil {
-				return reply, nil
-			}
-			if !stderrors.Is(err, interceptors.ErrGlobalTxFailed) {
-				return nil, err
-			}
-			o.logger.WarnContext(ctx, "kratosgtx: global transaction failed", "operation", op, "error", err)
-			switch {
-			case interceptors.Precondition(err):
-				return nil, errors.BadRequest(ReasonGlobalTxRefused, err.Error()).WithCause(err)
-			case stderrors.Is(err, tm.ErrOutcomeUnknown):
-				return nil, errors.InternalServer(ReasonGlobalTxUnknown, err.Error()).WithCause(err)
-			}
-			return nil, errors.Conflict(ReasonGlobalTxFailed, err.Error()).WithCause(err)
+			return run(ctx, g, o, op, next, req)
 		}
 	}
+}
+
+// ClientGlobalTx returns the client middleware that runs the calls g
+// applies to (by the client operation, such as "/order.v1.Order/Place")
+// inside a global transaction: the @GlobalTransactional of a method whose
+// whole work is one remote call. A call made inside a transaction joins it,
+// per g's propagation; otherwise the call's success commits and its error
+// rolls back. Put it before Client() in the client's middleware list, so
+// that the call carries the transaction's XID. It panics if g is nil.
+func ClientGlobalTx(g *interceptors.GlobalTx, opts ...Option) middleware.Middleware {
+	if g == nil {
+		panic("kratosgtx: ClientGlobalTx needs the *interceptors.GlobalTx from interceptors.NewGlobalTx, got nil")
+	}
+	o := newOptions(opts)
+	return func(next middleware.Handler) middleware.Handler {
+		return func(ctx context.Context, req any) (any, error) {
+			tr, ok := transport.FromClientContext(ctx)
+			if !ok || !g.Applies(tr.Operation()) {
+				return next(ctx, req)
+			}
+			return run(ctx, g, o, tr.Operation(), next, req)
+		}
+	}
+}
+
+// run calls next inside g's transaction and turns a *interceptors.TxError
+// into a kratos error.
+func run(ctx context.Context, g *interceptors.GlobalTx, o *options, op string, next middleware.Handler, req any) (any, error) {
+	var reply any
+	err := g.Run(ctx, op, func(ctx context.Context) error {
+		var err error
+		reply, err = next(ctx, req)
+		return err
+	})
+	if err == nil {
+		return reply, nil
+	}
+	if !stderrors.Is(err, interceptors.ErrGlobalTxFailed) {
+		return nil, err
+	}
+	o.logger.WarnContext(ctx, "kratosgtx: global transaction failed", "operation", op, "error", err)
+	switch {
+	case interceptors.Precondition(err):
+		return nil, errors.BadRequest(ReasonGlobalTxRefused, err.Error()).WithCause(err)
+	case stderrors.Is(err, tm.ErrOutcomeUnknown):
+		return nil, errors.InternalServer(ReasonGlobalTxUnknown, err.Error()).WithCause(err)
+	}
+	return nil, errors.Conflict(ReasonGlobalTxFailed, err.Error()).WithCause(err)
 }
 
 // GlobalLock returns the middleware that marks the context of the named

@@ -13,10 +13,13 @@ import (
 	mmd "github.com/go-kratos/kratos/v2/middleware/metadata"
 	"github.com/go-kratos/kratos/v2/middleware/recovery"
 	"github.com/go-kratos/kratos/v2/middleware/selector"
+	kgrpc "github.com/go-kratos/kratos/v2/transport/grpc"
 	grpcmd "google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/gtx-io/gtx"
 	"github.com/gtx-io/gtx/interceptors"
+	"github.com/gtx-io/gtx/interceptors/grpcgtx"
 	"github.com/gtx-io/gtx/interceptors/internal/gtxtest"
 	"github.com/gtx-io/gtx/interceptors/kratosgtx"
 )
@@ -270,4 +273,56 @@ func codeOf(err error) int {
 		return 0
 	}
 	return int(kerrors.FromError(err).Code)
+}
+
+// TestStreamOverKratosGRPC checks the wiring docs/kratos.md gives for
+// streaming RPCs, which kratos's middleware does not wrap: the grpcgtx
+// stream interceptors on the kratos server and client.
+func TestStreamOverKratosGRPC(t *testing.T) {
+	echo := &gtxtest.Echo{}
+	addr := startGRPC(t, echo, nil, kgrpc.StreamInterceptor(grpcgtx.StreamServerInterceptor()))
+	cc := grpcClient(t, addr, nil, kgrpc.WithStreamInterceptor(grpcgtx.StreamClientInterceptor()))
+	s, err := cc.NewStream(gtx.ContextWithXID(context.Background(), "stream-xid"), gtxtest.StreamDesc, gtxtest.MethodStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := s.SendMsg(wrapperspb.String("")); err != nil {
+			t.Fatal(err)
+		}
+		out := new(wrapperspb.StringValue)
+		if err := s.RecvMsg(out); err != nil {
+			t.Fatal(err)
+		}
+		if out.GetValue() != "stream-xid|false" {
+			t.Fatalf("stream handler saw %q, want stream-xid|false", out.GetValue())
+		}
+	}
+	if err := s.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestClientGlobalTx(t *testing.T) {
+	runner := &gtxtest.Runner{}
+	g, err := interceptors.NewGlobalTx(runner, interceptors.Operations(opHTTPUnary))
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo := &gtxtest.Echo{}
+	c := httpClient(t, startHTTP(t, echo, kratosgtx.Server()), kratosgtx.ClientGlobalTx(g), kratosgtx.Client())
+	got, err := callHTTP(context.Background(), c, "/echo", opHTTPUnary, "")
+	if err != nil || got != "gtxtest:1|false" {
+		t.Fatalf("server saw %q, %v; want the client's new transaction gtxtest:1", got, err)
+	}
+	if _, err := callHTTP(context.Background(), c, "/echo", opHTTPUnary, gtxtest.CmdFail); codeOf(err) != 500 {
+		t.Fatalf("failing call returned %v, want the server's 500", err)
+	}
+	if got, err := callHTTP(context.Background(), c, "/other", opHTTPOther, ""); err != nil || got != "|false" {
+		t.Fatalf("unannotated call: server saw %q, %v; want no XID", got, err)
+	}
+	txs := runner.Txs()
+	if len(txs) != 2 || txs[0].Outcome != gtxtest.Committed || txs[1].Outcome != gtxtest.RolledBack || txs[0].Name != opHTTPUnary {
+		t.Fatalf("transactions %+v, want %s committed then rolled back", txs, opHTTPUnary)
+	}
 }

@@ -1,0 +1,20 @@
+// Package natsgtx carries the XID of a global transaction in NATS message
+// headers and hands it to subscription handlers in their context.
+//
+// Publishers take the XID from ctx:
+//
+//	err := natsgtx.Publish(ctx, nc, "orders.placed", data)
+//	reply, err := natsgtx.Request(ctx, nc, "stock.reserve", data)
+//	ack, err := js.PublishMsg(ctx, natsgtx.NewMsg(ctx, "orders.placed", data))
+//
+// Subscribers wrap their handlers:
+//
+//	sub, err := nc.Subscribe("stock.reserve", natsgtx.Handler(ctx, reserve))
+//	cc, err := consumer.Consume(natsgtx.JetStreamHandler(ctx, ship, natsgtx.WithGlobalTx(g)))
+//
+// A message with a malformed XID never reaches the handler: a request gets
+// an error reply in the nats micro convention (header Nats-Service-Error-Code
+// "400"), a JetStream message is terminated so it is not redelivered, and
+// any other message is dropped. Each is logged with its subject and the
+// reason, never its body.
+package natsgtx
