@@ -259,3 +259,67 @@ func TestTimesAreUTC(t *testing.T) {
 		})
 	}
 }
+
+// TestConflictHolderStatus checks that a lock conflict carries the holder's
+// global status when the holder's session is in the store.
+func TestConflictHolderStatus(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			s := openStore(t, d)
+			ctx := t.Context()
+			if err := s.CreateGlobal(ctx, &tc.GlobalSession{XID: "holder", Timeout: time.Minute}); err != nil {
+				t.Fatal(err)
+			}
+			key := []tc.RowLock{{ResourceID: "db", Table: "orders", PK: "1"}}
+			orphan := []tc.RowLock{{ResourceID: "db", Table: "orders", PK: "2"}}
+			if err := errors.Join(s.AcquireLocks(ctx, "holder", 1, key), s.AcquireLocks(ctx, "no-session", 1, orphan)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.UpdateGlobal(ctx, "holder", []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, tc.GlobalUpdate{Status: tcv1.GlobalStatus_ROLLBACKING}); err != nil {
+				t.Fatal(err)
+			}
+			tests := []struct {
+				locks []tc.RowLock
+				want  tcv1.GlobalStatus
+			}{
+				{key, tcv1.GlobalStatus_ROLLBACKING},
+				{orphan, tcv1.GlobalStatus_GLOBAL_STATUS_UNSPECIFIED},
+			}
+			for _, tt := range tests {
+				var le *tc.LockConflictError
+				if err := s.AcquireLocks(ctx, "other", 2, tt.locks); !errors.As(err, &le) {
+					t.Fatalf("AcquireLocks: %v, want a *tc.LockConflictError", err)
+				}
+				if le.HolderStatus != tt.want {
+					t.Errorf("conflict on %s: HolderStatus %v, want %v", le.Lock.PK, le.HolderStatus, tt.want)
+				}
+			}
+		})
+	}
+}
+
+// TestConcurrentOpen starts several replicas at once on an empty database:
+// each must create or find the schema without failing.
+func TestConcurrentOpen(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			cfg := d.open(t)
+			const replicas = 4
+			var wg sync.WaitGroup
+			errs := make([]error, replicas)
+			for i := range replicas {
+				wg.Go(func() {
+					s, err := sqlstore.Open(t.Context(), cfg)
+					if err == nil {
+						err = errors.Join(s.Ping(t.Context()), s.Close())
+					}
+					errs[i] = err
+				})
+			}
+			wg.Wait()
+			if err := errors.Join(errs...); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"gorm.io/gorm"
 
+	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 	"github.com/gtx-io/gtx/tc"
 )
 
@@ -77,7 +78,8 @@ func heldLocks(db *gorm.DB, groups []lockGroup) ([]lockRow, error) {
 
 // AcquireLocks takes every lock of locks for (xid, branchID) in one
 // transaction: it reads the rows that exist for the keys, fails with a
-// *tc.LockConflictError when another transaction holds one, and inserts the
+// *tc.LockConflictError when another transaction holds one (with the
+// holder's status, when its global session is in this store), and inserts the
 // missing ones. A concurrent caller that inserts the same key first makes the
 // insert fail on the primary key; the transaction then rolls back and runs
 // again, and finds that caller's lock.
@@ -109,7 +111,7 @@ func acquire(tx *gorm.DB, xid string, branchID int64, groups []lockGroup) error 
 	for i := range rows {
 		r := &rows[i]
 		if r.XID != xid {
-			return &tc.LockConflictError{Lock: r.lock()}
+			return conflict(tx, r)
 		}
 		taken[[3]string{r.ResourceID, r.Table, r.PK}] = true
 	}
@@ -126,6 +128,22 @@ func acquire(tx *gorm.DB, xid string, branchID int64, groups []lockGroup) error 
 		return nil
 	}
 	return tx.CreateInBatches(missing, lockBatch).Error
+}
+
+// conflict returns the error for a lock r holds, with the holder's global
+// status when its session is in the store, so that callers can fail fast on a
+// holder that is rolling back.
+func conflict(tx *gorm.DB, r *lockRow) error {
+	e := &tc.LockConflictError{Lock: r.lock()}
+	var g globalRow
+	err := tx.Select("status").Where("xid = ?", r.XID).Take(&g).Error
+	switch {
+	case err == nil:
+		e.HolderStatus = tcv1.GlobalStatus(g.Status)
+	case !errors.Is(err, gorm.ErrRecordNotFound):
+		return err
+	}
+	return e
 }
 
 // retry runs op until it succeeds, fails for a reason other than contention,

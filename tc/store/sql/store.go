@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -111,19 +112,66 @@ func New(db *gorm.DB) *Store {
 	}
 }
 
+// Migration serialization: replicas starting together on an empty database
+// take turns, so that none fails on a table or index another just created.
+const (
+	// migrateLockName names the MySQL GET_LOCK lock.
+	migrateLockName = "gtx_sqlstore_migrate"
+	// migrateLockKey is the PostgreSQL advisory lock ("gtx_migr" in ASCII).
+	migrateLockKey int64 = 0x6774785f6d696772
+	// migrateLockWait is how long a replica waits for another's migration.
+	migrateLockWait = 60 * time.Second
+)
+
 // Migrate creates the tables and indexes the store needs, and adds what an
-// older version of them lacks. It is idempotent; Open calls it.
+// older version of them lacks. It is idempotent, and replicas may run it at
+// the same time: on PostgreSQL it runs in a transaction holding an advisory
+// lock, on MySQL under GET_LOCK, on SQLite in a write transaction. Open
+// calls it.
 func (s *Store) Migrate(ctx context.Context) error {
 	db := s.db.WithContext(ctx)
+	var err error
+	switch s.dialect {
+	case DriverPostgres:
+		err = db.Transaction(func(tx *gorm.DB) error {
+			if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", migrateLockKey).Error; err != nil {
+				return fmt.Errorf("take the migration lock: %w", err)
+			}
+			return s.autoMigrate(tx)
+		})
+	case DriverMySQL:
+		// MySQL commits DDL implicitly, so the lock is the connection's,
+		// not a transaction's.
+		err = db.Connection(func(conn *gorm.DB) error {
+			var got sql.NullInt64
+			if err := conn.Raw("SELECT GET_LOCK(?, ?)", migrateLockName, int(migrateLockWait.Seconds())).Scan(&got).Error; err != nil {
+				return fmt.Errorf("take the migration lock: %w", err)
+			}
+			if got.Int64 != 1 {
+				return fmt.Errorf("another replica held the migration lock %q for over %v", migrateLockName, migrateLockWait)
+			}
+			defer conn.Exec("SELECT RELEASE_LOCK(?)", migrateLockName)
+			return s.autoMigrate(conn)
+		})
+	case DriverSQLite:
+		err = db.Transaction(s.autoMigrate)
+	default:
+		err = s.autoMigrate(db)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlstore: create schema: %w", err)
+	}
+	return nil
+}
+
+// autoMigrate creates or updates the tables through db.
+func (s *Store) autoMigrate(db *gorm.DB) error {
 	if s.dialect == DriverMySQL {
 		// Binary collation: XIDs and locked keys compare byte for byte, as
 		// they do in Go, never case- or accent-insensitively.
 		db = db.Set("gorm:table_options", "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin")
 	}
-	if err := db.AutoMigrate(&globalRow{}, &branchRow{}, &lockRow{}); err != nil {
-		return fmt.Errorf("sqlstore: create schema: %w", err)
-	}
-	return nil
+	return db.AutoMigrate(&globalRow{}, &branchRow{}, &lockRow{})
 }
 
 // Ping checks that the database is reachable.
