@@ -211,4 +211,3 @@ type branchKey struct {
 	xid      string
 	branchID int64
 }
-

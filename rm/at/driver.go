@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"sync"
 
-	_ "github.com/glebarez/go-sqlite" // registers "sqlite"
+	_ "github.com/glebarez/go-sqlite"  // registers "sqlite"
 	_ "github.com/go-sql-driver/mysql" // registers "mysql"
 )
 

@@ -24,6 +24,9 @@ type resource struct {
 	db *sql.DB
 
 	refs    int
+	// afterRegister, when set by a test, runs between branch registration
+	// and the undo log insert.
+	afterRegister func(xid string, branchID int64)
 	pending chan branchKey
 	stop    chan struct{}
 	done    chan struct{}

@@ -173,6 +173,9 @@ func (t *localTx) commitBranch(ctx context.Context) error {
 		}
 		return err
 	}
+	if res.afterRegister != nil {
+		res.afterRegister(t.xid, branchID)
+	}
 	blob, err := t.undo.Marshal(res.cfg.CompressAbove)
 	if err != nil {
 		return fail(fmt.Errorf("at: encode undo log of %s branch %d: %w", t.xid, branchID, err))

@@ -1,0 +1,277 @@
+package at_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
+	"github.com/gtx-io/gtx/rm/at"
+)
+
+// updateInBranch runs one UPDATE in a local transaction of the global
+// transaction in ctx.
+func updateInBranch(ctx context.Context, db *sql.DB, query string, args ...any) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// TestDirtyWriteStopsRollback writes a row from outside the global
+// transaction between phase 1 and rollback: the rollback must stop with the
+// rows reported, leave that write in place, and restore nothing else.
+func TestDirtyWriteStopsRollback(t *testing.T) {
+	c := startCoordinator(t)
+	backends(t, func(t *testing.T, b *backend) {
+		db := openAT(t, b, newRM(t, c), c)
+		mustExec(t, b.raw, schema(b)...)
+		ctx := context.Background()
+		tx, err := c.tm.Begin(ctx, "dirty")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := updateInBranch(tx.Context(), db, "UPDATE acct SET balance = 1, txt = 'mine' WHERE id IN (1, 2)"); err != nil {
+			t.Fatal(err)
+		}
+		// The outside write: no global transaction, no global lock check.
+		mustExec(t, b.raw, "UPDATE acct SET balance = 777 WHERE id = 1")
+		before := dumpAll(t, b.raw)
+		if _, err := tx.Rollback(ctx, "test"); err != nil && !strings.Contains(err.Error(), "ROLLBACK_FAILED") {
+			t.Logf("rollback: %v", err)
+		}
+		if st := waitStatus(t, c, tx.XID()); st != tcv1.GlobalStatus_ROLLBACK_FAILED {
+			t.Fatalf("status %s, want ROLLBACK_FAILED", st)
+		}
+		compare(t, "after stopped rollback", dumpAll(t, b.raw), before)
+		got, err := c.client.GetTransaction(ctx, &tcv1.GetTransactionRequest{Xid: tx.XID()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg := got.GetTransaction().GetLastError(); !strings.Contains(msg, "changed outside the global transaction") || !strings.Contains(msg, "777") {
+			t.Fatalf("last error does not report the dirty row: %q", msg)
+		}
+	})
+}
+
+// TestRollbackBeforePhaseOneCommit lets the rollback arrive after the
+// branch registered and before its local commit: the defense row it leaves
+// must make the late commit fail, and the data stay as it was.
+func TestRollbackBeforePhaseOneCommit(t *testing.T) {
+	c := startCoordinator(t)
+	b := mysqlBackend(t)
+	db := openAT(t, b, newRM(t, c), c)
+	mustExec(t, b.raw, schema(b)...)
+	seed := dumpAll(t, b.raw)
+	ctx := context.Background()
+	tx, err := c.tm.Begin(ctx, "late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := at.ResourceID(b.driver, b.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at.SetAfterRegisterHook(id, func(xid string, branchID int64) {
+		if _, err := c.client.Rollback(ctx, &tcv1.RollbackRequest{Xid: xid, Reason: "early"}); err != nil {
+			t.Errorf("rollback: %v", err)
+		}
+		if st := waitStatus(t, c, xid); st != tcv1.GlobalStatus_ROLLBACKED {
+			t.Errorf("status %s", st)
+		}
+	})
+	defer at.SetAfterRegisterHook(id, nil)
+	err = updateInBranch(tx.Context(), db, "UPDATE acct SET balance = 5 WHERE id = 1")
+	if !errors.Is(err, at.ErrBranchRolledBack) {
+		t.Fatalf("late commit: got %v, want ErrBranchRolledBack", err)
+	}
+	compare(t, "after refused late commit", dumpAll(t, b.raw), seed)
+	var state int
+	if err := b.raw.QueryRow("SELECT state FROM gtx_undo_log WHERE xid = ?", tx.XID()).Scan(&state); err != nil || state != 1 {
+		t.Fatalf("defense row: state %d, %v", state, err)
+	}
+}
+
+// TestRefusedStatements checks that what cannot be undone is refused in a
+// global transaction, leaving the data as it was, and runs outside one.
+func TestRefusedStatements(t *testing.T) {
+	c := startCoordinator(t)
+	backends(t, func(t *testing.T, b *backend) {
+		db := openAT(t, b, newRM(t, c), c)
+		mustExec(t, b.raw, schema(b)...)
+		mustExec(t, b.raw, "CREATE TABLE nopk (a INT, b INT)")
+		seed := dumpAll(t, b.raw)
+		cases := []struct{ name, sql string }{
+			{"replace", "REPLACE INTO acct (id, code, balance) VALUES (1, 'a1', 0)"},
+			{"insert select", "INSERT INTO flag SELECT id + 10, id, 0 FROM acct"},
+			{"ddl", "ALTER TABLE acct ADD COLUMN extra INT"},
+			{"table without primary key", "UPDATE nopk SET a = 1"},
+			{"update of primary key", "UPDATE acct SET id = id + 100 WHERE id = 1"},
+			{"insert key from expression", "INSERT INTO flag (id, acct_id, flag) VALUES (1 + 40, 1, 1)"},
+			{"transaction control", "COMMIT"},
+			{"unparsable", "UPDATE acct SET balance = 1 WHERE id = 1 RETURNING *"},
+		}
+		ctx := context.Background()
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				err := c.tm.WithGlobalTx(ctx, "refused", func(ctx context.Context) error {
+					err := updateInBranch(ctx, db, tc.sql)
+					if !errors.Is(err, at.ErrRefused) {
+						t.Errorf("got %v, want ErrRefused", err)
+					}
+					return err
+				})
+				if err == nil {
+					t.Fatal("global transaction committed")
+				}
+				compare(t, "after refusal", dumpAll(t, b.raw), seed)
+			})
+		}
+		// Outside a global transaction the proxy stays out of the way.
+		if _, err := db.Exec("UPDATE nopk SET a = 1"); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestConcurrentUpdatesNoLostUpdate runs 32 global transactions that each
+// add 1 to the same row: every one either commits its increment or fails
+// with ErrGlobalLock, and the row ends at seed + commits.
+func TestConcurrentUpdatesNoLostUpdate(t *testing.T) {
+	c := startCoordinator(t)
+	backends(t, func(t *testing.T, b *backend) {
+		db := openAT(t, b, newRM(t, c), c, func(cfg *at.Config) { cfg.LockRetryTimes = 500 })
+		mustExec(t, b.raw, schema(b)...)
+		mustExec(t, b.raw, "UPDATE acct SET big = 0 WHERE id = 1")
+		const n = 32
+		var ok, lost atomic.Int64
+		var wg sync.WaitGroup
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := c.tm.WithGlobalTx(context.Background(), "inc", func(ctx context.Context) error {
+					return updateInBranch(ctx, db, "UPDATE acct SET big = big + 1 WHERE id = 1")
+				})
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, at.ErrGlobalLock):
+					lost.Add(1)
+				default:
+					t.Errorf("unexpected error: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		var big int64
+		if err := b.raw.QueryRow("SELECT big FROM acct WHERE id = 1").Scan(&big); err != nil {
+			t.Fatal(err)
+		}
+		if big != ok.Load() {
+			t.Fatalf("row holds %d increments, %d transactions committed (%d gave up)", big, ok.Load(), lost.Load())
+		}
+		t.Logf("%d committed, %d gave up on the global lock", ok.Load(), lost.Load())
+		if ok.Load() == 0 {
+			t.Fatal("no transaction committed")
+		}
+	})
+}
+
+// TestGlobalLocalDeadlockFailsFast sets up the deadlock between a global
+// lock and a local one: branch A holds the global lock on a row and rolls
+// back, which needs the local row lock that transaction B holds while it
+// waits for A's global lock. B must give up as soon as it sees A rolling
+// back, so A's rollback completes; the retry policy is long enough that
+// only that fail-fast can end the wait.
+func TestGlobalLocalDeadlockFailsFast(t *testing.T) {
+	c := startCoordinator(t)
+	backends(t, func(t *testing.T, b *backend) {
+		db := openAT(t, b, newRM(t, c), c, func(cfg *at.Config) { cfg.LockRetryTimes = 1 << 30 })
+		mustExec(t, b.raw, schema(b)...)
+		seed := dumpAll(t, b.raw)
+		ctx := context.Background()
+		a, err := c.tm.Begin(ctx, "A")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := updateInBranch(a.Context(), db, "UPDATE acct SET balance = 1 WHERE id = 1"); err != nil {
+			t.Fatal(err)
+		}
+		bt, err := c.tm.Begin(ctx, "B")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ltx, err := db.BeginTx(bt.Context(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ltx.ExecContext(bt.Context(), "UPDATE acct SET balance = 2 WHERE id = 1"); err != nil {
+			t.Fatal(err)
+		}
+		commitErr := make(chan error, 1)
+		go func() { commitErr <- ltx.Commit() }()
+		if _, err := c.client.Rollback(ctx, &tcv1.RollbackRequest{Xid: a.XID()}); err != nil {
+			t.Logf("rollback A: %v", err)
+		}
+		err = <-commitErr
+		if !errors.Is(err, at.ErrGlobalLock) || !strings.Contains(err.Error(), "rolling back") {
+			t.Fatalf("B's commit: got %v, want ErrGlobalLock for a holder rolling back", err)
+		}
+		if st := waitStatus(t, c, a.XID()); st != tcv1.GlobalStatus_ROLLBACKED {
+			t.Fatalf("A: %s", st)
+		}
+		compare(t, "after A's rollback", dumpAll(t, b.raw), seed)
+		bt.Rollback(ctx, "done")
+	})
+}
+
+// TestRollbackAfterRMRestart commits a branch locally, takes its resource
+// manager down before phase 2, rolls back, and brings a new one up: the
+// coordinator's retries reach it and the before state comes back.
+func TestRollbackAfterRMRestart(t *testing.T) {
+	c := startCoordinator(t)
+	backends(t, func(t *testing.T, b *backend) {
+		m1 := newRM(t, c)
+		db1 := openAT(t, b, m1, c)
+		mustExec(t, b.raw, schema(b)...)
+		seed := dumpAll(t, b.raw)
+		ctx := context.Background()
+		tx, err := c.tm.Begin(ctx, "crash")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := updateInBranch(tx.Context(), db1, "UPDATE acct SET balance = 1 WHERE id = 1; DELETE FROM line WHERE order_id = 1"); err != nil {
+			t.Fatal(err)
+		}
+		// The crash: the RM and its database handle go away after the
+		// local commit, before phase 2.
+		m1.Close()
+		db1.Close()
+		if _, err := c.client.Rollback(ctx, &tcv1.RollbackRequest{Xid: tx.XID(), Reason: "crash"}); err != nil {
+			t.Logf("rollback with the RM down: %v", err)
+		}
+		resp, err := c.client.GetStatus(ctx, &tcv1.GetStatusRequest{Xid: tx.XID()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.GetStatus() == tcv1.GlobalStatus_ROLLBACKED {
+			t.Fatal("rolled back with no RM to run phase 2")
+		}
+		// The restart.
+		openAT(t, b, newRM(t, c), c)
+		if st := waitStatus(t, c, tx.XID()); st != tcv1.GlobalStatus_ROLLBACKED {
+			t.Fatalf("status %s", st)
+		}
+		compare(t, "after rollback by the restarted RM", dumpAll(t, b.raw), seed)
+	})
+}
