@@ -56,9 +56,10 @@ func New(cfg Config) (*Generator, error) {
 }
 
 // NewLeased returns a generator whose node ID is lease's. cfg.NodeID must be
-// 0, and cfg.MaxBorrow under a tenth of the lease's TTL. The generator checks the lease on every call and stops handing out IDs,
-// returning ErrLeaseLost or ErrLeaseClosed, once the lease is lost, may have
-// expired, or was closed. One lease serves one generator.
+// 0, and cfg.MaxBorrow under a tenth of the lease's TTL. The generator checks
+// the lease on every call and stops handing out IDs, returning ErrLeaseLost
+// or ErrLeaseClosed, once the lease is lost, may have expired, or was closed.
+// One lease serves one generator.
 func NewLeased(cfg Config, lease *Lease) (*Generator, error) {
 	if lease == nil {
 		return nil, fmt.Errorf("%w: lease is nil, get one from Acquire", ErrInvalidConfig)
