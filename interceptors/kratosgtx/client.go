@@ -12,13 +12,14 @@ import (
 
 // Client returns the middleware that puts the XID of the call's context into
 // the request header under gtx.MetadataKey, for kratos gRPC and HTTP
-// clients. A context without an XID sends none.
+// clients. A context without an XID sends none (or, when metadata.Client()
+// ran first and added one, an empty value, which servers read as none).
 //
 // It also takes the key out of the kratos metadata in the context, so that
 // metadata.Client() does not send a stale XID next to it: the XID a handler
 // received is not the one it calls with after it began a new transaction
-// (tm.RequiresNew) or left one (tm.NotSupported). Put Client() before
-// metadata.Client() in the middleware list.
+// (tm.RequiresNew) or left one (tm.NotSupported). It may come before or
+// after metadata.Client() in the middleware list.
 func Client() middleware.Middleware {
 	return func(next middleware.Handler) middleware.Handler {
 		return func(ctx context.Context, req any) (any, error) {
