@@ -361,6 +361,16 @@ func TestChain(t *testing.T) {
 		if tx.GetName() != "place-order" {
 			t.Fatalf("coordinator names the transaction %q, want place-order", tx.GetName())
 		}
+		var resources []string
+		for _, b := range tx.GetBranches() {
+			if b.GetXid() != xid {
+				t.Fatalf("branch %d of %s has XID %s", b.GetBranchId(), xid, b.GetXid())
+			}
+			resources = append(resources, b.GetResourceId())
+		}
+		if !sameSet(resources, []string{resGRPC, resHTTP, resNATS}) {
+			t.Fatalf("coordinator has branches on %q under %s, want one per hop", resources, xid)
+		}
 		c.p2.wait(t, xid, all("commit")...)
 	})
 
