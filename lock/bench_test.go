@@ -24,7 +24,7 @@ const benchTTL = 10 * time.Second
 
 // locker is one library under benchmark: lock returns an unlock function.
 type locker struct {
-	lock func(ctx context.Context, name string) (func(context.Context) error, error)
+	lock func(ctx context.Context, g int, name string) (func(context.Context) error, error)
 	log  *commandLog
 }
 
@@ -42,8 +42,28 @@ func lockers(b *testing.B, prefix string) map[string]locker {
 	cfg := lock.DefaultConfig()
 	cfg.TTL = benchTTL
 	p := newProc(b, prefix+"gtx:", cfg)
-	out["gtx"] = locker{log: p.log, lock: func(ctx context.Context, name string) (func(context.Context) error, error) {
+	out["gtx"] = locker{log: p.log, lock: func(ctx context.Context, _ int, name string) (func(context.Context) error, error) {
 		l, err := p.locks.Lock(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		return l.Unlock, nil
+	}}
+
+	// One Client per goroutine, as if each were its own process: no
+	// single-flight and no hand-off, to show what they save.
+	u := newProc(b, prefix+"gtx:", cfg)
+	unshared := make([]*lock.Client, 64)
+	for i := range unshared {
+		c, err := lock.New(u.backend, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = c.Close(context.Background()) })
+		unshared[i] = c
+	}
+	out["gtx-unshared"] = locker{log: u.log, lock: func(ctx context.Context, g int, name string) (func(context.Context) error, error) {
+		l, err := unshared[g].Lock(ctx, name)
 		if err != nil {
 			return nil, err
 		}
@@ -53,7 +73,7 @@ func lockers(b *testing.B, prefix string) map[string]locker {
 	brdb, blog := benchRedis(b)
 	bsm := bsmlock.New(brdb)
 	bopts := &bsmlock.Options{RetryStrategy: bsmlock.LinearBackoff(time.Millisecond)}
-	out["bsm"] = locker{log: blog, lock: func(ctx context.Context, name string) (func(context.Context) error, error) {
+	out["bsm"] = locker{log: blog, lock: func(ctx context.Context, _ int, name string) (func(context.Context) error, error) {
 		l, err := bsm.Obtain(ctx, prefix+"bsm:"+name, benchTTL, bopts)
 		if err != nil {
 			return nil, err
@@ -63,7 +83,7 @@ func lockers(b *testing.B, prefix string) map[string]locker {
 
 	rrdb, rlog := benchRedis(b)
 	rs := redsync.New(goredis.NewPool(rrdb))
-	out["redsync"] = locker{log: rlog, lock: func(ctx context.Context, name string) (func(context.Context) error, error) {
+	out["redsync"] = locker{log: rlog, lock: func(ctx context.Context, _ int, name string) (func(context.Context) error, error) {
 		m := rs.NewMutex(prefix+"redsync:"+name, redsync.WithExpiry(benchTTL), redsync.WithTries(1<<30), redsync.WithRetryDelay(time.Millisecond))
 		if err := m.LockContext(ctx); err != nil {
 			return nil, err
@@ -73,7 +93,7 @@ func lockers(b *testing.B, prefix string) map[string]locker {
 	return out
 }
 
-var libraries = []string{"gtx", "bsm", "redsync"}
+var libraries = []string{"gtx", "gtx-unshared", "bsm", "redsync"}
 
 func benchLock(b *testing.B, goroutines int, key func(g int) string) {
 	prefix := "gtxbench:" + randomHex() + ":"
@@ -98,7 +118,7 @@ func benchLock(b *testing.B, goroutines int, key func(g int) string) {
 				name := key(g)
 				wg.Go(func() {
 					for range n {
-						unlock, err := l.lock(ctx, name)
+						unlock, err := l.lock(ctx, g, name)
 						if err != nil {
 							b.Error(err)
 							return

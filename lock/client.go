@@ -258,7 +258,9 @@ func (c *Client) contend(ctx context.Context, k *key, owner string, wait, yield 
 			if err != nil {
 				c.log.Debug("lock: watch for releases failed; polling", "name", k.name, "error", err)
 			}
-			stop = s
+			if s != nil {
+				stop = s
+			}
 			if !yield {
 				// A release may have happened before the watch started.
 				continue

@@ -53,7 +53,8 @@ func (l *Lease) Context() context.Context { return l.h.ctx }
 
 // Unlock ends the lease. When it is the last lease of its holding, the lock
 // is handed to a waiter of this process, or released in the backend. ctx
-// bounds the backend call. Unlocking a lease twice returns ErrNotHeld; a
+// bounds the backend call; when ctx is already done, Unlock still releases,
+// bounded by one second. Unlocking a lease twice returns ErrNotHeld; a
 // lease whose lock was lost returns ErrLockLost.
 func (l *Lease) Unlock(ctx context.Context) error {
 	h := l.h
@@ -80,6 +81,14 @@ func (l *Lease) Unlock(ctx context.Context) error {
 	h.stopWatchdog()
 	cause := context.Cause(h.ctx)
 	h.cancel(ErrUnlocked)
+	if ctx.Err() != nil {
+		// A lock left behind blocks everyone for a TTL: release it even
+		// when the caller's context is already done (a deferred Unlock
+		// with a request context), bounded by a second.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+	}
 
 	if next != nil {
 		token := c.newToken()
@@ -89,11 +98,16 @@ func (l *Lease) Unlock(ctx context.Context) error {
 			next.turn <- turn{grant: &g, token: token, start: start}
 			return nil
 		}
-		next.turn <- turn{}
 		if errors.Is(err, ErrNotHeld) {
+			next.turn <- turn{}
 			return fmt.Errorf("lock: unlock %q: %w", k.name, ErrLockLost)
 		}
-		return fmt.Errorf("lock: hand off %q: %w (it expires after its TTL)", k.name, err)
+		// The hand-off may or may not have happened: free the lock under
+		// either token so the next contender need not wait for the TTL.
+		c.abandon(ctx, k.name, token)
+		c.abandon(ctx, k.name, h.token)
+		next.turn <- turn{}
+		return fmt.Errorf("lock: hand off %q: %w", k.name, err)
 	}
 
 	contended, err := c.backend.Release(ctx, k.name, h.token)

@@ -449,3 +449,51 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("Lock with a cancelled context = %v, want Canceled", err)
 	}
 }
+
+// TestUnlockWithDoneContext checks that a deferred Unlock with a context
+// that has ended (a finished request) still frees the lock at once, both
+// when handing it to a local waiter and when releasing it.
+func TestUnlockWithDoneContext(t *testing.T) {
+	prefix := newPrefix(t)
+	ctx := context.Background()
+	cfg := testConfig()
+	cfg.TTL = time.Minute
+	a := newProc(t, prefix, cfg)
+	b := newProc(t, prefix, cfg)
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+
+	lease, err := a.locks.Lock(ctx, "req")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan *lock.Lease)
+	go func() {
+		l, err := a.locks.Lock(ctx, "req")
+		if err != nil {
+			t.Error(err)
+		}
+		waited <- l
+	}()
+	time.Sleep(20 * time.Millisecond) // let the waiter queue (if it has not, Unlock releases instead)
+	if err := lease.Unlock(done); err != nil {
+		t.Fatalf("Unlock with a done context: %v", err)
+	}
+	next := <-waited
+	if next == nil {
+		t.FailNow()
+	}
+	if err := next.Unlock(done); err != nil {
+		t.Fatalf("Unlock with a done context: %v", err)
+	}
+	// Released, not left for the TTL: another process takes it at once.
+	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer wcancel()
+	l, err := b.locks.Lock(wctx, "req")
+	if err != nil {
+		t.Fatalf("lock left behind after Unlock with a done context: %v", err)
+	}
+	if err := l.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
