@@ -112,7 +112,7 @@ func (m *Manager) attach(ctx context.Context, c *coordinator) (welcomed bool, er
 			defer m.wg.Done()
 			defer func() { <-m.workers }()
 			res := m.execute(ctx, cmd)
-			if err := a.send(&tcv1.AttachRequest{Msg: &tcv1.AttachRequest_Result{Result: res}}); err != nil {
+			if err := a.send(&tcv1.AttachRequest{Msg: &tcv1.AttachRequest_Result{Result: res}}); err != nil && ctx.Err() == nil {
 				m.log.Warn("branch result not delivered; the coordinator will send the command again",
 					"xid", cmd.GetXid(), "branch_id", cmd.GetBranchId(), "err", err)
 			}

@@ -138,7 +138,8 @@ func (m *Manager) Handle(t tcv1.BranchType, h Handler) {
 
 // Start attaches to every coordinator, each in a goroutine that re-attaches
 // with backoff whenever its stream ends. The goroutines run until Close is
-// called or ctx is done.
+// called or ctx is done; once ctx is done the Manager no longer attaches,
+// and must still be closed.
 func (m *Manager) Start(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

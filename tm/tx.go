@@ -88,7 +88,7 @@ func (t *Tx) Rollback(ctx context.Context, reason string) (tcv1.GlobalStatus, er
 }
 
 // decision is commit or rollback: how to ask for it, and what a status
-// means for it.
+// means for it. outcome is only given statuses for which known is true.
 type decision struct {
 	name    string
 	send    func(ctx context.Context) (tcv1.GlobalStatus, error)
@@ -104,14 +104,12 @@ func commitOp(c tcv1.CoordinatorClient, xid string) decision {
 		},
 		outcome: func(st tcv1.GlobalStatus) error {
 			switch {
-			case st == tcv1.GlobalStatus_COMMITTED || committing(st):
-				return nil
 			case st == tcv1.GlobalStatus_COMMIT_FAILED:
 				return &Phase2FailedError{XID: xid, Status: st}
 			case rolledBack(st):
 				return &RolledBackError{XID: xid, Status: st}
 			}
-			return nil
+			return nil // COMMITTED, or committing: the decision is durable
 		},
 	}
 }
@@ -129,10 +127,8 @@ func rollbackOp(c tcv1.CoordinatorClient, xid, reason string) decision {
 				return &Phase2FailedError{XID: xid, Status: st}
 			case rolledBack(st):
 				return nil
-			case st == tcv1.GlobalStatus_COMMITTED || st == tcv1.GlobalStatus_COMMIT_FAILED || committing(st):
-				return fmt.Errorf("%w: %s is %s", ErrCommitted, xid, st)
 			}
-			return nil
+			return fmt.Errorf("%w: %s is %s", ErrCommitted, xid, st)
 		},
 	}
 }
