@@ -95,7 +95,7 @@ func (s undoStore) compensate(ctx context.Context, q queryer, log *UndoLog, xid 
 	metas := make([]*TableMeta, len(log.Tables))
 	dirty := &DirtyWriteError{XID: xid, BranchID: branchID}
 	for i, t := range log.Tables {
-		if len(t.Rows) == 0 {
+		if !t.touched() {
 			continue
 		}
 		cur, err := s.d.LoadTable(ctx, q, tableRef(t.Table))
@@ -107,11 +107,10 @@ func (s undoStore) compensate(ctx context.Context, q queryer, log *UndoLog, xid 
 			return err
 		}
 		metas[i] = m
-		keys := make([]Row, len(t.Rows))
-		for j, r := range t.Rows {
-			keys[j] = r.After
-			if keys[j] == nil {
-				keys[j] = r.Before
+		var keys []Row
+		for _, r := range t.Rows {
+			if img := r.image(); img != nil {
+				keys = append(keys, img)
 			}
 		}
 		current, err := readByPK(ctx, s.d, q, m, keys, true)
@@ -122,8 +121,11 @@ func (s undoStore) compensate(ctx context.Context, q queryer, log *UndoLog, xid 
 		for _, r := range current {
 			byKey[t.pkKey(r)] = r
 		}
-		for j, r := range t.Rows {
-			k := t.pkKey(keys[j])
+		for _, r := range t.Rows {
+			if r.image() == nil {
+				continue
+			}
+			k := t.pkKey(r.image())
 			now := byKey[k]
 			if (now == nil) != (r.After == nil) || (now != nil && !now.equal(r.After)) {
 				dirty.Rows = append(dirty.Rows, DirtyRow{Table: t.Table, PK: k, Columns: t.Columns, Expected: r.After, Actual: now})

@@ -3,6 +3,7 @@ package at
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -27,7 +28,23 @@ func SQLite() Dialect { return sqliteSingleton }
 
 func (d *sqliteDialect) Name() string { return "sqlite" }
 
-func (d *sqliteDialect) Parse(query string) ([]Statement, error) { return d.p.parse(query) }
+// lockClause matches the row-locking clause ending a SELECT.
+var lockClause = regexp.MustCompile(`(?is)\s+FOR\s+UPDATE(\s+NOWAIT|\s+SKIP\s+LOCKED|\s+WAIT\s+\d+)?\s*$`)
+
+// Parse parses query. SELECT ... FOR UPDATE is accepted and run without its
+// lock clause, which SQLite lacks: its transactions lock the whole database.
+func (d *sqliteDialect) Parse(query string) ([]Statement, error) {
+	stmts, err := d.p.parse(query)
+	if err != nil {
+		return nil, err
+	}
+	for i := range stmts {
+		if stmts[i].Kind == KindSelectForUpdate {
+			stmts[i].SQL = lockClause.ReplaceAllString(stmts[i].SQL, "")
+		}
+	}
+	return stmts, nil
+}
 
 func (d *sqliteDialect) Quote(ident string) string { return quoteWith(ident, '"') }
 

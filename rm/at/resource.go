@@ -23,13 +23,13 @@ type resource struct {
 	// db runs phase 2 on the wrapped driver directly.
 	db *sql.DB
 
-	refs    int
+	refs int
 	// afterRegister, when set by a test, runs between branch registration
 	// and the undo log insert.
 	afterRegister func(xid string, branchID int64)
-	pending chan branchKey
-	stop    chan struct{}
-	done    chan struct{}
+	pending       chan branchKey
+	stop          chan struct{}
+	done          chan struct{}
 }
 
 // registry holds the open resources by ID, for the phase-2 handler to find:

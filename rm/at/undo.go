@@ -38,6 +38,15 @@ type RowImage struct {
 	After  Row
 }
 
+// image returns the after image, or the before image of a deleted row; nil
+// for a row the branch inserted and deleted again.
+func (r RowImage) image() Row {
+	if r.After != nil {
+		return r.After
+	}
+	return r.Before
+}
+
 // pkKey is the row's primary key in lock-key form.
 func (t *TableImage) pkKey(r Row) string {
 	var sb strings.Builder
@@ -117,22 +126,30 @@ func (u *UndoLog) add(m *TableMeta, before, after []Row) {
 func (t *TableImage) rebuildIndex() {
 	t.index = make(map[string]int, len(t.Rows))
 	for i, r := range t.Rows {
-		img := r.After
-		if img == nil {
-			img = r.Before
+		if img := r.image(); img != nil {
+			t.index[t.pkKey(img)] = i
 		}
-		t.index[t.pkKey(img)] = i
 	}
 }
 
-// empty reports whether the log holds no row.
+// empty reports whether the log holds no row that exists before or after.
 func (u *UndoLog) empty() bool {
 	for _, t := range u.Tables {
-		if len(t.Rows) > 0 {
+		if t.touched() {
 			return false
 		}
 	}
 	return true
+}
+
+// touched reports whether some row of t exists before or after the branch.
+func (t *TableImage) touched() bool {
+	for _, r := range t.Rows {
+		if r.image() != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // LockKeys returns the global lock keys of every row in the log:
@@ -141,7 +158,7 @@ func (u *UndoLog) empty() bool {
 func (u *UndoLog) LockKeys() string {
 	var sb strings.Builder
 	for _, t := range u.Tables {
-		if len(t.Rows) == 0 {
+		if !t.touched() {
 			continue
 		}
 		if sb.Len() > 0 {
@@ -149,14 +166,16 @@ func (u *UndoLog) LockKeys() string {
 		}
 		sb.WriteString(escapeKey(t.Table))
 		sb.WriteByte(':')
-		for i, r := range t.Rows {
-			if i > 0 {
+		first := true
+		for _, r := range t.Rows {
+			img := r.image()
+			if img == nil {
+				continue
+			}
+			if !first {
 				sb.WriteByte(',')
 			}
-			img := r.After
-			if img == nil {
-				img = r.Before
-			}
+			first = false
 			sb.WriteString(t.pkKey(img))
 		}
 	}

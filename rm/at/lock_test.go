@@ -1,0 +1,136 @@
+package at_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"testing"
+
+	"github.com/gtx-io/gtx"
+	"github.com/gtx-io/gtx/rm/at"
+)
+
+// TestSelectForUpdateAndGlobalLockFlag holds a global lock on a row with an
+// uncommitted global transaction A, then checks that another global
+// transaction's SELECT ... FOR UPDATE and a plain local transaction marked
+// with gtx.WithGlobalLock both refuse to go past it, and go through once A
+// has committed.
+func TestSelectForUpdateAndGlobalLockFlag(t *testing.T) {
+	c := startCoordinator(t)
+	backends(t, func(t *testing.T, b *backend) {
+		db := openAT(t, b, newRM(t, c), c, func(cfg *at.Config) { cfg.LockRetryTimes = 2 })
+		mustExec(t, b.raw, schema(b)...)
+		ctx := context.Background()
+		a, err := c.tm.Begin(ctx, "A")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := updateInBranch(a.Context(), db, "UPDATE acct SET txt = 'A' WHERE id = 1"); err != nil {
+			t.Fatal(err)
+		}
+		selectForUpdate := func(ctx context.Context, id int) error {
+			tx, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			defer tx.Rollback()
+			var code string
+			return tx.QueryRowContext(ctx, "SELECT code FROM acct WHERE id = ? FOR UPDATE", id).Scan(&code)
+		}
+		err = c.tm.WithGlobalTx(ctx, "reader", func(ctx context.Context) error { return selectForUpdate(ctx, 1) })
+		if !errors.Is(err, at.ErrGlobalLock) {
+			t.Fatalf("SELECT FOR UPDATE of a locked row: got %v, want ErrGlobalLock", err)
+		}
+		if err := c.tm.WithGlobalTx(ctx, "reader", func(ctx context.Context) error { return selectForUpdate(ctx, 2) }); err != nil {
+			t.Fatalf("SELECT FOR UPDATE of a free row: %v", err)
+		}
+		flagged := gtx.WithGlobalLock(ctx)
+		err = updateInBranch(flagged, db, "UPDATE acct SET txt = 'local' WHERE id = 1")
+		if !errors.Is(err, at.ErrGlobalLock) {
+			t.Fatalf("global-lock flagged update of a locked row: got %v, want ErrGlobalLock", err)
+		}
+		var txt string
+		if err := b.raw.QueryRow("SELECT txt FROM acct WHERE id = 1").Scan(&txt); err != nil || txt != "A" {
+			t.Fatalf("refused local update left txt %q (%v)", txt, err)
+		}
+		if _, err := a.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, c, a.XID())
+		if err := c.tm.WithGlobalTx(ctx, "reader", func(ctx context.Context) error { return selectForUpdate(ctx, 1) }); err != nil {
+			t.Fatalf("SELECT FOR UPDATE after A committed: %v", err)
+		}
+		if err := updateInBranch(flagged, db, "UPDATE acct SET txt = 'local' WHERE id = 1"); err != nil {
+			t.Fatalf("global-lock flagged update after A committed: %v", err)
+		}
+	})
+}
+
+// TestRandomDMLRollback runs random statements on a scratch table inside
+// global transactions that roll back: the table must come back identical
+// every time.
+func TestRandomDMLRollback(t *testing.T) {
+	c := startCoordinator(t)
+	backends(t, func(t *testing.T, b *backend) {
+		db := openAT(t, b, newRM(t, c), c)
+		mustExec(t, b.raw, schema(b)...)
+		rng := rand.New(rand.NewSource(1))
+		ctx := context.Background()
+		for round := 0; round < 15; round++ {
+			seed := dumpAll(t, b.raw)
+			var stmts []string
+			err := c.tm.WithGlobalTx(ctx, "random", func(ctx context.Context) error {
+				tx, err := db.BeginTx(ctx, nil)
+				if err != nil {
+					return err
+				}
+				for i := 0; i < 1+rng.Intn(6); i++ {
+					q, args := randomStatement(rng)
+					stmts = append(stmts, fmt.Sprint(q, args))
+					if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+						tx.Rollback()
+						return fmt.Errorf("%s %v: %w", q, args, err)
+					}
+				}
+				if err := tx.Commit(); err != nil {
+					return err
+				}
+				return errForceRollback
+			})
+			if !errors.Is(err, errForceRollback) {
+				t.Fatalf("round %d: %v", round, err)
+			}
+			compare(t, fmt.Sprintf("round %d after %q", round, stmts), dumpAll(t, b.raw), seed)
+			// Move the seed on, outside any global transaction.
+			q, args := randomStatement(rng)
+			if _, err := b.raw.Exec(q, args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+var (
+	randomText  = []any{nil, "", "x", "it's", "tab\t\x00nul", "☃", "2001-02-03 04:05:06.5"}
+	randomBlobs = []any{nil, []byte{}, []byte{0}, []byte{0xff, 0xfe, '\\'}, []byte("plain")}
+)
+
+func randomStatement(rng *rand.Rand) (string, []any) {
+	v := func() any { return randomText[rng.Intn(len(randomText))] }
+	blob := func() any { return randomBlobs[rng.Intn(len(randomBlobs))] }
+	id := int64(1 + rng.Intn(40))
+	switch rng.Intn(6) {
+	case 0:
+		return "INSERT INTO acct (code, balance, txt, data) VALUES (?, ?, ?, ?)", []any{fmt.Sprintf("r%d", rng.Int63()), int64(rng.Intn(1000)), v(), blob()}
+	case 1:
+		return "INSERT INTO line (order_id, line_no, qty) VALUES (?, ?, ?)", []any{int64(100 + rng.Intn(1000)), int64(rng.Intn(1000)), int64(rng.Intn(9))}
+	case 2:
+		return "UPDATE acct SET txt = ?, data = ?, balance = balance + 1 WHERE id < ?", []any{v(), blob(), id}
+	case 3:
+		return "UPDATE line SET qty = qty * 2 WHERE order_id % 2 = ?", []any{int64(rng.Intn(2))}
+	case 4:
+		return "DELETE FROM acct WHERE id = ? OR txt = ?", []any{id, v()}
+	}
+	return "DELETE FROM line WHERE qty > ?", []any{int64(rng.Intn(30))}
+}
