@@ -122,7 +122,7 @@ func (f *fakeTC) ReportBranch(_ context.Context, r *tcv1.ReportBranchRequest) (*
 }
 
 // waitFor waits until cond, called with f.mu held, is true.
-func (f *fakeTC) waitFor(t *testing.T, what string, cond func() bool) {
+func (f *fakeTC) waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -142,13 +142,13 @@ func (f *fakeTC) waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // send sends cmd to the attached RM and returns its result.
-func (f *fakeTC) send(t *testing.T, cmd *tcv1.BranchCommand) *tcv1.BranchResult {
+func (f *fakeTC) send(t testing.TB, cmd *tcv1.BranchCommand) *tcv1.BranchResult {
 	t.Helper()
 	f.start(t, cmd)
 	return f.result(t, cmd.GetRequestId())
 }
 
-func (f *fakeTC) start(t *testing.T, cmd *tcv1.BranchCommand) {
+func (f *fakeTC) start(t testing.TB, cmd *tcv1.BranchCommand) {
 	t.Helper()
 	var p *peer
 	f.waitFor(t, "an attached RM", func() bool { p = f.peer; return p != nil })
@@ -159,14 +159,14 @@ func (f *fakeTC) start(t *testing.T, cmd *tcv1.BranchCommand) {
 	}
 }
 
-func (f *fakeTC) result(t *testing.T, requestID int64) *tcv1.BranchResult {
+func (f *fakeTC) result(t testing.TB, requestID int64) *tcv1.BranchResult {
 	t.Helper()
 	var r *tcv1.BranchResult
 	f.waitFor(t, fmt.Sprintf("result %d", requestID), func() bool { r = f.results[requestID]; return r != nil })
 	return r
 }
 
-func (f *fakeTC) waitAnnounced(t *testing.T, want ...resource) {
+func (f *fakeTC) waitAnnounced(t testing.TB, want ...resource) {
 	t.Helper()
 	f.waitFor(t, fmt.Sprintf("resources %v", want), func() bool {
 		for _, r := range want {
@@ -181,14 +181,14 @@ func (f *fakeTC) waitAnnounced(t *testing.T, want ...resource) {
 // tcServer serves a fakeTC on a loopback address; it can be stopped and a
 // new server started on the same address.
 type tcServer struct {
-	t    *testing.T
+	t    testing.TB
 	addr string
 	mu   sync.Mutex
 	srv  *grpc.Server
 	done chan struct{}
 }
 
-func startTC(t *testing.T, fake *fakeTC) *tcServer {
+func startTC(t testing.TB, fake *fakeTC) *tcServer {
 	t.Helper()
 	s := &tcServer{t: t, addr: "127.0.0.1:0"}
 	s.start(fake)
@@ -226,7 +226,7 @@ func (s *tcServer) stop() {
 	}
 }
 
-func dial(t *testing.T, addr string) tcv1.CoordinatorClient {
+func dial(t testing.TB, addr string) tcv1.CoordinatorClient {
 	t.Helper()
 	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -243,7 +243,7 @@ func dial(t *testing.T, addr string) tcv1.CoordinatorClient {
 
 // newManager returns a started Manager attached to the given coordinators,
 // closed when the test ends.
-func newManager(t *testing.T, clients []tcv1.CoordinatorClient, edit func(*Config), setup func(*Manager)) *Manager {
+func newManager(t testing.TB, clients []tcv1.CoordinatorClient, edit func(*Config), setup func(*Manager)) *Manager {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Application = "rm-test"

@@ -159,7 +159,7 @@ func (f *fakeTC) count(method string) int {
 // tcServer serves a fakeTC on a loopback address and can be stopped and
 // started again on the same address.
 type tcServer struct {
-	t    *testing.T
+	t    testing.TB
 	fake *fakeTC
 	addr string
 	mu   sync.Mutex
@@ -167,7 +167,7 @@ type tcServer struct {
 	done chan struct{}
 }
 
-func startTC(t *testing.T, fake *fakeTC) *tcServer {
+func startTC(t testing.TB, fake *fakeTC) *tcServer {
 	t.Helper()
 	s := &tcServer{t: t, fake: fake, addr: "127.0.0.1:0"}
 	s.start()
@@ -222,7 +222,7 @@ func (s *tcServer) client() tcv1.CoordinatorClient {
 }
 
 // newManager starts a fake coordinator and returns a Manager for it.
-func newManager(t *testing.T, edit func(*Config)) (*Manager, *fakeTC, *tcServer) {
+func newManager(t testing.TB, edit func(*Config)) (*Manager, *fakeTC, *tcServer) {
 	t.Helper()
 	fake := newFakeTC()
 	srv := startTC(t, fake)
