@@ -25,9 +25,9 @@ import (
 
 // store is one lease namespace on a real server, fresh for each test.
 type store struct {
-	// leaser returns a new leaser over the namespace for nodes lo..hi, as a
-	// separate process would have.
-	leaser func(lo, hi int64) Leaser
+	// newLeaser returns a new leaser over the namespace for nodes lo..hi, as
+	// a separate process would have.
+	newLeaser func(lo, hi int64) (Leaser, error)
 	// steal makes the store say that node is held by another owner.
 	steal func(node int64)
 }
@@ -81,18 +81,13 @@ func openRedis(t *testing.T) store {
 		}
 		client.Close()
 	})
-	var last *RedisLeaser
 	return store{
-		leaser: func(lo, hi int64) Leaser {
-			l, err := NewRedisLeaser(client, RedisLeaserConfig{Prefix: prefix, MinNode: lo, MaxNode: hi})
-			if err != nil {
-				t.Fatal(err)
-			}
-			last = l
-			return l
+		newLeaser: func(lo, hi int64) (Leaser, error) {
+			return NewRedisLeaser(client, RedisLeaserConfig{Prefix: prefix, MinNode: lo, MaxNode: hi})
 		},
 		steal: func(node int64) {
-			if err := client.Set(ctx, last.Key(node), "thief", time.Minute).Err(); err != nil {
+			key := fmt.Sprintf("%s:node:%d", prefix, node)
+			if err := client.Set(ctx, key, "thief", time.Minute).Err(); err != nil {
 				t.Fatal(err)
 			}
 		},
@@ -106,12 +101,8 @@ func gormConfig() *gorm.Config {
 // sqlStore returns a store over db with a table of its own.
 func sqlStore(t *testing.T, db *gorm.DB, table string) store {
 	return store{
-		leaser: func(lo, hi int64) Leaser {
-			l, err := NewSQLLeaser(context.Background(), db, SQLLeaserConfig{Table: table, MinNode: lo, MaxNode: hi})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return l
+		newLeaser: func(lo, hi int64) (Leaser, error) {
+			return NewSQLLeaser(context.Background(), db, SQLLeaserConfig{Table: table, MinNode: lo, MaxNode: hi})
 		},
 		steal: func(node int64) {
 			res := db.Exec("UPDATE "+table+" SET owner = ? WHERE node_id = ?", "thief", node)
@@ -183,6 +174,16 @@ func openSQLite(t *testing.T) store {
 	return sqlStore(t, db, DefaultNodeTable)
 }
 
+// leaser is newLeaser for the test goroutine: it fails the test on error.
+func (s store) leaser(t *testing.T, lo, hi int64) Leaser {
+	t.Helper()
+	l, err := s.newLeaser(lo, hi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 func forEachBackend(t *testing.T, test func(t *testing.T, s store)) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
@@ -224,16 +225,19 @@ func wait(t *testing.T, ch <-chan struct{}, what string) {
 func TestLeaseDistinctNodesAndExhaustion(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s store) {
 		const lo, hi = 10, 15
+		// Every process starts at once: each creates its leaser (the SQL
+		// ones race to create the table) and acquires a node.
 		leases := make([]*Lease, hi-lo+1)
-		leasers := make([]Leaser, len(leases))
-		for i := range leasers {
-			leasers[i] = s.leaser(lo, hi)
-		}
 		var wg sync.WaitGroup
 		errs := make([]error, len(leases))
 		for i := range leases {
 			wg.Go(func() {
-				leases[i], errs[i] = Acquire(context.Background(), leasers[i], fastLease(t))
+				l, err := s.newLeaser(lo, hi)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				leases[i], errs[i] = Acquire(context.Background(), l, fastLease(t))
 			})
 		}
 		wg.Wait()
@@ -250,7 +254,7 @@ func TestLeaseDistinctNodesAndExhaustion(t *testing.T) {
 			seen[l.NodeID()] = true
 		}
 
-		_, err := Acquire(context.Background(), s.leaser(lo, hi), fastLease(t))
+		_, err := Acquire(context.Background(), s.leaser(t, lo, hi), fastLease(t))
 		if !errors.Is(err, ErrNoFreeNode) {
 			t.Fatalf("Acquire with all nodes held = %v, want ErrNoFreeNode", err)
 		}
@@ -259,7 +263,7 @@ func TestLeaseDistinctNodesAndExhaustion(t *testing.T) {
 		if err := leases[2].Close(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		again := acquire(t, s.leaser(lo, hi), fastLease(t))
+		again := acquire(t, s.leaser(t, lo, hi), fastLease(t))
 		if again.NodeID() != freed {
 			t.Fatalf("after Close freed node %d, Acquire got %d", freed, again.NodeID())
 		}
@@ -269,7 +273,7 @@ func TestLeaseDistinctNodesAndExhaustion(t *testing.T) {
 func TestLeaseExpiredIsReclaimable(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s store) {
 		ctx := context.Background()
-		a, b := s.leaser(5, 5), s.leaser(5, 5)
+		a, b := s.leaser(t, 5, 5), s.leaser(t, 5, 5)
 		n, err := a.Claim(ctx, "owner-a", time.Second)
 		if err != nil || n != 5 {
 			t.Fatalf("Claim = %d, %v; want 5", n, err)
@@ -335,7 +339,7 @@ func (c *countingLeaser) Renew(ctx context.Context, node int64, owner string, tt
 
 func TestLeaseRenewsAndStopsWhenUnrenewed(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s store) {
-		cl := &countingLeaser{Leaser: s.leaser(0, MaxNodeID)}
+		cl := &countingLeaser{Leaser: s.leaser(t, 0, MaxNodeID)}
 		cfg := fastLease(t)
 		cfg.TTL = time.Second
 		lease := acquire(t, cl, cfg)
@@ -368,7 +372,7 @@ func TestLeaseRenewsAndStopsWhenUnrenewed(t *testing.T) {
 
 func TestLeaseLostStopsGenerator(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s store) {
-		lease := acquire(t, s.leaser(0, MaxNodeID), fastLease(t))
+		lease := acquire(t, s.leaser(t, 0, MaxNodeID), fastLease(t))
 		g, err := NewLeased(DefaultConfig(), lease)
 		if err != nil {
 			t.Fatal(err)
@@ -399,7 +403,7 @@ func TestLeaseLostStopsGenerator(t *testing.T) {
 func TestLeaseCloseStopsGeneratorAndReleases(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s store) {
 		ctx := context.Background()
-		lease, err := Acquire(ctx, s.leaser(3, 3), fastLease(t))
+		lease, err := Acquire(ctx, s.leaser(t, 3, 3), fastLease(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -422,7 +426,7 @@ func TestLeaseCloseStopsGeneratorAndReleases(t *testing.T) {
 		if _, err := g.NextID(); !errors.Is(err, ErrLeaseClosed) {
 			t.Fatalf("NextID after Close = %v, want ErrLeaseClosed", err)
 		}
-		again := acquire(t, s.leaser(3, 3), fastLease(t))
+		again := acquire(t, s.leaser(t, 3, 3), fastLease(t))
 		if again.NodeID() != 3 {
 			t.Fatalf("Acquire after Close got node %d, want 3", again.NodeID())
 		}
@@ -433,7 +437,7 @@ func TestNewLeasedRejects(t *testing.T) {
 	if _, err := NewLeased(DefaultConfig(), nil); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("NewLeased(nil) = %v, want ErrInvalidConfig", err)
 	}
-	lease := acquire(t, openRedis(t).leaser(0, MaxNodeID), fastLease(t))
+	lease := acquire(t, openRedis(t).leaser(t, 0, MaxNodeID), fastLease(t))
 	cfg := DefaultConfig()
 	cfg.NodeID = 7
 	if _, err := NewLeased(cfg, lease); !errors.Is(err, ErrInvalidConfig) {

@@ -42,7 +42,9 @@ func (c SQLLeaserConfig) Validate() error {
 // MySQL/MariaDB and PostgreSQL. Expiry is judged by the database's clock, so
 // the hosts' clocks need not agree. A claim inserts the row of a node that
 // has none, or takes over an expired row with a conditional UPDATE; the
-// database's row locking lets only one of two racing claimers win.
+// database's row locking lets only one of two racing claimers win. A SQLite
+// file shared by several processes needs a busy timeout in its DSN (for
+// github.com/glebarez/sqlite: "?_pragma=busy_timeout(10000)").
 type SQLLeaser struct {
 	db    *gorm.DB
 	cfg   SQLLeaserConfig
@@ -67,7 +69,9 @@ func NewSQLLeaser(ctx context.Context, db *gorm.DB, cfg SQLLeaserConfig) (*SQLLe
 		s.nowMs = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
 		upsert = "ON CONFLICT (node_id) DO NOTHING"
 	case "mysql":
-		s.nowMs = "CAST(UNIX_TIMESTAMP(CURRENT_TIMESTAMP(3)) * 1000 AS SIGNED)"
+		// UTC_TIMESTAMP and plain date arithmetic: no session time zone, so
+		// no hour that repeats when daylight saving time ends.
+		s.nowMs = "(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6)) DIV 1000)"
 		upsert = "ON DUPLICATE KEY UPDATE node_id = node_id"
 	case "postgres":
 		s.nowMs = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
