@@ -1,0 +1,36 @@
+// Command gtx is gtx's one CLI: `gtx tc` runs the transaction coordinator,
+// `gtx tx list|show|retry` inspects and repairs transactions on a running
+// coordinator, and `gtx demo` shows a committed and a rolled-back global
+// transaction with nothing installed.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gtx:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "gtx",
+		Short:         "gtx: distributed transactions for Go microservices",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newTCCmd(), newTxCmd())
+	return root
+}

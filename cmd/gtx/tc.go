@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"gopkg.in/yaml.v3"
+
+	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
+	"github.com/gtx-io/gtx/idgen"
+	"github.com/gtx-io/gtx/tc"
+	sqlstore "github.com/gtx-io/gtx/tc/store/sql"
+)
+
+// tcConfig is the configuration of `gtx tc`, from a YAML file, GTX_*
+// environment variables and flags, in rising precedence.
+type tcConfig struct {
+	Listen         string        `yaml:"listen"`
+	ServerID       string        `yaml:"server_id"`
+	NodeID         int64         `yaml:"node_id"`
+	StoreDriver    string        `yaml:"store_driver"`
+	StoreDSN       string        `yaml:"store_dsn"`
+	DefaultTimeout time.Duration `yaml:"default_timeout"`
+	MaxTimeout     time.Duration `yaml:"max_timeout"`
+	BranchTimeout  time.Duration `yaml:"branch_timeout"`
+	RetryInitial   time.Duration `yaml:"retry_initial"`
+	RetryMax       time.Duration `yaml:"retry_max"`
+	RetryBudget    time.Duration `yaml:"retry_budget"`
+	MaxAttempts    int           `yaml:"max_attempts"`
+	Lease          time.Duration `yaml:"lease"`
+	Retention      time.Duration `yaml:"retention"`
+	LogLevel       string        `yaml:"log_level"`
+}
+
+func defaultTCConfig() tcConfig {
+	d := tc.DefaultConfig()
+	return tcConfig{
+		Listen:         "127.0.0.1:8091",
+		ServerID:       d.ServerID,
+		StoreDriver:    "sqlite",
+		StoreDSN:       "gtx-tc.db",
+		DefaultTimeout: d.DefaultTimeout,
+		MaxTimeout:     d.MaxTimeout,
+		BranchTimeout:  d.BranchTimeout,
+		RetryInitial:   d.RetryInitial,
+		RetryMax:       d.RetryMax,
+		RetryBudget:    d.RetryBudget,
+		MaxAttempts:    d.MaxAttempts,
+		Lease:          d.Lease,
+		Retention:      d.Retention,
+		LogLevel:       "info",
+	}
+}
+
+func (c *tcConfig) bind(fs *pflag.FlagSet) {
+	fs.StringVar(&c.Listen, "listen", c.Listen, "gRPC listen address (GTX_LISTEN)")
+	fs.StringVar(&c.ServerID, "server-id", c.ServerID, "name of this replica, unique per replica sharing a store (GTX_SERVER_ID)")
+	fs.Int64Var(&c.NodeID, "node-id", c.NodeID, "snowflake node ID 0-1023 for XIDs, unique per replica (GTX_NODE_ID)")
+	fs.StringVar(&c.StoreDriver, "store-driver", c.StoreDriver, "session store: sqlite, mysql or postgres (GTX_STORE_DRIVER)")
+	fs.StringVar(&c.StoreDSN, "store-dsn", c.StoreDSN, "session store DSN; for sqlite a file path (GTX_STORE_DSN)")
+	fs.DurationVar(&c.DefaultTimeout, "default-timeout", c.DefaultTimeout, "timeout of a transaction that asks for none (GTX_DEFAULT_TIMEOUT)")
+	fs.DurationVar(&c.MaxTimeout, "max-timeout", c.MaxTimeout, "largest timeout a client may ask for (GTX_MAX_TIMEOUT)")
+	fs.DurationVar(&c.BranchTimeout, "branch-timeout", c.BranchTimeout, "bound on one phase-2 command to a resource manager (GTX_BRANCH_TIMEOUT)")
+	fs.DurationVar(&c.RetryInitial, "retry-initial", c.RetryInitial, "first phase-2 retry backoff (GTX_RETRY_INITIAL)")
+	fs.DurationVar(&c.RetryMax, "retry-max", c.RetryMax, "largest phase-2 retry backoff (GTX_RETRY_MAX)")
+	fs.DurationVar(&c.RetryBudget, "retry-budget", c.RetryBudget, "time after begin when phase 2 gives up with COMMIT_FAILED/ROLLBACK_FAILED; 0 never (GTX_RETRY_BUDGET)")
+	fs.IntVar(&c.MaxAttempts, "max-attempts", c.MaxAttempts, "phase-2 attempts before giving up; 0 unlimited (GTX_MAX_ATTEMPTS)")
+	fs.DurationVar(&c.Lease, "lease", c.Lease, "how long a replica owns the phase 2 it drives (GTX_LEASE)")
+	fs.DurationVar(&c.Retention, "retention", c.Retention, "how long finished transactions are kept; 0 forever (GTX_RETENTION)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (GTX_LOG_LEVEL)")
+}
+
+// loadFile reads a YAML configuration file over c; unknown keys are errors.
+func (c *tcConfig) loadFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// applyEnv sets every flag not given on the command line from its GTX_*
+// environment variable.
+func applyEnv(fs *pflag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err != nil || f.Changed || f.Name == "config" {
+			return
+		}
+		name := "GTX_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok {
+			if serr := f.Value.Set(v); serr != nil {
+				err = fmt.Errorf("%s=%q: %w", name, v, serr)
+			}
+		}
+	})
+	return err
+}
+
+func newTCCmd() *cobra.Command {
+	cfg := defaultTCConfig()
+	var file string
+	cmd := &cobra.Command{
+		Use:   "tc",
+		Short: "Run the transaction coordinator",
+		Long: `Run the transaction coordinator: a gRPC server (the gtx.tc.v1.Coordinator
+service and gRPC health) on a session store. Configuration comes from
+--config FILE (YAML, keys as the flags with _ for -), GTX_* environment
+variables, and flags, each overriding the one before. SIGTERM or SIGINT
+stops it gracefully.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := layerConfig(cmd.Flags(), file, &cfg); err != nil {
+				return err
+			}
+			return runTC(cmd.Context(), cfg)
+		},
+	}
+	cfg.bind(cmd.Flags())
+	cmd.Flags().StringVar(&file, "config", "", "YAML configuration file")
+	return cmd
+}
+
+// layerConfig puts the configuration together, each layer over the one
+// before: defaults, the YAML file, GTX_* environment variables, flags.
+// fs's flags are bound to cfg's fields.
+func layerConfig(fs *pflag.FlagSet, file string, cfg *tcConfig) error {
+	given := make(map[string]string)
+	fs.Visit(func(f *pflag.Flag) { given[f.Name] = f.Value.String() })
+	if file != "" {
+		*cfg = defaultTCConfig()
+		if err := cfg.loadFile(file); err != nil {
+			return err
+		}
+	}
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
+	for name, v := range given {
+		if err := fs.Set(name, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("log level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// runTC serves the coordinator until ctx is done.
+func runTC(ctx context.Context, c tcConfig) error {
+	level, err := parseLevel(c.LogLevel)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	icfg := idgen.DefaultConfig()
+	icfg.NodeID = c.NodeID
+	ids, err := idgen.New(icfg)
+	if err != nil {
+		return err
+	}
+	store, err := sqlstore.Open(ctx, sqlstore.Config{Driver: c.StoreDriver, DSN: c.StoreDSN, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	tcfg := tc.DefaultConfig()
+	tcfg.ServerID = c.ServerID
+	tcfg.IDs = ids
+	tcfg.DefaultTimeout = c.DefaultTimeout
+	tcfg.MaxTimeout = c.MaxTimeout
+	tcfg.BranchTimeout = c.BranchTimeout
+	tcfg.RetryInitial = c.RetryInitial
+	tcfg.RetryMax = c.RetryMax
+	tcfg.RetryBudget = c.RetryBudget
+	tcfg.MaxAttempts = c.MaxAttempts
+	tcfg.Lease = c.Lease
+	tcfg.Retention = c.Retention
+	tcfg.Logger = log
+	srv, err := tc.NewServer(tcfg, store, store)
+	if err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.Listen, err)
+	}
+	gs := grpc.NewServer()
+	tcv1.RegisterCoordinatorServer(gs, srv)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	if err := srv.Start(ctx); err != nil {
+		return err
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- gs.Serve(lis) }()
+	log.Info("coordinator serving", "listen", lis.Addr().String(), "store", c.StoreDriver, "server_id", c.ServerID)
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		_ = srv.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("coordinator stopping")
+	hs.Shutdown()
+	_ = srv.Close()
+	stopped := make(chan struct{})
+	go func() { gs.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		gs.Stop()
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return err
+	}
+	return nil
+}

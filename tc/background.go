@@ -1,0 +1,235 @@
+package tc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
+)
+
+// ErrServerClosed is returned by Start after Close.
+var ErrServerClosed = errors.New("tc: server closed")
+
+// Start runs the background work: timeout rollbacks, phase-2 retries and
+// resumption of every unfinished session (at once, so a restarted
+// coordinator finishes what it left), and cleanup of old finished sessions.
+// It returns at once; Close stops the work and waits for it.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.closing:
+		return ErrServerClosed
+	default:
+	}
+	if s.started {
+		return errors.New("tc: server already started")
+	}
+	if err := s.store.Ping(ctx); err != nil {
+		return fmt.Errorf("tc: store unreachable, check its DSN: %w", err)
+	}
+	s.started = true
+	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.wg.Add(3)
+	go s.loop(ctx, s.cfg.RecoveryInterval, s.resume)
+	go s.loop(ctx, s.cfg.TimeoutCheckInterval, s.rollbackTimedOut)
+	go s.loop(ctx, time.Minute, s.cleanup)
+	s.wake()
+	return nil
+}
+
+// Close ends every Attach stream, stops the background work and waits for
+// it. Phase-2 work cut short is durable and resumes when a coordinator on the
+// same store starts again. Close does not stop the gRPC server it is
+// registered on; call the server's GracefulStop after Close.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	select {
+	case <-s.closing:
+	default:
+		close(s.closing)
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// wake asks the recovery loop to look for due work now.
+func (s *Server) wake() {
+	select {
+	case s.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Server) loop(ctx context.Context, every time.Duration, work func(context.Context)) {
+	defer s.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		work(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.wakeCh:
+		}
+	}
+}
+
+// resume drives every due phase-2 session this replica can lease, Workers
+// at a time, until none is due.
+func (s *Server) resume(ctx context.Context) {
+	for ctx.Err() == nil {
+		due, err := s.store.ClaimDue(ctx, s.cfg.ServerID, Phase2Statuses, s.now(), s.cfg.Lease, s.cfg.Workers*4)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("claim due phase-2 work", "err", err)
+			}
+			return
+		}
+		if len(due) == 0 {
+			return
+		}
+		sem := make(chan struct{}, s.cfg.Workers)
+		done := make(chan struct{}, len(due))
+		for _, g := range due {
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; done <- struct{}{} }()
+				if err := s.driveClaimed(ctx, g.XID); err != nil && ctx.Err() == nil {
+					s.log.Error("phase 2", "xid", g.XID, "err", err)
+				}
+			}()
+		}
+		for range due {
+			<-done
+		}
+	}
+}
+
+// rollbackTimedOut rolls back every transaction past its timeout.
+func (s *Server) rollbackTimedOut(ctx context.Context) {
+	list, err := s.store.ListTimedOut(ctx, s.now(), 1000)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("list timed-out transactions", "err", err)
+		}
+		return
+	}
+	for _, g := range list {
+		if ctx.Err() != nil {
+			return
+		}
+		st, err := s.startPhase2(ctx, g.XID, tcv1.GlobalStatus_TIMEOUT_ROLLBACKING)
+		switch {
+		case errors.Is(err, ErrStatusConflict):
+			// Committed or rolled back by its TM first.
+		case err != nil:
+			s.log.Error("timeout rollback", "xid", g.XID, "err", err)
+		default:
+			s.log.Info("timed out", "xid", g.XID, "name", g.Name, "timeout", g.Timeout, "status", st.String())
+		}
+	}
+}
+
+// cleanup deletes finished sessions older than the retention.
+func (s *Server) cleanup(ctx context.Context) {
+	if s.cfg.Retention == 0 {
+		return
+	}
+	for ctx.Err() == nil {
+		n, err := s.store.DeleteFinished(ctx, s.now().Add(-s.cfg.Retention), 1000)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("delete finished sessions", "err", err)
+			}
+			return
+		}
+		if n < 1000 {
+			return
+		}
+	}
+}
+
+// Attach implements tcv1.CoordinatorServer: the stream of one resource
+// manager. Its first message must be Hello.
+func (s *Server) Attach(stream tcv1.Coordinator_AttachServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	hello := first.GetHello()
+	if hello == nil {
+		return status.Error(codes.InvalidArgument, "tc: the first message of Attach must be hello")
+	}
+	c := &rmConn{
+		application: hello.GetApplication(),
+		clientID:    hello.GetClientId(),
+		stream:      stream,
+		pending:     make(map[int64]chan *tcv1.BranchResult),
+	}
+	for _, r := range hello.GetResources() {
+		if r.GetResourceId() == "" {
+			return status.Error(codes.InvalidArgument, "tc: hello announces a resource with an empty resource_id")
+		}
+	}
+	if err := c.send(&tcv1.AttachResponse{Msg: &tcv1.AttachResponse_Welcome{Welcome: &tcv1.Welcome{ServerId: s.cfg.ServerID}}}); err != nil {
+		return err
+	}
+	for _, r := range hello.GetResources() {
+		s.hub.add(c, r.GetResourceId())
+	}
+	defer s.hub.remove(c)
+	s.log.Info("resource manager attached", "application", c.application, "client_id", c.clientID, "resources", len(hello.GetResources()))
+	s.wake()
+
+	msgs := make(chan *tcv1.AttachRequest)
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-stream.Context().Done():
+				errc <- stream.Context().Err()
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-s.closing:
+			return status.Error(codes.Unavailable, "tc: coordinator shutting down, reconnect")
+		case err := <-errc:
+			s.log.Info("resource manager detached", "client_id", c.clientID, "reason", err)
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		case m := <-msgs:
+			switch {
+			case m.GetResult() != nil:
+				c.deliver(m.GetResult())
+			case m.GetAddResource() != nil && m.GetAddResource().GetResourceId() != "":
+				s.hub.add(c, m.GetAddResource().GetResourceId())
+				s.wake()
+			default:
+				return status.Error(codes.InvalidArgument, "tc: attach expects result or add_resource after hello")
+			}
+		}
+	}
+}

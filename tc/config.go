@@ -1,0 +1,126 @@
+package tc
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// IDGenerator hands out unique 64-bit IDs; the coordinator uses it for XIDs
+// and branch IDs. *idgen.Generator implements it. An error (a leased node ID
+// that was lost) fails the call that needed the ID with Unavailable.
+type IDGenerator interface {
+	NextID() (int64, error)
+}
+
+// Config tunes a coordinator. Start from DefaultConfig.
+type Config struct {
+	// ServerID names this replica. It owns the phase-2 leases this replica
+	// takes, so a replica restarted with the same ServerID resumes its own
+	// sessions at once instead of waiting for their leases to run out. Every
+	// replica sharing a store needs its own.
+	ServerID string
+	// IDs generates XIDs and branch IDs. Replicas sharing a store need
+	// generators with distinct node IDs.
+	IDs IDGenerator
+	// DefaultTimeout is a transaction's timeout when Begin asks for none.
+	DefaultTimeout time.Duration
+	// MaxTimeout caps the timeout a client may ask for.
+	MaxTimeout time.Duration
+	// BranchTimeout bounds one phase-2 command to a resource manager.
+	BranchTimeout time.Duration
+	// RetryInitial and RetryMax bound the exponential backoff between
+	// phase-2 attempts of one transaction.
+	RetryInitial time.Duration
+	RetryMax     time.Duration
+	// MaxAttempts, when positive, ends phase 2 in COMMIT_FAILED or
+	// ROLLBACK_FAILED after that many failed attempts.
+	MaxAttempts int
+	// RetryBudget, when positive, ends phase 2 in COMMIT_FAILED or
+	// ROLLBACK_FAILED once this much time has passed since Begin.
+	RetryBudget time.Duration
+	// Lease is how long a replica owns a session whose phase 2 it drives;
+	// another replica may take it over once the lease runs out.
+	Lease time.Duration
+	// TimeoutCheckInterval is how often transactions past their timeout are
+	// looked for.
+	TimeoutCheckInterval time.Duration
+	// RecoveryInterval is how often due phase-2 work is looked for.
+	RecoveryInterval time.Duration
+	// Workers is how many sessions background phase 2 drives at once.
+	Workers int
+	// Retention keeps finished sessions this long for operators before they
+	// are deleted; zero keeps them forever.
+	Retention time.Duration
+	// Logger receives structured logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a configuration for one coordinator; set IDs (and,
+// for replicas, ServerID) before use.
+func DefaultConfig() Config {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "tc"
+	}
+	return Config{
+		ServerID:             host,
+		DefaultTimeout:       60 * time.Second,
+		MaxTimeout:           10 * time.Minute,
+		BranchTimeout:        10 * time.Second,
+		RetryInitial:         200 * time.Millisecond,
+		RetryMax:             10 * time.Second,
+		RetryBudget:          24 * time.Hour,
+		Lease:                60 * time.Second,
+		TimeoutCheckInterval: time.Second,
+		RecoveryInterval:     time.Second,
+		Workers:              16,
+		Retention:            7 * 24 * time.Hour,
+	}
+}
+
+// ErrInvalidConfig is matched by every error Validate returns.
+var ErrInvalidConfig = errors.New("tc: invalid config")
+
+// Validate checks c and says what to fix.
+func (c *Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+	}
+	switch {
+	case c.ServerID == "":
+		return bad("ServerID is empty; name this replica")
+	case c.IDs == nil:
+		return bad("IDs is nil; pass an *idgen.Generator")
+	case c.DefaultTimeout <= 0:
+		return bad("DefaultTimeout must be positive, got %v", c.DefaultTimeout)
+	case c.MaxTimeout < c.DefaultTimeout:
+		return bad("MaxTimeout %v is below DefaultTimeout %v", c.MaxTimeout, c.DefaultTimeout)
+	case c.BranchTimeout <= 0:
+		return bad("BranchTimeout must be positive, got %v", c.BranchTimeout)
+	case c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial:
+		return bad("need 0 < RetryInitial <= RetryMax, got %v and %v", c.RetryInitial, c.RetryMax)
+	case c.MaxAttempts < 0 || c.RetryBudget < 0:
+		return bad("MaxAttempts and RetryBudget must not be negative")
+	case c.Lease < 2*c.BranchTimeout:
+		return bad("Lease %v must be at least twice BranchTimeout %v", c.Lease, c.BranchTimeout)
+	case c.TimeoutCheckInterval <= 0 || c.RecoveryInterval <= 0:
+		return bad("TimeoutCheckInterval and RecoveryInterval must be positive")
+	case c.Workers <= 0:
+		return bad("Workers must be positive, got %d", c.Workers)
+	case c.Retention < 0:
+		return bad("Retention must not be negative")
+	}
+	return nil
+}
+
+// backoff returns the wait before phase-2 attempt number attempts+1.
+func (c *Config) backoff(attempts int) time.Duration {
+	d := c.RetryInitial
+	for i := 1; i < attempts && d < c.RetryMax; i++ {
+		d *= 2
+	}
+	return min(d, c.RetryMax)
+}

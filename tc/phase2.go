@@ -1,0 +1,258 @@
+package tc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
+)
+
+// outcome is how one phase-2 attempt ended.
+type outcome int
+
+const (
+	outcomeDone        outcome = iota // every branch finished
+	outcomeRetry                      // some branch failed, try again later
+	outcomeUnretryable                // a branch said retrying cannot help
+)
+
+// drive runs one phase-2 attempt for g (loaded with branches) in its current
+// status and records the result durably. It returns the status reached.
+func (s *Server) drive(ctx context.Context, g *GlobalSession) (tcv1.GlobalStatus, error) {
+	if _, busy := s.driving.LoadOrStore(g.XID, true); busy {
+		// This replica drives it already (a synchronous commit, say).
+		return g.Status, nil
+	}
+	defer s.driving.Delete(g.XID)
+	return s.attempt(ctx, g)
+}
+
+// driveClaimed drives a session the recovery loop claimed. The claim may
+// have raced with this replica's own synchronous phase 2, so the session is
+// read again once no one else here drives it.
+func (s *Server) driveClaimed(ctx context.Context, xid string) error {
+	if _, busy := s.driving.LoadOrStore(xid, true); busy {
+		return nil
+	}
+	defer s.driving.Delete(xid)
+	g, err := s.store.GetGlobal(ctx, xid)
+	if err != nil {
+		return err
+	}
+	if IsFinal(g.Status) || g.Status == tcv1.GlobalStatus_BEGIN || g.NextAttempt.After(s.now()) {
+		return nil
+	}
+	_, err = s.attempt(ctx, g)
+	return err
+}
+
+// attempt is one phase-2 attempt; the caller holds g's slot in s.driving.
+func (s *Server) attempt(ctx context.Context, g *GlobalSession) (tcv1.GlobalStatus, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Lease/2)
+	defer cancel()
+	var (
+		out    outcome
+		reason string
+	)
+	committing := IsCommitting(g.Status)
+	if committing {
+		out, reason = s.commitBranches(ctx, g)
+	} else {
+		out, reason = s.rollbackBranches(ctx, g)
+	}
+	next := s.nextStatus(g, out)
+	u := GlobalUpdate{Status: next, Attempts: g.Attempts + 1, LastError: reason}
+	if out == outcomeRetry {
+		u.NextAttempt = s.now().Add(s.cfg.backoff(u.Attempts))
+	}
+	// The update must land even when ctx ran out: a finished attempt is
+	// recorded so it is never repeated needlessly.
+	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.BranchTimeout)
+	defer wcancel()
+	if _, err := s.store.UpdateGlobal(wctx, g.XID, []tcv1.GlobalStatus{g.Status}, u); err != nil {
+		return g.Status, fmt.Errorf("record phase 2 of %s: %w", g.XID, err)
+	}
+	if (next == tcv1.GlobalStatus_ROLLBACKED || next == tcv1.GlobalStatus_TIMEOUT_ROLLBACKED) && hasLocks(g) {
+		if err := s.locks.ReleaseGlobalLocks(wctx, g.XID); err != nil {
+			s.log.Warn("release global locks", "xid", g.XID, "err", err)
+		}
+	}
+	level := s.log.Debug
+	if out != outcomeDone {
+		level = s.log.Warn
+	}
+	level("phase 2", "xid", g.XID, "from", g.Status.String(), "to", next.String(), "attempt", u.Attempts, "error", reason)
+	return next, nil
+}
+
+// nextStatus is the status a phase-2 attempt with outcome out leads g to.
+func (s *Server) nextStatus(g *GlobalSession, out outcome) tcv1.GlobalStatus {
+	committing := IsCommitting(g.Status)
+	timeout := g.Status == tcv1.GlobalStatus_TIMEOUT_ROLLBACKING || g.Status == tcv1.GlobalStatus_TIMEOUT_ROLLBACK_RETRYING
+	if out == outcomeRetry && s.budgetSpent(g) {
+		out = outcomeUnretryable
+	}
+	switch {
+	case out == outcomeDone && committing:
+		return tcv1.GlobalStatus_COMMITTED
+	case out == outcomeDone && timeout:
+		return tcv1.GlobalStatus_TIMEOUT_ROLLBACKED
+	case out == outcomeDone:
+		return tcv1.GlobalStatus_ROLLBACKED
+	case out == outcomeUnretryable && committing:
+		return tcv1.GlobalStatus_COMMIT_FAILED
+	case out == outcomeUnretryable:
+		return tcv1.GlobalStatus_ROLLBACK_FAILED
+	case g.Status == tcv1.GlobalStatus_ASYNC_COMMITTING:
+		return tcv1.GlobalStatus_ASYNC_COMMITTING
+	case committing:
+		return tcv1.GlobalStatus_COMMIT_RETRYING
+	case timeout:
+		return tcv1.GlobalStatus_TIMEOUT_ROLLBACK_RETRYING
+	default:
+		return tcv1.GlobalStatus_ROLLBACK_RETRYING
+	}
+}
+
+func (s *Server) budgetSpent(g *GlobalSession) bool {
+	if s.cfg.MaxAttempts > 0 && g.Attempts+1 >= s.cfg.MaxAttempts {
+		return true
+	}
+	return s.cfg.RetryBudget > 0 && s.now().Sub(g.BeginTime) > s.cfg.RetryBudget
+}
+
+// commitBranches commits every branch not yet committed, all at once: commit
+// order does not matter once the decision is made.
+func (s *Server) commitBranches(ctx context.Context, g *GlobalSession) (outcome, string) {
+	type result struct {
+		out    outcome
+		reason string
+	}
+	var todo []*BranchSession
+	for _, b := range g.Branches {
+		if b.Status != tcv1.BranchStatus_PHASE2_COMMITTED && b.Status != tcv1.BranchStatus_PHASE1_FAILED {
+			todo = append(todo, b)
+		}
+	}
+	results := make(chan result, len(todo))
+	for _, b := range todo {
+		go func() {
+			out, reason := s.branch(ctx, tcv1.BranchAction_BRANCH_COMMIT, b)
+			results <- result{out, reason}
+		}()
+	}
+	total := outcomeDone
+	var reasons []string
+	for range todo {
+		r := <-results
+		if r.out > total {
+			total = r.out
+		}
+		if r.reason != "" {
+			reasons = append(reasons, r.reason)
+		}
+	}
+	return total, strings.Join(reasons, "; ")
+}
+
+// rollbackBranches rolls back branches newest first, stopping at the first
+// that fails: compensation runs in reverse order of registration.
+func (s *Server) rollbackBranches(ctx context.Context, g *GlobalSession) (outcome, string) {
+	for i := len(g.Branches) - 1; i >= 0; i-- {
+		b := g.Branches[i]
+		if b.Status == tcv1.BranchStatus_PHASE2_ROLLBACKED {
+			continue
+		}
+		if out, reason := s.branch(ctx, tcv1.BranchAction_BRANCH_ROLLBACK, b); out != outcomeDone {
+			return out, reason
+		}
+		if err := s.locks.ReleaseBranchLocks(ctx, b.XID, b.BranchID); err != nil {
+			s.log.Warn("release branch locks", "xid", b.XID, "branch", b.BranchID, "err", err)
+		}
+	}
+	return outcomeDone, ""
+}
+
+// branch sends one command and records the branch's new status.
+func (s *Server) branch(ctx context.Context, action tcv1.BranchAction, b *BranchSession) (outcome, string) {
+	bctx, cancel := context.WithTimeout(ctx, s.cfg.BranchTimeout)
+	defer cancel()
+	res, err := s.hub.command(bctx, action, b)
+	if err != nil {
+		return outcomeRetry, fmt.Sprintf("branch %d (%s): %v", b.BranchID, b.ResourceID, err)
+	}
+	status := res.GetStatus()
+	want := tcv1.BranchStatus_PHASE2_COMMITTED
+	if action == tcv1.BranchAction_BRANCH_ROLLBACK {
+		want = tcv1.BranchStatus_PHASE2_ROLLBACKED
+	}
+	if status != want && !isBranchFailure(status) {
+		return outcomeRetry, fmt.Sprintf("branch %d (%s): resource manager answered %s to %s", b.BranchID, b.ResourceID, status, action)
+	}
+	if err := s.store.UpdateBranch(ctx, b.XID, b.BranchID, status, nil); err != nil && !errors.Is(err, ErrNotFound) {
+		return outcomeRetry, fmt.Sprintf("branch %d: record %s: %v", b.BranchID, status, err)
+	}
+	b.Status = status
+	switch status {
+	case want:
+		return outcomeDone, ""
+	case tcv1.BranchStatus_PHASE2_COMMIT_FAILED_UNRETRYABLE, tcv1.BranchStatus_PHASE2_ROLLBACK_FAILED_UNRETRYABLE:
+		return outcomeUnretryable, fmt.Sprintf("branch %d (%s): %s", b.BranchID, b.ResourceID, res.GetMessage())
+	default:
+		return outcomeRetry, fmt.Sprintf("branch %d (%s): %s", b.BranchID, b.ResourceID, res.GetMessage())
+	}
+}
+
+func isBranchFailure(s tcv1.BranchStatus) bool {
+	switch s {
+	case tcv1.BranchStatus_PHASE2_COMMIT_FAILED_RETRYABLE, tcv1.BranchStatus_PHASE2_COMMIT_FAILED_UNRETRYABLE,
+		tcv1.BranchStatus_PHASE2_ROLLBACK_FAILED_RETRYABLE, tcv1.BranchStatus_PHASE2_ROLLBACK_FAILED_UNRETRYABLE:
+		return true
+	}
+	return false
+}
+
+// startPhase2 records the decision for g (CAS from BEGIN to to, owned by
+// this replica) and drives the first attempt. It returns the status reached.
+// Branches are read again after the decision: a branch registering at the
+// same moment either made it in before (and is driven) or is refused.
+func (s *Server) startPhase2(ctx context.Context, xid string, to tcv1.GlobalStatus) (tcv1.GlobalStatus, error) {
+	u := GlobalUpdate{Status: to, Owner: s.cfg.ServerID, LeaseUntil: s.now().Add(s.cfg.Lease)}
+	if to == tcv1.GlobalStatus_ASYNC_COMMITTING {
+		u = GlobalUpdate{Status: to}
+	}
+	if _, err := s.store.UpdateGlobal(ctx, xid, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, u); err != nil {
+		return 0, err
+	}
+	g, err := s.store.GetGlobal(ctx, xid)
+	if err != nil {
+		return to, fmt.Errorf("read %s after deciding %s: %w", xid, to, err)
+	}
+	if IsCommitting(to) && hasLocks(g) {
+		// The decision is durable and every branch's local data is final, so
+		// nothing the locks protect can change any more.
+		if err := s.locks.ReleaseGlobalLocks(ctx, xid); err != nil {
+			s.log.Warn("release global locks", "xid", xid, "err", err)
+		}
+	}
+	if to == tcv1.GlobalStatus_ASYNC_COMMITTING && len(g.Branches) > 0 {
+		s.wake()
+		return to, nil
+	}
+	return s.drive(ctx, g)
+}
+
+func hasLocks(g *GlobalSession) bool {
+	for _, b := range g.Branches {
+		if b.LockKeys != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// now is the coordinator's clock.
+func (s *Server) now() time.Time { return time.Now() }

@@ -1,0 +1,477 @@
+package tc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/gtx-io/gtx"
+	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
+)
+
+// Server is the transaction coordinator. It implements the gRPC service
+// tcv1.CoordinatorServer; register it on a *grpc.Server with
+// tcv1.RegisterCoordinatorServer, call Start to run the background work
+// (timeouts, phase-2 retries, recovery, cleanup) and Close to stop it.
+type Server struct {
+	tcv1.UnimplementedCoordinatorServer
+
+	cfg   Config
+	store Store
+	locks LockStore
+	log   *slog.Logger
+	hub   *hub
+
+	// driving holds the XIDs whose phase 2 this replica runs right now.
+	driving sync.Map
+	wakeCh  chan struct{}
+	closing chan struct{}
+
+	mu      sync.Mutex
+	started bool
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// NewServer returns a coordinator on store and locks. Both may be the same
+// value (the SQL store implements both).
+func NewServer(cfg Config, store Store, locks LockStore) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if store == nil || locks == nil {
+		return nil, fmt.Errorf("%w: store and lock store are required", ErrInvalidConfig)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Server{
+		cfg:     cfg,
+		store:   store,
+		locks:   locks,
+		log:     log.With("component", "tc", "server_id", cfg.ServerID),
+		hub:     newHub(),
+		wakeCh:  make(chan struct{}, 1),
+		closing: make(chan struct{}),
+	}, nil
+}
+
+// Begin implements tcv1.CoordinatorServer.
+func (s *Server) Begin(ctx context.Context, req *tcv1.BeginRequest) (*tcv1.BeginResponse, error) {
+	timeout := time.Duration(req.GetTimeoutMs()) * time.Millisecond
+	switch {
+	case req.GetTimeoutMs() < 0:
+		return nil, status.Errorf(codes.InvalidArgument, "timeout_ms must not be negative, got %d", req.GetTimeoutMs())
+	case timeout == 0:
+		timeout = s.cfg.DefaultTimeout
+	case timeout > s.cfg.MaxTimeout:
+		return nil, status.Errorf(codes.InvalidArgument, "timeout %v exceeds the coordinator's maximum %v", timeout, s.cfg.MaxTimeout)
+	}
+	id, err := s.cfg.IDs.NextID()
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "tc: cannot generate an xid, try another replica: %v", err)
+	}
+	now := s.now()
+	g := &GlobalSession{
+		XID:         strconv.FormatInt(id, 10),
+		Name:        req.GetName(),
+		Application: req.GetApplication(),
+		Status:      tcv1.GlobalStatus_BEGIN,
+		Timeout:     timeout,
+		BeginTime:   now,
+		UpdateTime:  now,
+	}
+	if err := s.store.CreateGlobal(ctx, g); err != nil {
+		return nil, s.toStatus(err)
+	}
+	return &tcv1.BeginResponse{Xid: g.XID}, nil
+}
+
+// Commit implements tcv1.CoordinatorServer. Committing a transaction that is
+// already committing or committed answers its status; committing one that is
+// rolling back or rolled back fails with FailedPrecondition. A transaction
+// past its timeout is rolled back instead, and the answer is
+// FailedPrecondition with its rollback status.
+func (s *Server) Commit(ctx context.Context, req *tcv1.CommitRequest) (*tcv1.CommitResponse, error) {
+	g, err := s.load(ctx, req.GetXid())
+	if err != nil {
+		return nil, err
+	}
+	for {
+		switch {
+		case g.Status == tcv1.GlobalStatus_BEGIN && s.expired(g):
+			st, err := s.startPhase2(ctx, g.XID, tcv1.GlobalStatus_TIMEOUT_ROLLBACKING)
+			if err != nil && !errors.Is(err, ErrStatusConflict) {
+				return nil, s.toStatus(err)
+			}
+			if err == nil {
+				return nil, s.toStatus(&StatusError{XID: g.XID, Status: st})
+			}
+		case g.Status == tcv1.GlobalStatus_BEGIN:
+			to := tcv1.GlobalStatus_COMMITTING
+			if canCommitAsync(g) {
+				to = tcv1.GlobalStatus_ASYNC_COMMITTING
+			}
+			st, err := s.startPhase2(ctx, g.XID, to)
+			if err == nil {
+				return &tcv1.CommitResponse{Status: st}, nil
+			}
+			if !errors.Is(err, ErrStatusConflict) {
+				return nil, s.toStatus(err)
+			}
+		case IsCommitting(g.Status) || g.Status == tcv1.GlobalStatus_COMMITTED || g.Status == tcv1.GlobalStatus_COMMIT_FAILED:
+			return &tcv1.CommitResponse{Status: g.Status}, nil
+		default:
+			return nil, s.toStatus(&StatusError{XID: g.XID, Status: g.Status})
+		}
+		// Another caller changed the status first: look again.
+		if g, err = s.load(ctx, g.XID); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// Rollback implements tcv1.CoordinatorServer. Rolling back a transaction that
+// is already rolling back or rolled back answers its status; rolling back one
+// that is committing or committed fails with FailedPrecondition.
+func (s *Server) Rollback(ctx context.Context, req *tcv1.RollbackRequest) (*tcv1.RollbackResponse, error) {
+	g, err := s.load(ctx, req.GetXid())
+	if err != nil {
+		return nil, err
+	}
+	for {
+		switch {
+		case g.Status == tcv1.GlobalStatus_BEGIN:
+			st, err := s.startPhase2(ctx, g.XID, tcv1.GlobalStatus_ROLLBACKING)
+			if err == nil {
+				if req.GetReason() != "" {
+					s.log.Info("rollback", "xid", g.XID, "reason", req.GetReason(), "status", st.String())
+				}
+				return &tcv1.RollbackResponse{Status: st}, nil
+			}
+			if !errors.Is(err, ErrStatusConflict) {
+				return nil, s.toStatus(err)
+			}
+		case IsRollingBack(g.Status) || g.Status == tcv1.GlobalStatus_ROLLBACKED ||
+			g.Status == tcv1.GlobalStatus_TIMEOUT_ROLLBACKED || g.Status == tcv1.GlobalStatus_ROLLBACK_FAILED:
+			return &tcv1.RollbackResponse{Status: g.Status}, nil
+		default:
+			return nil, s.toStatus(&StatusError{XID: g.XID, Status: g.Status})
+		}
+		if g, err = s.load(ctx, g.XID); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// canCommitAsync reports whether every branch of g may commit after the
+// answer: AT branches only delete undo logs in phase 2.
+func canCommitAsync(g *GlobalSession) bool {
+	for _, b := range g.Branches {
+		if b.Type != tcv1.BranchType_AT {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) expired(g *GlobalSession) bool {
+	return s.now().After(g.BeginTime.Add(g.Timeout))
+}
+
+// GetStatus implements tcv1.CoordinatorServer.
+func (s *Server) GetStatus(ctx context.Context, req *tcv1.GetStatusRequest) (*tcv1.GetStatusResponse, error) {
+	g, err := s.load(ctx, req.GetXid())
+	if err != nil {
+		return nil, err
+	}
+	return &tcv1.GetStatusResponse{Status: g.Status}, nil
+}
+
+// Report implements tcv1.CoordinatorServer: an orchestrator that drove its
+// own phase 2 (a saga) records the final status of a transaction in BEGIN.
+// Reporting the status the transaction already has is accepted again.
+func (s *Server) Report(ctx context.Context, req *tcv1.ReportRequest) (*tcv1.ReportResponse, error) {
+	to := req.GetStatus()
+	switch to {
+	case tcv1.GlobalStatus_COMMITTED, tcv1.GlobalStatus_ROLLBACKED, tcv1.GlobalStatus_COMMIT_FAILED, tcv1.GlobalStatus_ROLLBACK_FAILED:
+	default:
+		return nil, status.Errorf(codes.InvalidArgument, "report takes COMMITTED, ROLLBACKED, COMMIT_FAILED or ROLLBACK_FAILED, got %s", to)
+	}
+	g, err := s.load(ctx, req.GetXid())
+	if err != nil {
+		return nil, err
+	}
+	if g.Status == to {
+		return &tcv1.ReportResponse{Status: to}, nil
+	}
+	if _, err := s.store.UpdateGlobal(ctx, g.XID, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, GlobalUpdate{Status: to}); err != nil {
+		return nil, s.toStatus(err)
+	}
+	if err := s.locks.ReleaseGlobalLocks(ctx, g.XID); err != nil {
+		s.log.Warn("release global locks", "xid", g.XID, "err", err)
+	}
+	return &tcv1.ReportResponse{Status: to}, nil
+}
+
+// RegisterBranch implements tcv1.CoordinatorServer. It takes the branch's
+// global row locks, all or none, then enlists the branch; a transaction that
+// is no longer in BEGIN, or is past its timeout, refuses with
+// FailedPrecondition, and a lock held by another transaction answers
+// FailedPrecondition with reason LOCK_CONFLICT.
+func (s *Server) RegisterBranch(ctx context.Context, req *tcv1.RegisterBranchRequest) (*tcv1.RegisterBranchResponse, error) {
+	if req.GetBranchType() == tcv1.BranchType_BRANCH_TYPE_UNSPECIFIED || tcv1.BranchType_name[int32(req.GetBranchType())] == "" {
+		return nil, status.Errorf(codes.InvalidArgument, "branch_type %d is not a known branch type", req.GetBranchType())
+	}
+	if req.GetResourceId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "resource_id is empty; name the resource the branch belongs to")
+	}
+	locks, err := ParseLockKeys(req.GetResourceId(), req.GetLockKeys())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	g, err := s.load(ctx, req.GetXid())
+	if err != nil {
+		return nil, err
+	}
+	if g.Status != tcv1.GlobalStatus_BEGIN {
+		return nil, s.toStatus(&StatusError{XID: g.XID, Status: g.Status})
+	}
+	if s.expired(g) {
+		s.wake()
+		return nil, status.Errorf(codes.FailedPrecondition, "tc: global transaction %s timed out after %v; it is being rolled back", g.XID, g.Timeout)
+	}
+	branchID, err := s.cfg.IDs.NextID()
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "tc: cannot generate a branch id, try another replica: %v", err)
+	}
+	b := &BranchSession{
+		XID:             g.XID,
+		BranchID:        branchID,
+		Type:            req.GetBranchType(),
+		ResourceID:      req.GetResourceId(),
+		LockKeys:        req.GetLockKeys(),
+		ApplicationData: req.GetApplicationData(),
+		Status:          tcv1.BranchStatus_REGISTERED,
+		CreateTime:      s.now(),
+	}
+	if len(locks) > 0 {
+		if err := s.locks.AcquireLocks(ctx, g.XID, b.BranchID, locks); err != nil {
+			return nil, s.toStatus(s.withHolderStatus(ctx, err))
+		}
+	}
+	if err := s.store.AddBranch(ctx, b); err != nil {
+		if len(locks) > 0 {
+			if rerr := s.locks.ReleaseBranchLocks(context.WithoutCancel(ctx), g.XID, b.BranchID); rerr != nil {
+				s.log.Warn("release locks of refused branch", "xid", g.XID, "branch", b.BranchID, "err", rerr)
+			}
+		}
+		return nil, s.toStatus(err)
+	}
+	return &tcv1.RegisterBranchResponse{BranchId: b.BranchID}, nil
+}
+
+// withHolderStatus fills in the holder's global status of a lock conflict.
+func (s *Server) withHolderStatus(ctx context.Context, err error) error {
+	var lc *LockConflictError
+	if !errors.As(err, &lc) {
+		return err
+	}
+	if h, gerr := s.store.GetGlobal(ctx, lc.Lock.XID); gerr == nil {
+		lc.HolderStatus = h.Status
+	}
+	return lc
+}
+
+// ReportBranch implements tcv1.CoordinatorServer: a resource manager records
+// its branch's phase-1 outcome (PHASE1_DONE or PHASE1_FAILED).
+func (s *Server) ReportBranch(ctx context.Context, req *tcv1.ReportBranchRequest) (*tcv1.ReportBranchResponse, error) {
+	if err := gtx.ValidateXID(req.GetXid()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	switch req.GetStatus() {
+	case tcv1.BranchStatus_PHASE1_DONE, tcv1.BranchStatus_PHASE1_FAILED:
+	default:
+		return nil, status.Errorf(codes.InvalidArgument, "report_branch takes PHASE1_DONE or PHASE1_FAILED, got %s", req.GetStatus())
+	}
+	if err := s.store.UpdateBranch(ctx, req.GetXid(), req.GetBranchId(), req.GetStatus(), req.GetApplicationData()); err != nil {
+		return nil, s.toStatus(err)
+	}
+	return &tcv1.ReportBranchResponse{}, nil
+}
+
+// QueryLocks implements tcv1.CoordinatorServer.
+func (s *Server) QueryLocks(ctx context.Context, req *tcv1.QueryLocksRequest) (*tcv1.QueryLocksResponse, error) {
+	if req.GetResourceId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "resource_id is empty")
+	}
+	locks, err := ParseLockKeys(req.GetResourceId(), req.GetLockKeys())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if req.GetXid() != "" {
+		if err := gtx.ValidateXID(req.GetXid()); err != nil {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+	}
+	held, err := s.locks.QueryLocks(ctx, locks)
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	resp := &tcv1.QueryLocksResponse{Lockable: true}
+	statuses := make(map[string]tcv1.GlobalStatus)
+	for _, l := range held {
+		if l.XID == req.GetXid() {
+			continue
+		}
+		st, ok := statuses[l.XID]
+		if !ok {
+			if h, err := s.store.GetGlobal(ctx, l.XID); err == nil {
+				st = h.Status
+			}
+			statuses[l.XID] = st
+		}
+		resp.Lockable = false
+		resp.Holders = append(resp.Holders, &tcv1.LockHolder{
+			ResourceId: l.ResourceID, Table: l.Table, Pk: l.PK, Xid: l.XID, BranchId: l.BranchID, HolderStatus: st,
+		})
+	}
+	return resp, nil
+}
+
+// ListTransactions implements tcv1.CoordinatorServer.
+func (s *Server) ListTransactions(ctx context.Context, req *tcv1.ListTransactionsRequest) (*tcv1.ListTransactionsResponse, error) {
+	if req.GetLimit() < 0 || req.GetLimit() > 10000 {
+		return nil, status.Errorf(codes.InvalidArgument, "limit must be between 0 and 10000, got %d", req.GetLimit())
+	}
+	list, err := s.store.ListGlobals(ctx, ListFilter{Statuses: req.GetStatuses(), Limit: int(req.GetLimit())})
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	resp := &tcv1.ListTransactionsResponse{}
+	for _, g := range list {
+		resp.Transactions = append(resp.Transactions, toProto(g))
+	}
+	return resp, nil
+}
+
+// GetTransaction implements tcv1.CoordinatorServer.
+func (s *Server) GetTransaction(ctx context.Context, req *tcv1.GetTransactionRequest) (*tcv1.GetTransactionResponse, error) {
+	g, err := s.load(ctx, req.GetXid())
+	if err != nil {
+		return nil, err
+	}
+	return &tcv1.GetTransactionResponse{Transaction: toProto(g)}, nil
+}
+
+// Retry implements tcv1.CoordinatorServer: an operator puts a transaction in
+// COMMIT_FAILED or ROLLBACK_FAILED back into phase 2 with a fresh budget.
+func (s *Server) Retry(ctx context.Context, req *tcv1.RetryRequest) (*tcv1.RetryResponse, error) {
+	g, err := s.load(ctx, req.GetXid())
+	if err != nil {
+		return nil, err
+	}
+	var to tcv1.GlobalStatus
+	switch g.Status {
+	case tcv1.GlobalStatus_COMMIT_FAILED:
+		to = tcv1.GlobalStatus_COMMIT_RETRYING
+	case tcv1.GlobalStatus_ROLLBACK_FAILED:
+		to = tcv1.GlobalStatus_ROLLBACK_RETRYING
+	default:
+		return nil, status.Errorf(codes.FailedPrecondition, "tc: global transaction %s is %s; only COMMIT_FAILED and ROLLBACK_FAILED can be retried", g.XID, g.Status)
+	}
+	if _, err := s.store.UpdateGlobal(ctx, g.XID, []tcv1.GlobalStatus{g.Status}, GlobalUpdate{Status: to}); err != nil {
+		return nil, s.toStatus(err)
+	}
+	s.wake()
+	return &tcv1.RetryResponse{Status: to}, nil
+}
+
+// load validates xid and reads its session with branches, as a gRPC error.
+func (s *Server) load(ctx context.Context, xid string) (*GlobalSession, error) {
+	if err := gtx.ValidateXID(xid); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	g, err := s.store.GetGlobal(ctx, xid)
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	return g, nil
+}
+
+// toStatus maps an error to the gRPC status the protocol defines for it.
+func (s *Server) toStatus(err error) error {
+	var (
+		se *StatusError
+		lc *LockConflictError
+	)
+	switch {
+	case errors.As(err, &lc):
+		st, _ := status.New(codes.FailedPrecondition, lc.Error()).WithDetails(&errdetails.ErrorInfo{
+			Reason: "LOCK_CONFLICT",
+			Domain: "gtx.io",
+			Metadata: map[string]string{
+				"holder_xid":    lc.Lock.XID,
+				"holder_branch": strconv.FormatInt(lc.Lock.BranchID, 10),
+				"holder_status": lc.HolderStatus.String(),
+				"table":         lc.Lock.Table,
+				"pk":            lc.Lock.PK,
+			},
+		})
+		return st.Err()
+	case errors.As(err, &se):
+		st, _ := status.New(codes.FailedPrecondition, se.Error()).WithDetails(&errdetails.ErrorInfo{
+			Reason:   "STATUS_CONFLICT",
+			Domain:   "gtx.io",
+			Metadata: map[string]string{"xid": se.XID, "status": se.Status.String()},
+		})
+		return st.Err()
+	case errors.Is(err, ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, ErrInvalidLockKeys):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	default:
+		s.log.Error("store", "err", err)
+		return status.Errorf(codes.Unavailable, "tc: store failed, try again: %v", err)
+	}
+}
+
+func toProto(g *GlobalSession) *tcv1.Transaction {
+	t := &tcv1.Transaction{
+		Xid:           g.XID,
+		Name:          g.Name,
+		Application:   g.Application,
+		Status:        g.Status,
+		TimeoutMs:     g.Timeout.Milliseconds(),
+		BeginUnixMs:   g.BeginTime.UnixMilli(),
+		UpdatedUnixMs: g.UpdateTime.UnixMilli(),
+		Attempts:      int32(g.Attempts),
+		LastError:     g.LastError,
+	}
+	for _, b := range g.Branches {
+		t.Branches = append(t.Branches, &tcv1.Branch{
+			BranchId:        b.BranchID,
+			Xid:             b.XID,
+			BranchType:      b.Type,
+			ResourceId:      b.ResourceID,
+			LockKeys:        b.LockKeys,
+			ApplicationData: b.ApplicationData,
+			Status:          b.Status,
+			CreatedUnixMs:   b.CreateTime.UnixMilli(),
+		})
+	}
+	return t
+}

@@ -1,0 +1,305 @@
+package tc_test
+
+import (
+	"context"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
+	"github.com/gtx-io/gtx/idgen"
+	"github.com/gtx-io/gtx/tc"
+	sqlstore "github.com/gtx-io/gtx/tc/store/sql"
+)
+
+// env is a coordinator on a SQLite file, served over real gRPC on loopback.
+type env struct {
+	srv    *tc.Server
+	client tcv1.CoordinatorClient
+	conn   *grpc.ClientConn
+	addr   string
+	store  *sqlstore.Store
+}
+
+func testConfig(t *testing.T) tc.Config {
+	t.Helper()
+	icfg := idgen.DefaultConfig()
+	icfg.NodeID = 1
+	ids, err := idgen.New(icfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := tc.DefaultConfig()
+	cfg.ServerID = "test-tc"
+	cfg.IDs = ids
+	cfg.BranchTimeout = 5 * time.Second
+	cfg.Lease = 20 * time.Second
+	cfg.RetryInitial = 20 * time.Millisecond
+	cfg.RetryMax = 200 * time.Millisecond
+	cfg.TimeoutCheckInterval = 50 * time.Millisecond
+	cfg.RecoveryInterval = 50 * time.Millisecond
+	return cfg
+}
+
+func startEnv(t *testing.T, cfg tc.Config, dbPath string) *env {
+	t.Helper()
+	ctx := context.Background()
+	if dbPath == "" {
+		dbPath = filepath.Join(t.TempDir(), "tc.db")
+	}
+	store, err := sqlstore.Open(ctx, sqlstore.Config{Driver: "sqlite", DSN: dbPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := tc.NewServer(cfg, store, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	tcv1.RegisterCoordinatorServer(gs, srv)
+	go gs.Serve(lis)
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{srv: srv, client: tcv1.NewCoordinatorClient(conn), conn: conn, addr: lis.Addr().String(), store: store}
+	t.Cleanup(func() {
+		conn.Close()
+		srv.Close()
+		gs.Stop()
+		store.Close()
+	})
+	return e
+}
+
+func wantCode(t *testing.T, err error, code codes.Code) {
+	t.Helper()
+	if status.Code(err) != code {
+		t.Fatalf("got %v, want code %s", err, code)
+	}
+}
+
+func TestBeginCommitRollbackEmpty(t *testing.T) {
+	e := startEnv(t, testConfig(t), "")
+	ctx := context.Background()
+	b, err := e.client.Begin(ctx, &tcv1.BeginRequest{Name: "empty"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := e.client.Commit(ctx, &tcv1.CommitRequest{Xid: b.GetXid()})
+	if err != nil || c.GetStatus() != tcv1.GlobalStatus_COMMITTED {
+		t.Fatalf("commit: %v %v", c, err)
+	}
+	// Commit again is idempotent.
+	c, err = e.client.Commit(ctx, &tcv1.CommitRequest{Xid: b.GetXid()})
+	if err != nil || c.GetStatus() != tcv1.GlobalStatus_COMMITTED {
+		t.Fatalf("second commit: %v %v", c, err)
+	}
+	b2, err := e.client.Begin(ctx, &tcv1.BeginRequest{Name: "empty"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.client.Rollback(ctx, &tcv1.RollbackRequest{Xid: b2.GetXid()})
+	if err != nil || r.GetStatus() != tcv1.GlobalStatus_ROLLBACKED {
+		t.Fatalf("rollback: %v %v", r, err)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	e := startEnv(t, testConfig(t), "")
+	ctx := context.Background()
+	rolled, err := e.client.Begin(ctx, &tcv1.BeginRequest{Name: "rolled"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client.Rollback(ctx, &tcv1.RollbackRequest{Xid: rolled.GetXid()}); err != nil {
+		t.Fatal(err)
+	}
+	committed, err := e.client.Begin(ctx, &tcv1.BeginRequest{Name: "committed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client.Commit(ctx, &tcv1.CommitRequest{Xid: committed.GetXid()}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		call func() error
+		code codes.Code
+	}{
+		{"commit malformed xid", func() error {
+			_, err := e.client.Commit(ctx, &tcv1.CommitRequest{Xid: "bad xid!"})
+			return err
+		}, codes.InvalidArgument},
+		{"commit empty xid", func() error {
+			_, err := e.client.Commit(ctx, &tcv1.CommitRequest{})
+			return err
+		}, codes.InvalidArgument},
+		{"commit unknown xid", func() error {
+			_, err := e.client.Commit(ctx, &tcv1.CommitRequest{Xid: "12345"})
+			return err
+		}, codes.NotFound},
+		{"status unknown xid", func() error {
+			_, err := e.client.GetStatus(ctx, &tcv1.GetStatusRequest{Xid: "12345"})
+			return err
+		}, codes.NotFound},
+		{"commit after rollback", func() error {
+			_, err := e.client.Commit(ctx, &tcv1.CommitRequest{Xid: rolled.GetXid()})
+			return err
+		}, codes.FailedPrecondition},
+		{"rollback after commit", func() error {
+			_, err := e.client.Rollback(ctx, &tcv1.RollbackRequest{Xid: committed.GetXid()})
+			return err
+		}, codes.FailedPrecondition},
+		{"register on finished", func() error {
+			_, err := e.client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: committed.GetXid(), BranchType: tcv1.BranchType_TCC, ResourceId: "r"})
+			return err
+		}, codes.FailedPrecondition},
+		{"register unknown type", func() error {
+			_, err := e.client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: committed.GetXid(), BranchType: 99, ResourceId: "r"})
+			return err
+		}, codes.InvalidArgument},
+		{"register bad lock keys", func() error {
+			_, err := e.client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: committed.GetXid(), BranchType: tcv1.BranchType_AT, ResourceId: "r", LockKeys: "no-colon"})
+			return err
+		}, codes.InvalidArgument},
+		{"register unknown xid", func() error {
+			_, err := e.client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: "777", BranchType: tcv1.BranchType_AT, ResourceId: "r"})
+			return err
+		}, codes.NotFound},
+		{"negative timeout", func() error {
+			_, err := e.client.Begin(ctx, &tcv1.BeginRequest{TimeoutMs: -1})
+			return err
+		}, codes.InvalidArgument},
+		{"report bad status", func() error {
+			_, err := e.client.Report(ctx, &tcv1.ReportRequest{Xid: rolled.GetXid(), Status: tcv1.GlobalStatus_BEGIN})
+			return err
+		}, codes.InvalidArgument},
+		{"retry not failed", func() error {
+			_, err := e.client.Retry(ctx, &tcv1.RetryRequest{Xid: rolled.GetXid()})
+			return err
+		}, codes.FailedPrecondition},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wantCode(t, tt.call(), tt.code)
+		})
+	}
+	// Nothing changed.
+	for xid, want := range map[string]tcv1.GlobalStatus{rolled.GetXid(): tcv1.GlobalStatus_ROLLBACKED, committed.GetXid(): tcv1.GlobalStatus_COMMITTED} {
+		got, err := e.client.GetTransaction(ctx, &tcv1.GetTransactionRequest{Xid: xid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.GetTransaction().GetStatus() != want || len(got.GetTransaction().GetBranches()) != 0 {
+			t.Fatalf("%s changed: %v", xid, got.GetTransaction())
+		}
+	}
+}
+
+func TestTimeoutRollsBackAndRefusesLateBranch(t *testing.T) {
+	e := startEnv(t, testConfig(t), "")
+	ctx := context.Background()
+	b, err := e.client.Begin(ctx, &tcv1.BeginRequest{Name: "slow", TimeoutMs: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := waitStatus(t, e.client, b.GetXid(), tcv1.GlobalStatus_TIMEOUT_ROLLBACKED)
+	if st != tcv1.GlobalStatus_TIMEOUT_ROLLBACKED {
+		t.Fatalf("status %s", st)
+	}
+	_, err = e.client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: b.GetXid(), BranchType: tcv1.BranchType_AT, ResourceId: "db", LockKeys: "t:1"})
+	wantCode(t, err, codes.FailedPrecondition)
+	_, err = e.client.Commit(ctx, &tcv1.CommitRequest{Xid: b.GetXid()})
+	wantCode(t, err, codes.FailedPrecondition)
+	q, err := e.client.QueryLocks(ctx, &tcv1.QueryLocksRequest{ResourceId: "db", LockKeys: "t:1"})
+	if err != nil || !q.GetLockable() {
+		t.Fatalf("lock left behind by a refused branch: %v %v", q, err)
+	}
+}
+
+func TestLateRegisterBeforeSweepIsRefused(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.TimeoutCheckInterval = time.Hour
+	e := startEnv(t, cfg, "")
+	ctx := context.Background()
+	b, err := e.client.Begin(ctx, &tcv1.BeginRequest{Name: "slow", TimeoutMs: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	_, err = e.client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: b.GetXid(), BranchType: tcv1.BranchType_AT, ResourceId: "db", LockKeys: "t:1"})
+	wantCode(t, err, codes.FailedPrecondition)
+	_, err = e.client.Commit(ctx, &tcv1.CommitRequest{Xid: b.GetXid()})
+	wantCode(t, err, codes.FailedPrecondition)
+	st, err := e.client.GetStatus(ctx, &tcv1.GetStatusRequest{Xid: b.GetXid()})
+	if err != nil || st.GetStatus() != tcv1.GlobalStatus_TIMEOUT_ROLLBACKED {
+		t.Fatalf("status %v %v", st, err)
+	}
+}
+
+func TestLockConflictNamesHolder(t *testing.T) {
+	e := startEnv(t, testConfig(t), "")
+	ctx := context.Background()
+	a, _ := e.client.Begin(ctx, &tcv1.BeginRequest{Name: "a"})
+	b, _ := e.client.Begin(ctx, &tcv1.BeginRequest{Name: "b"})
+	if _, err := e.client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: a.GetXid(), BranchType: tcv1.BranchType_AT, ResourceId: "db", LockKeys: "stock:1,2"}); err != nil {
+		t.Fatal(err)
+	}
+	// Re-entry by the same transaction is fine.
+	if _, err := e.client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: a.GetXid(), BranchType: tcv1.BranchType_AT, ResourceId: "db", LockKeys: "stock:2"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: b.GetXid(), BranchType: tcv1.BranchType_AT, ResourceId: "db", LockKeys: "stock:3,2"})
+	wantCode(t, err, codes.FailedPrecondition)
+	var info *errdetails.ErrorInfo
+	for _, d := range status.Convert(err).Details() {
+		if i, ok := d.(*errdetails.ErrorInfo); ok {
+			info = i
+		}
+	}
+	if info == nil || info.GetReason() != "LOCK_CONFLICT" || info.GetMetadata()["holder_xid"] != a.GetXid() || info.GetMetadata()["holder_status"] != "BEGIN" {
+		t.Fatalf("conflict details: %v", info)
+	}
+	// All or none: stock:3 was not taken by b.
+	q, err := e.client.QueryLocks(ctx, &tcv1.QueryLocksRequest{ResourceId: "db", LockKeys: "stock:3"})
+	if err != nil || !q.GetLockable() {
+		t.Fatalf("stock:3 taken by a failed registration: %v %v", q, err)
+	}
+	q, err = e.client.QueryLocks(ctx, &tcv1.QueryLocksRequest{ResourceId: "db", LockKeys: "stock:1", Xid: b.GetXid()})
+	if err != nil || q.GetLockable() || q.GetHolders()[0].GetXid() != a.GetXid() {
+		t.Fatalf("query: %v %v", q, err)
+	}
+}
+
+// waitStatus polls until xid reaches want or 10 s pass, and returns the last
+// status seen.
+func waitStatus(t *testing.T, c tcv1.CoordinatorClient, xid string, want tcv1.GlobalStatus) tcv1.GlobalStatus {
+	t.Helper()
+	var last tcv1.GlobalStatus
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		st, err := c.GetStatus(context.Background(), &tcv1.GetStatusRequest{Xid: xid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = st.GetStatus()
+		if last == want {
+			break
+		}
+	}
+	return last
+}
