@@ -55,9 +55,11 @@
 //
 // When the 4096 sequence numbers of a millisecond are used up, the sequence
 // carries into the next millisecond before the clock gets there: it borrows
-// future time, as Seata's IdWorker does. Unlike IdWorker, which keeps a pure
-// logical timestamp that advances only on overflow and can run arbitrarily
-// far ahead of real time under sustained load, borrowing here is bounded:
+// future time, as Seata's IdWorker does. IdWorker (since Seata 1.4) reads
+// the clock only at start and from then on advances its timestamp only on
+// overflow, so its IDs' times lag real time while it is idle and can run
+// ahead of it, with no bound, under sustained load. Here the clock is read on
+// every call, so an ID's time is when it was made, and borrowing is bounded:
 // the state may run at most Config.MaxBorrow (default 100ms) ahead of the
 // clock; past that, NextID sleeps until the clock catches up. So bursts of up
 // to about MaxBorrow × 4096 IDs (409,600 by default) never wait, a node's
