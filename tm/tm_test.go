@@ -411,6 +411,25 @@ func TestOutcomeUnknownNeverGuesses(t *testing.T) {
 	}
 }
 
+func TestCommitWithDoneContextSendsNothing(t *testing.T) {
+	m, fake, _ := newManager(t, nil)
+	tx, err := m.Begin(context.Background(), "cancelled-commit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := tx.Commit(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Commit = %v, want context.Canceled", err)
+	}
+	if n, st := fake.count("Commit"), fake.tx(tx.XID()).status; n != 0 || st != tcv1.GlobalStatus_BEGIN {
+		t.Fatalf("%d commits reached the coordinator, status %v; want none and BEGIN", n, st)
+	}
+	if st, err := tx.Commit(context.Background()); err != nil || st != tcv1.GlobalStatus_COMMITTED {
+		t.Fatalf("Commit after that = %v, %v; want COMMITTED", st, err)
+	}
+}
+
 func TestCallerCancellationDoesNotLeaveTransactionUndecided(t *testing.T) {
 	m, fake, _ := newManager(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -44,7 +44,8 @@ func (t *Tx) Context() context.Context { return t.ctx }
 // coordinator for the status, with backoff, for up to
 // Config.StatusPollTimeout, even after ctx is done, and sends Commit again
 // while the status is still BEGIN. If the status stays unknown it fails with
-// ErrOutcomeUnknown, and Commit may be called again.
+// ErrOutcomeUnknown, and Commit may be called again. A ctx already done when
+// Commit is called sends nothing and fails with ctx's error.
 func (t *Tx) Commit(ctx context.Context) (tcv1.GlobalStatus, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -160,6 +161,10 @@ func rolledBack(st tcv1.GlobalStatus) bool {
 // finish sends a decision and returns the status it reached. The status is
 // GLOBAL_STATUS_UNSPECIFIED exactly when the outcome is not known.
 func (m *Manager) finish(ctx context.Context, xid string, d decision) (tcv1.GlobalStatus, error) {
+	if err := ctx.Err(); err != nil {
+		// Nothing was sent: the caller gave up first.
+		return tcv1.GlobalStatus_GLOBAL_STATUS_UNSPECIFIED, fmt.Errorf("tm: %s %s not sent: %w", d.name, xid, err)
+	}
 	st, err := d.send(ctx)
 	if err == nil {
 		return m.settle(xid, d, st)
