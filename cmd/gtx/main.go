@@ -31,6 +31,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newTCCmd(), newTxCmd())
+	root.AddCommand(newTCCmd(), newTxCmd(), newDemoCmd())
 	return root
 }
