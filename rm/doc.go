@@ -24,6 +24,11 @@
 //	...
 //	branchID, err := m.RegisterBranch(ctx, xid, tcv1.BranchType_TCC, "inventory-db", "", actionContext)
 //
+// A coordinator whose host vanishes without closing its connections is only
+// noticed by the transport: dial coordinators with gRPC keepalive
+// (grpc.WithKeepaliveParams), so that the stream breaks and the Manager
+// re-attaches.
+//
 // # Delivery
 //
 // Phase-2 commands are delivered at least once: a result lost with its
