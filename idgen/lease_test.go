@@ -30,6 +30,9 @@ type store struct {
 	newLeaser func(lo, hi int64) (Leaser, error)
 	// steal makes the store say that node is held by another owner.
 	steal func(node int64)
+	// drop kills the server side of every connection the leasers use; nil
+	// where there is no server (SQLite).
+	drop func()
 }
 
 type backend struct {
@@ -65,8 +68,10 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 func openRedis(t *testing.T) store {
-	client := redis.NewClient(&redis.Options{Addr: env("GTX_TEST_REDIS_ADDR", "127.0.0.1:6379")})
+	addr := env("GTX_TEST_REDIS_ADDR", "127.0.0.1:6379")
 	prefix := uniqueName(t)
+	client := redis.NewClient(&redis.Options{Addr: addr, ClientName: prefix})
+	admin := redis.NewClient(&redis.Options{Addr: addr})
 	ctx := context.Background()
 	if err := client.Ping(ctx).Err(); err != nil {
 		t.Fatalf("redis: %v", err)
@@ -80,6 +85,7 @@ func openRedis(t *testing.T) store {
 			t.Errorf("redis cleanup: %v", err)
 		}
 		client.Close()
+		admin.Close()
 	})
 	return store{
 		newLeaser: func(lo, hi int64) (Leaser, error) {
@@ -91,6 +97,30 @@ func openRedis(t *testing.T) store {
 				t.Fatal(err)
 			}
 		},
+		drop: func() {
+			list, err := admin.ClientList(ctx).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			killed := 0
+			for line := range strings.Lines(list) {
+				var id string
+				for field := range strings.FieldsSeq(line) {
+					if v, ok := strings.CutPrefix(field, "id="); ok {
+						id = v
+					}
+					if field == "name="+prefix {
+						if err := admin.Do(ctx, "CLIENT", "KILL", "ID", id).Err(); err != nil {
+							t.Fatal(err)
+						}
+						killed++
+					}
+				}
+			}
+			if killed == 0 {
+				t.Fatal("no redis connection to kill")
+			}
+		},
 	}
 }
 
@@ -99,8 +129,9 @@ func gormConfig() *gorm.Config {
 }
 
 // sqlStore returns a store over db with a table of its own.
-func sqlStore(t *testing.T, db *gorm.DB, table string) store {
+func sqlStore(t *testing.T, db *gorm.DB, table string, drop func()) store {
 	return store{
+		drop: drop,
 		newLeaser: func(lo, hi int64) (Leaser, error) {
 			return NewSQLLeaser(context.Background(), db, SQLLeaserConfig{Table: table, MinNode: lo, MaxNode: hi})
 		},
@@ -138,25 +169,52 @@ func openMariaDB(t *testing.T) store {
 			sqlDB.Close()
 		}
 	})
-	return sqlStore(t, db, DefaultNodeTable)
+	return sqlStore(t, db, DefaultNodeTable, func() {
+		var ids []int64
+		if err := admin.Raw("SELECT id FROM information_schema.processlist WHERE db = ?", name).Scan(&ids).Error; err != nil {
+			t.Fatal(err)
+		}
+		if len(ids) == 0 {
+			t.Fatal("no mariadb connection to kill")
+		}
+		for _, id := range ids {
+			if err := admin.Exec("KILL ?", id).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 }
 
 func openPostgres(t *testing.T) store {
 	dsn := env("GTX_TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test sslmode=disable")
-	db, err := gorm.Open(postgres.Open(dsn), gormConfig())
+	table := uniqueName(t)
+	db, err := gorm.Open(postgres.Open(dsn+" application_name="+table), gormConfig())
 	if err != nil {
 		t.Fatalf("postgres: %v", err)
 	}
-	table := uniqueName(t)
+	admin, err := gorm.Open(postgres.Open(dsn), gormConfig())
+	if err != nil {
+		t.Fatalf("postgres: %v", err)
+	}
 	t.Cleanup(func() {
-		if err := db.Exec("DROP TABLE IF EXISTS " + table).Error; err != nil {
+		if err := admin.Exec("DROP TABLE IF EXISTS " + table).Error; err != nil {
 			t.Errorf("postgres cleanup: %v", err)
 		}
-		if sqlDB, err := db.DB(); err == nil {
-			sqlDB.Close()
+		for _, d := range []*gorm.DB{db, admin} {
+			if sqlDB, err := d.DB(); err == nil {
+				sqlDB.Close()
+			}
 		}
 	})
-	return sqlStore(t, db, table)
+	return sqlStore(t, db, table, func() {
+		var killed []bool
+		if err := admin.Raw("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = ?", table).Scan(&killed).Error; err != nil {
+			t.Fatal(err)
+		}
+		if len(killed) == 0 {
+			t.Fatal("no postgres connection to kill")
+		}
+	})
 }
 
 func openSQLite(t *testing.T) store {
@@ -171,7 +229,7 @@ func openSQLite(t *testing.T) store {
 	}
 	sqlDB.SetMaxOpenConns(1)
 	t.Cleanup(func() { sqlDB.Close() })
-	return sqlStore(t, db, DefaultNodeTable)
+	return sqlStore(t, db, DefaultNodeTable, nil)
 }
 
 // leaser is newLeaser for the test goroutine: it fails the test on error.
@@ -366,6 +424,39 @@ func TestLeaseRenewsAndStopsWhenUnrenewed(t *testing.T) {
 		}
 		if err := lease.Err(); !errors.Is(err, ErrLeaseLost) {
 			t.Fatalf("Err() = %v, want ErrLeaseLost", err)
+		}
+	})
+}
+
+// TestLeaseSurvivesDroppedConnections kills the leaser's connections on the
+// server: renewals go on over new ones and the lease is kept.
+func TestLeaseSurvivesDroppedConnections(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s store) {
+		if s.drop == nil {
+			t.Skip("no server connections to drop")
+		}
+		cl := &countingLeaser{Leaser: s.leaser(t, 0, MaxNodeID)}
+		lease := acquire(t, cl, fastLease(t))
+		g, err := NewLeased(DefaultConfig(), lease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitRenewals := func(n int64) {
+			t.Helper()
+			for cl.renewals.Load() < n {
+				if err := lease.Err(); err != nil {
+					t.Fatalf("lease ended: %v", err)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		waitRenewals(1)
+		for range 3 {
+			s.drop()
+			waitRenewals(cl.renewals.Load() + 2)
+		}
+		if _, err := g.NextID(); err != nil {
+			t.Fatalf("NextID after dropped connections = %v", err)
 		}
 	})
 }
