@@ -311,7 +311,8 @@ func TestConcurrentOpen(t *testing.T) {
 				wg.Go(func() {
 					s, err := sqlstore.Open(t.Context(), cfg)
 					if err == nil {
-						err = errors.Join(s.Ping(t.Context()), s.Close())
+						xid := fmt.Sprint("replica-", i)
+						err = errors.Join(s.CreateGlobal(t.Context(), &tc.GlobalSession{XID: xid, Timeout: time.Second}), s.Close())
 					}
 					errs[i] = err
 				})

@@ -58,7 +58,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	case DriverPostgres:
 		dialector = postgres.Open(cfg.DSN)
 	}
-	db, err := gorm.Open(dialector, &gorm.Config{
+	gormCfg := &gorm.Config{
 		SkipDefaultTransaction: true,
 		Logger: quietLogger{logger.NewSlogLogger(cfg.Logger, logger.Config{
 			SlowThreshold:             cfg.SlowQuery,
@@ -66,6 +66,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			IgnoreRecordNotFoundError: true,
 			ParameterizedQueries:      true,
 		})},
+	}
+	// Switching a new SQLite file to WAL can fail with SQLITE_BUSY without
+	// waiting, when another process opens it at the same moment.
+	opener := &Store{log: cfg.Logger}
+	var db *gorm.DB
+	err := opener.retry(ctx, func() error {
+		var err error
+		db, err = gorm.Open(dialector, gormCfg)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: open %s database: %w", cfg.Driver, err)
@@ -143,6 +152,8 @@ func (s *Store) Migrate(ctx context.Context) error {
 		// MySQL commits DDL implicitly, so the lock is the connection's,
 		// not a transaction's.
 		err = db.Connection(func(conn *gorm.DB) error {
+			// Every statement starts afresh on the connection.
+			conn = conn.Session(&gorm.Session{NewDB: true})
 			var got sql.NullInt64
 			if err := conn.Raw("SELECT GET_LOCK(?, ?)", migrateLockName, int(migrateLockWait.Seconds())).Scan(&got).Error; err != nil {
 				return fmt.Errorf("take the migration lock: %w", err)
@@ -208,8 +219,8 @@ func (s *Store) Close() error {
 func sqliteDSN(cfg Config) string {
 	path, query, _ := strings.Cut(cfg.DSN, "?")
 	q := url.Values{}
-	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", cfg.SQLiteBusyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous("+strings.ToUpper(cfg.SQLiteSynchronous)+")")
 	q.Set("_txlock", "immediate")
 	dsn := path + "?" + q.Encode()

@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 	"gorm.io/gorm"
@@ -198,6 +200,10 @@ func TestMigrateIsIdempotent(t *testing.T) {
 				s, err := sqlstore.Open(t.Context(), cfg)
 				if err != nil {
 					t.Fatalf("Open #%d: %v", i+1, err)
+				}
+				// The schema is there: a session can be stored in it.
+				if err := s.CreateGlobal(t.Context(), &tc.GlobalSession{XID: fmt.Sprint("migrate-", i), Timeout: time.Second}); err != nil {
+					t.Fatalf("CreateGlobal after Open #%d: %v", i+1, err)
 				}
 				if err := s.Close(); err != nil {
 					t.Fatalf("Close: %v", err)
