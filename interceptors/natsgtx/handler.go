@@ -71,7 +71,7 @@ type JetStreamHandlerFunc func(ctx context.Context, msg jetstream.Msg) error
 func Handler(ctx context.Context, h HandlerFunc, opts ...Option) nats.MsgHandler {
 	o := newOptions(opts)
 	return func(msg *nats.Msg) {
-		mctx, err := o.ingress(ctx, msg.Subject, msg.Header)
+		mctx, err := o.ingress(ctx, msg.Header)
 		if err != nil {
 			reject(ctx, o.logger, msg, err)
 			return
@@ -87,7 +87,7 @@ func Handler(ctx context.Context, h HandlerFunc, opts ...Option) nats.MsgHandler
 func JetStreamHandler(ctx context.Context, h JetStreamHandlerFunc, opts ...Option) jetstream.MessageHandler {
 	o := newOptions(opts)
 	return func(msg jetstream.Msg) {
-		mctx, err := o.ingress(ctx, msg.Subject(), msg.Headers())
+		mctx, err := o.ingress(ctx, msg.Headers())
 		if err != nil {
 			o.logger.WarnContext(ctx, "natsgtx: terminated a jetstream message with a malformed xid", "subject", msg.Subject(), "error", err)
 			if err := msg.Term(); err != nil {
@@ -101,7 +101,7 @@ func JetStreamHandler(ctx context.Context, h JetStreamHandlerFunc, opts ...Optio
 
 // ingress returns ctx carrying the XID in header, marked for global locks
 // when the options ask for it.
-func (o *options) ingress(ctx context.Context, subject string, header nats.Header) (context.Context, error) {
+func (o *options) ingress(ctx context.Context, header nats.Header) (context.Context, error) {
 	xid, ok, err := interceptors.ParseXID(header.Values(gtx.MetadataKey)...)
 	if err != nil {
 		return nil, err
