@@ -24,15 +24,18 @@ type Backend interface {
 	// returns for how long, counted from the call, the lock is known valid.
 	// It returns ErrNotHeld when token does not hold name.
 	Renew(ctx context.Context, name, token string, ttl time.Duration) (time.Duration, error)
-	// Release frees name when token holds it and wakes waiters; contended
-	// reports whether waiters elsewhere may be waiting for it (true when
-	// unknown). It returns ErrNotHeld when token does not hold name.
+	// Release frees name when token holds it and wakes a waiter; contended
+	// reports whether a waiter elsewhere was woken (true when unknown). It
+	// returns ErrNotHeld when token does not hold name.
 	Release(ctx context.Context, name, token string) (contended bool, err error)
-	// Watch registers interest in releases of name: after a release, one
-	// value is sent on released (without blocking; a pending value stays)
-	// until stop is called. A Backend that cannot notify returns a stop
-	// function that does nothing and a nil error; waiters then poll.
-	Watch(ctx context.Context, name string, released chan<- struct{}) (stop func(), err error)
+	// Watch makes the contender that acquires name with token a waiter:
+	// when the lock is released and it is this waiter's turn, one value is
+	// sent on released (without blocking; a pending value stays), until
+	// stop is called. A Backend may wake one waiter per release (Redis
+	// keeps a queue of waiters per name) or all of them. A Backend that
+	// cannot notify returns a stop function that does nothing and a nil
+	// error; waiters then poll.
+	Watch(ctx context.Context, name, token string, released chan<- struct{}) (stop func(), err error)
 }
 
 // Grant is the outcome of Backend.Acquire or Backend.Handoff.

@@ -254,7 +254,7 @@ func (c *Client) contend(ctx context.Context, k *key, owner string, wait, yield 
 		}
 		if released == nil {
 			released = make(chan struct{}, 1)
-			s, err := c.backend.Watch(ctx, k.name, released)
+			s, err := c.backend.Watch(ctx, k.name, token, released)
 			if err != nil {
 				c.log.Debug("lock: watch for releases failed; polling", "name", k.name, "error", err)
 			}

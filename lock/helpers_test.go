@@ -72,15 +72,19 @@ func kind(cmd redis.Cmder) string {
 	if name != "evalsha" && name != "eval" {
 		return name
 	}
+	// Script calls differ in their numbers of keys and arguments; release
+	// ends with the waiter channel prefix.
+	last, _ := args[len(args)-1].(string)
 	switch len(args) {
-	case 7:
+	case 9:
 		return "acquire"
 	case 8:
 		return "handoff"
-	case 6:
-		if s, ok := args[5].(string); ok && strings.HasSuffix(s, ":released") {
+	case 7:
+		if strings.HasSuffix(last, ":w:") {
 			return "release"
 		}
+	case 6:
 		return "renew"
 	}
 	return name

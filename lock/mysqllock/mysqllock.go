@@ -163,6 +163,6 @@ func (b *Backend) Release(ctx context.Context, name, token string) (bool, error)
 
 // Watch implements lock.Backend: MySQL has no notifications, so waiters
 // poll.
-func (b *Backend) Watch(context.Context, string, chan<- struct{}) (func(), error) {
+func (b *Backend) Watch(context.Context, string, string, chan<- struct{}) (func(), error) {
 	return func() {}, nil
 }

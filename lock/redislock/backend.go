@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -30,23 +32,79 @@ func (c Config) prefix() string {
 // names are the Redis names of one lock: they share a hash tag so that the
 // scripts touch one cluster slot.
 type names struct {
-	lock, fence, channel string
+	lock, fence, queue, waiter string
 }
 
 func keyNames(prefix, name string) names {
 	base := prefix + "{" + name + "}"
-	return names{lock: base, fence: base + ":fence", channel: base + ":released"}
+	return names{lock: base, fence: base + ":fence", queue: base + ":waiters", waiter: base + ":w:"}
+}
+
+// waiter is a contender that watches for its turn.
+type waiter struct {
+	// woken is set when a release woke the waiter: if its next attempt
+	// fails it rejoins the queue at the front.
+	woken atomic.Bool
+}
+
+// waiters are the contenders of a backend that watch for their turn, by
+// token.
+type waiters struct{ m sync.Map }
+
+// watch subscribes token to its waiter channel on each notifier.
+func (ws *waiters) watch(ctx context.Context, notes []*notifier, n names, token string, released chan<- struct{}) (func(), error) {
+	w := &waiter{}
+	wake := func() {
+		w.woken.Store(true)
+		select {
+		case released <- struct{}{}:
+		default:
+		}
+	}
+	stops := make([]func(), len(notes))
+	errs := make([]error, len(notes))
+	var wg sync.WaitGroup
+	for i, note := range notes {
+		wg.Go(func() { stops[i], errs[i] = note.watch(ctx, n.waiter+token, wake) })
+	}
+	wg.Wait()
+	stop := func() {
+		ws.m.Delete(token)
+		for _, s := range stops {
+			s()
+		}
+	}
+	for _, err := range errs {
+		if err == nil {
+			ws.m.Store(token, w)
+			return stop, nil
+		}
+	}
+	return stop, errors.Join(errs...)
+}
+
+// mode returns the waiter mode of token for the acquire script.
+func (ws *waiters) mode(token string) string {
+	v, ok := ws.m.Load(token)
+	switch {
+	case !ok:
+		return "0"
+	case v.(*waiter).woken.Swap(false):
+		return "2"
+	}
+	return "1"
 }
 
 // Backend is a lock.Backend on one Redis server (or cluster): SET NX PX with
 // a unique token, Lua compare-and-delete release and compare-and-pexpire
 // renewal, an INCR fencing counter per lock name (kept after release so that
-// fences keep growing), and a pub/sub channel per lock name on which releases
-// are announced.
+// fences keep growing), and a queue of waiters per lock name of which a
+// release wakes the first over pub/sub.
 type Backend struct {
-	rdb    redis.UniversalClient
-	prefix string
-	notes  *notifier
+	rdb     redis.UniversalClient
+	prefix  string
+	notes   *notifier
+	waiters waiters
 }
 
 var _ lock.Backend = (*Backend)(nil)
@@ -65,7 +123,7 @@ func (b *Backend) Close() error { return b.notes.close() }
 
 // Acquire implements lock.Backend.
 func (b *Backend) Acquire(ctx context.Context, name, token string, ttl time.Duration) (lock.Grant, error) {
-	return acquire(ctx, b.rdb, keyNames(b.prefix, name), token, ttl)
+	return acquire(ctx, b.rdb, keyNames(b.prefix, name), token, ttl, b.waiters.mode(token))
 }
 
 // Handoff implements lock.Backend.
@@ -81,21 +139,22 @@ func (b *Backend) Renew(ctx context.Context, name, token string, ttl time.Durati
 	return ttl, nil
 }
 
-// Release implements lock.Backend. It reports contention when another
-// client was subscribed to the lock's release channel.
+// Release implements lock.Backend. It reports contention when it woke a
+// waiter.
 func (b *Backend) Release(ctx context.Context, name, token string) (bool, error) {
 	n, err := release(ctx, b.rdb, keyNames(b.prefix, name), token)
 	return n > 0, err
 }
 
-// Watch implements lock.Backend with a subscription to the lock's release
-// channel on a pub/sub connection shared by the Backend.
-func (b *Backend) Watch(ctx context.Context, name string, released chan<- struct{}) (func(), error) {
-	return b.notes.watch(ctx, keyNames(b.prefix, name).channel, released)
+// Watch implements lock.Backend: the contender's attempts with token queue
+// it as a waiter, and its own channel, subscribed on a pub/sub connection
+// shared by the Backend, tells it when its turn comes.
+func (b *Backend) Watch(ctx context.Context, name, token string, released chan<- struct{}) (func(), error) {
+	return b.waiters.watch(ctx, []*notifier{b.notes}, keyNames(b.prefix, name), token, released)
 }
 
-func acquire(ctx context.Context, rdb redis.Scripter, n names, token string, ttl time.Duration) (lock.Grant, error) {
-	res, err := acquireScript.Run(ctx, rdb, []string{n.lock, n.fence}, token, ttl.Milliseconds()).Int64Slice()
+func acquire(ctx context.Context, rdb redis.Scripter, n names, token string, ttl time.Duration, mode string) (lock.Grant, error) {
+	res, err := acquireScript.Run(ctx, rdb, []string{n.lock, n.fence, n.queue}, token, ttl.Milliseconds(), mode).Int64Slice()
 	if err != nil {
 		return lock.Grant{}, fmt.Errorf("redislock: acquire: %w", err)
 	}
@@ -131,7 +190,7 @@ func renew(ctx context.Context, rdb redis.Scripter, n names, token string, ttl t
 }
 
 func release(ctx context.Context, rdb redis.Scripter, n names, token string) (int64, error) {
-	res, err := releaseScript.Run(ctx, rdb, []string{n.lock}, token, n.channel).Int64()
+	res, err := releaseScript.Run(ctx, rdb, []string{n.lock, n.queue}, token, n.waiter).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("redislock: release: %w", err)
 	}

@@ -103,32 +103,87 @@ func TestBackendTokens(t *testing.T) {
 	}
 }
 
-func TestBackendWatchWakesOnRelease(t *testing.T) {
-	be, _, _ := newBackend(t)
+// TestBackendWakesOneWaiterInTurn checks the waiter queue: a release wakes
+// the first queued waiter only, and a woken waiter beaten to the lock gets
+// its place at the front back.
+func TestBackendWakesOneWaiterInTurn(t *testing.T) {
+	be, rdb, prefix := newBackend(t)
 	ctx := context.Background()
-	if _, err := be.Acquire(ctx, "w", "t1", time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	released := make(chan struct{}, 1)
-	stop, err := be.Watch(ctx, "w", released)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-	// The subscription is confirmed when a release reaches a subscriber.
-	var contended bool
-	for !contended {
-		if contended, err = be.Release(ctx, "w", "t1"); err != nil {
+	queue := prefix + "{w}:waiters"
+	acquire := func(token string) bool {
+		t.Helper()
+		g, err := be.Acquire(ctx, "w", token, time.Minute)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if !contended {
-			if _, err := be.Acquire(ctx, "w", "t1", time.Minute); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		return g.Acquired
 	}
-	<-released
+	queued := func() []string {
+		t.Helper()
+		q, err := rdb.LRange(ctx, queue, 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	if !acquire("t1") {
+		t.Fatal("first Acquire failed")
+	}
+	w2, w3 := make(chan struct{}, 1), make(chan struct{}, 1)
+	for token, ch := range map[string]chan struct{}{"t2": w2, "t3": w3} {
+		stop, err := be.Watch(ctx, "w", token, ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stop()
+	}
+	// Queue t2 then t3. Their subscriptions are confirmed once a release
+	// reaches t2: until then a release finds no subscriber and drops it.
+	for {
+		if acquire("t2") || acquire("t3") {
+			t.Fatal("a waiter took a held lock")
+		}
+		woke, err := be.Release(ctx, "w", "t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if woke {
+			break
+		}
+		if !acquire("t1") {
+			t.Fatal("re-Acquire failed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	<-w2
+	if q := queued(); len(q) != 1 || q[0] != "t3" {
+		t.Fatalf("queue after waking t2 = %v, want [t3]", q)
+	}
+	select {
+	case <-w3:
+		t.Fatal("a release woke the second waiter too")
+	default:
+	}
+	// A newcomer takes the lock before t2 retries: t2 rejoins at the front.
+	if !acquire("t4") {
+		t.Fatal("newcomer could not take a free lock")
+	}
+	if acquire("t2") {
+		t.Fatal("t2 took a held lock")
+	}
+	if q := queued(); len(q) != 2 || q[0] != "t2" || q[1] != "t3" {
+		t.Fatalf("queue = %v, want [t2 t3]", q)
+	}
+	if _, err := be.Release(ctx, "w", "t4"); err != nil {
+		t.Fatal(err)
+	}
+	<-w2
+	if !acquire("t2") {
+		t.Fatal("woken waiter could not take the released lock")
+	}
+	if q := queued(); len(q) != 1 || q[0] != "t3" {
+		t.Fatalf("queue after t2 acquired = %v, want [t3]", q)
+	}
 }
 
 func TestNewBadInput(t *testing.T) {

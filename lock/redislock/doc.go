@@ -3,13 +3,19 @@
 // Backend uses one Redis server or cluster; RedLock uses a quorum of
 // independent servers. Both store a lock as a key holding a token unique to
 // one holding (SET NX PX), change it only through Lua scripts that compare
-// the token first, count fencing tokens with INCR on a per-name counter, and
-// announce releases on a per-name pub/sub channel so that waiters wake up
-// instead of polling. Keys of one lock name share a hash tag:
+// the token first, and count fencing tokens with INCR on a per-name counter.
+// Waiting contenders (one per process and name, thanks to lock.Client's
+// single-flight) queue in a per-name list and each subscribes to a channel of
+// its own; a release wakes the first queued waiter that is still subscribed,
+// so one release costs one retry rather than one per waiting process, and
+// waiters take turns. A bounded poll (lock.Config.PollInterval, or the
+// holder's remaining TTL) covers lost messages and crashed holders. Keys of
+// one lock name share a hash tag:
 //
-//	<prefix>{<name>}           the lock, value = token, with a TTL
-//	<prefix>{<name>}:fence     the fencing counter (never expires)
-//	<prefix>{<name>}:released  the release channel
+//	<prefix>{<name>}            the lock, value = token, with a TTL
+//	<prefix>{<name>}:fence      the fencing counter (never expires)
+//	<prefix>{<name>}:waiters    the queue of waiting tokens (expires when idle)
+//	<prefix>{<name>}:w:<token>  the channel that wakes one waiter
 //
 // Usage:
 //

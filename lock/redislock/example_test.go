@@ -41,7 +41,12 @@ func ExampleNew() {
 func ExampleNewRedLock() {
 	var nodes []redis.UniversalClient
 	for _, addr := range []string{"redis-a:6379", "redis-b:6379", "redis-c:6379", "redis-d:6379", "redis-e:6379"} {
-		nodes = append(nodes, redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 50 * time.Millisecond}))
+		nodes = append(nodes, redis.NewClient(&redis.Options{
+			Addr:                  addr,
+			DialTimeout:           50 * time.Millisecond,
+			DialerRetries:         1,
+			ContextTimeoutEnabled: true,
+		}))
 	}
 	backend, err := redislock.NewRedLock(nodes, redislock.RedLockConfig{NodeTimeout: 50 * time.Millisecond})
 	if err != nil {

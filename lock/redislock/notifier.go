@@ -9,24 +9,24 @@ import (
 )
 
 // notifier shares one pub/sub connection among every waiter of a Backend and
-// routes release messages to the waiters of each channel.
+// routes each message to the callbacks registered for its channel.
 type notifier struct {
 	rdb redis.UniversalClient
 
 	mu     sync.Mutex
 	ps     *redis.PubSub
-	subs   map[string]map[chan<- struct{}]struct{}
+	subs   map[string]map[*func()]struct{}
 	done   chan struct{}
 	closed bool
 }
 
 func newNotifier(rdb redis.UniversalClient) *notifier {
-	return &notifier{rdb: rdb, subs: make(map[string]map[chan<- struct{}]struct{})}
+	return &notifier{rdb: rdb, subs: make(map[string]map[*func()]struct{})}
 }
 
-// watch sends on released (without blocking) after each message on channel
-// until stop is called.
-func (n *notifier) watch(ctx context.Context, channel string, released chan<- struct{}) (func(), error) {
+// watch calls wake, which must not block, for each message on channel until
+// stop is called.
+func (n *notifier) watch(ctx context.Context, channel string, wake func()) (func(), error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -42,10 +42,11 @@ func (n *notifier) watch(ctx context.Context, channel string, released chan<- st
 		if err := n.ps.Subscribe(ctx, channel); err != nil {
 			return func() {}, fmt.Errorf("redislock: subscribe to %s: %w", channel, err)
 		}
-		set = make(map[chan<- struct{}]struct{})
+		set = make(map[*func()]struct{})
 		n.subs[channel] = set
 	}
-	set[released] = struct{}{}
+	id := &wake
+	set[id] = struct{}{}
 	return func() {
 		n.mu.Lock()
 		defer n.mu.Unlock()
@@ -53,7 +54,7 @@ func (n *notifier) watch(ctx context.Context, channel string, released chan<- st
 		if cur == nil {
 			return
 		}
-		delete(cur, released)
+		delete(cur, id)
 		if len(cur) == 0 {
 			delete(n.subs, channel)
 			if n.ps != nil {
@@ -67,11 +68,8 @@ func (n *notifier) dispatch(msgs <-chan *redis.Message, done chan struct{}) {
 	defer close(done)
 	for m := range msgs {
 		n.mu.Lock()
-		for ch := range n.subs[m.Channel] {
-			select {
-			case ch <- struct{}{}:
-			default:
-			}
+		for wake := range n.subs[m.Channel] {
+			(*wake)()
 		}
 		n.mu.Unlock()
 	}

@@ -42,13 +42,20 @@ type RedLock struct {
 	timeout time.Duration
 	drift   float64
 	quorum  int
+	waiters waiters
+	calls   sync.WaitGroup // node calls, waited for by Close
 }
+
+var errNodeTimeout = errors.New("redislock: node did not answer within the node timeout")
 
 var _ lock.Backend = (*RedLock)(nil)
 
 // NewRedLock returns a RedLock over nodes, which must be independent
-// servers (not replicas of each other). Close it to close its pub/sub
-// connections; the clients stay open.
+// servers (not replicas of each other). Give their clients
+// ContextTimeoutEnabled, a short DialTimeout and few DialerRetries, so that
+// a dead node is given up on within NodeTimeout rather than the client's
+// default seconds. Close the RedLock to close its pub/sub connections; the
+// clients stay open.
 func NewRedLock(nodes []redis.UniversalClient, cfg RedLockConfig) (*RedLock, error) {
 	if len(nodes) == 0 {
 		return nil, fmt.Errorf("%w: redlock needs at least one node", lock.ErrInvalidConfig)
@@ -78,8 +85,10 @@ func NewRedLock(nodes []redis.UniversalClient, cfg RedLockConfig) (*RedLock, err
 	return r, nil
 }
 
-// Close closes the pub/sub connections used to wait for releases.
+// Close waits for node calls still running after their timeout and closes
+// the pub/sub connections used to wait for releases.
 func (r *RedLock) Close() error {
+	r.calls.Wait()
 	var errs []error
 	for _, n := range r.notes {
 		errs = append(errs, n.close())
@@ -97,19 +106,40 @@ type result struct {
 	err   error
 }
 
-// each runs fn on every node in parallel, each bounded by the node timeout,
-// and returns their answers in node order.
+// each runs fn on every node in parallel and returns their answers in node
+// order once all have answered or the node timeout has passed; a node that
+// has not answered by then counts as failed. Calls still running then are
+// cancelled, and Close waits for them.
 func (r *RedLock) each(ctx context.Context, fn func(ctx context.Context, rdb redis.UniversalClient) result) []result {
-	out := make([]result, len(r.nodes))
-	var wg sync.WaitGroup
-	for i, rdb := range r.nodes {
-		wg.Go(func() {
-			nctx, cancel := context.WithTimeout(ctx, r.timeout)
-			defer cancel()
-			out[i] = fn(nctx, rdb)
-		})
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	type answer struct {
+		i   int
+		res result
 	}
-	wg.Wait()
+	answers := make(chan answer, len(r.nodes))
+	for i, rdb := range r.nodes {
+		r.calls.Go(func() { answers <- answer{i, fn(ctx, rdb)} })
+	}
+	out := make([]result, len(r.nodes))
+	for i := range out {
+		out[i].err = errNodeTimeout
+	}
+	for range r.nodes {
+		select {
+		case a := <-answers:
+			out[a.i] = a.res
+		case <-ctx.Done():
+			for {
+				select {
+				case a := <-answers:
+					out[a.i] = a.res
+				default:
+					return out
+				}
+			}
+		}
+	}
 	return out
 }
 
@@ -168,9 +198,10 @@ func (r *RedLock) releaseAll(ctx context.Context, n names, tokens ...string) {
 // Acquire implements lock.Backend.
 func (r *RedLock) Acquire(ctx context.Context, name, token string, ttl time.Duration) (lock.Grant, error) {
 	n := keyNames(r.prefix, name)
+	mode := r.waiters.mode(token)
 	start := time.Now()
 	rs := r.each(ctx, func(ctx context.Context, rdb redis.UniversalClient) result {
-		g, err := acquire(ctx, rdb, n, token, ttl)
+		g, err := acquire(ctx, rdb, n, token, ttl, mode)
 		return result{grant: g, err: err}
 	})
 	ok, _, fence, retry := granted(rs)
@@ -266,29 +297,10 @@ func (r *RedLock) Release(ctx context.Context, name, token string) (bool, error)
 	return false, fmt.Errorf("redislock: release reached no node: %w", errors.Join(errs...))
 }
 
-// Watch implements lock.Backend: a release on any node wakes the waiter.
-func (r *RedLock) Watch(ctx context.Context, name string, released chan<- struct{}) (func(), error) {
-	channel := keyNames(r.prefix, name).channel
-	stops := make([]func(), len(r.notes))
-	errs := make([]error, len(r.notes))
-	var wg sync.WaitGroup
-	for i, note := range r.notes {
-		wg.Go(func() {
-			nctx, cancel := context.WithTimeout(ctx, r.timeout)
-			defer cancel()
-			stops[i], errs[i] = note.watch(nctx, channel, released)
-		})
-	}
-	wg.Wait()
-	stop := func() {
-		for _, s := range stops {
-			s()
-		}
-	}
-	for _, err := range errs {
-		if err == nil {
-			return stop, nil
-		}
-	}
-	return stop, fmt.Errorf("redislock: watch on no node: %w", errors.Join(errs...))
+// Watch implements lock.Backend: the waiter is queued on every node, and a
+// release on any node that makes it the waiter's turn wakes it.
+func (r *RedLock) Watch(ctx context.Context, name, token string, released chan<- struct{}) (func(), error) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	return r.waiters.watch(ctx, r.notes, keyNames(r.prefix, name), token, released)
 }

@@ -85,9 +85,11 @@ func newCluster(t *testing.T) *cluster {
 		s := startServer(t)
 		c.servers = append(c.servers, s)
 		rdb := redis.NewClient(&redis.Options{
-			Addr:        s.addr(),
-			DialTimeout: 50 * time.Millisecond,
-			MaxRetries:  -1,
+			Addr:                  s.addr(),
+			DialTimeout:           100 * time.Millisecond,
+			DialerRetries:         1,
+			MaxRetries:            -1,
+			ContextTimeoutEnabled: true,
 		})
 		t.Cleanup(func() { _ = rdb.Close() })
 		c.nodes = append(c.nodes, rdb)
@@ -97,7 +99,8 @@ func newCluster(t *testing.T) *cluster {
 
 func (c *cluster) client(t *testing.T, cfg lock.Config) *lock.Client {
 	t.Helper()
-	r, err := redislock.NewRedLock(c.nodes, redislock.RedLockConfig{})
+	// A generous node timeout: the test machine may be loaded.
+	r, err := redislock.NewRedLock(c.nodes, redislock.RedLockConfig{NodeTimeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +171,7 @@ func TestRedLockSurvivesRestart(t *testing.T) {
 	c := newCluster(t)
 	ctx := context.Background()
 	cfg := lock.DefaultConfig()
-	cfg.TTL = 600 * time.Millisecond
+	cfg.TTL = 1500 * time.Millisecond
 	cfg.PollInterval = 20 * time.Millisecond
 	a := c.client(t, cfg)
 	b := c.client(t, cfg)

@@ -2,11 +2,32 @@ package redislock
 
 import "github.com/redis/go-redis/v9"
 
-// KEYS[1] lock key, KEYS[2] fence counter key; ARGV[1] token, ARGV[2] ttl ms.
-// Returns {1, fence} when acquired, {0, pttl of the holder} otherwise.
+// Waiters of a lock name wait in a queue (a list of their tokens). Each
+// waiter subscribes to a channel of its own, <prefix>{name}:w:<token>, and a
+// release wakes the first waiter that is still subscribed, so one release
+// costs one retry, not one per waiting process.
+
+// KEYS[1] lock key, KEYS[2] fence counter key, KEYS[3] waiter queue; ARGV[1]
+// token, ARGV[2] ttl ms, ARGV[3] waiter mode: "0" not waiting, "1" waiting
+// (joins the back of the queue), "2" woken by a release and beaten to the
+// lock (rejoins at the front). Returns {1, fence} when acquired, {0, pttl of
+// the holder} otherwise.
 var acquireScript = redis.NewScript(`
 if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+	if ARGV[3] ~= '0' then
+		redis.call('lrem', KEYS[3], 1, ARGV[1])
+	end
 	return {1, redis.call('incr', KEYS[2])}
+end
+if ARGV[3] ~= '0' then
+	if not redis.call('lpos', KEYS[3], ARGV[1]) then
+		if ARGV[3] == '2' then
+			redis.call('lpush', KEYS[3], ARGV[1])
+		else
+			redis.call('rpush', KEYS[3], ARGV[1])
+		end
+	end
+	redis.call('pexpire', KEYS[3], 3 * tonumber(ARGV[2]))
 end
 return {0, redis.call('pttl', KEYS[1])}
 `)
@@ -31,15 +52,24 @@ end
 return 0
 `)
 
-// KEYS[1] lock key; ARGV[1] token, ARGV[2] release channel. Returns how many
-// subscribers were told of the release, or -1 when ARGV[1] does not hold the
-// lock.
+// KEYS[1] lock key, KEYS[2] waiter queue; ARGV[1] token, ARGV[2] prefix of
+// the waiter channels. Frees the lock and wakes the first queued waiter
+// still subscribed (dropping those that left). Returns 1 when a waiter was
+// woken, 0 when none, -1 when ARGV[1] does not hold the lock.
 var releaseScript = redis.NewScript(`
-if redis.call('get', KEYS[1]) == ARGV[1] then
-	redis.call('del', KEYS[1])
-	return redis.call('publish', ARGV[2], '')
+if redis.call('get', KEYS[1]) ~= ARGV[1] then
+	return -1
 end
-return -1
+redis.call('del', KEYS[1])
+while true do
+	local w = redis.call('lpop', KEYS[2])
+	if not w then
+		return 0
+	end
+	if redis.call('publish', ARGV[2] .. w, '') > 0 then
+		return 1
+	end
+end
 `)
 
 // KEYS[1] fence counter key; ARGV[1] fence. Raises the counter to ARGV[1]
