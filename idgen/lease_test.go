@@ -299,13 +299,17 @@ func TestLeaseDistinctNodesAndExhaustion(t *testing.T) {
 			})
 		}
 		wg.Wait()
+		for _, l := range leases {
+			if l != nil {
+				t.Cleanup(func() { l.Close(context.Background()) })
+			}
+		}
 		seen := map[int64]bool{}
 		for i, err := range errs {
 			if err != nil {
 				t.Fatalf("leaser %d: %v", i, err)
 			}
 			l := leases[i]
-			t.Cleanup(func() { l.Close(context.Background()) })
 			if n := l.NodeID(); n < lo || n > hi || seen[n] {
 				t.Fatalf("leaser %d got node %d; want a node in %d..%d no other leaser has (have %v)", i, n, lo, hi, seen)
 			}
@@ -505,11 +509,21 @@ func TestLeaseCloseStopsGeneratorAndReleases(t *testing.T) {
 		if _, err := NewLeased(DefaultConfig(), lease); !errors.Is(err, ErrInvalidConfig) {
 			t.Fatalf("a second generator on one lease: %v, want ErrInvalidConfig", err)
 		}
-		for range 10000 {
-			g.Next()
+		// A burst borrows time ahead of the clock; Close must not free the
+		// node before the clock has passed the last ID's millisecond.
+		var last int64
+		for range 300_000 {
+			last = g.Next()
 		}
 		if err := lease.Close(ctx); err != nil {
 			t.Fatal(err)
+		}
+		p, err := Parse(last, g.Epoch())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if released := time.Now(); !p.Time.Before(released.Truncate(time.Millisecond)) {
+			t.Fatalf("Close released the node at %s, not after the last id's millisecond %s", released, p.Time)
 		}
 		if err := lease.Close(ctx); err != nil {
 			t.Fatalf("second Close = %v", err)
