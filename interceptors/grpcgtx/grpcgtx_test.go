@@ -36,13 +36,36 @@ func recoverUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler
 
 // serve starts the Echo service on loopback with the given server options
 // and returns a client connection with the gtx client interceptors.
-func serve(t *testing.T, echo *gtxtest.Echo, opts ...grpc.ServerOption) *grpc.ClientConn {
+func serve(t testing.TB, echo *gtxtest.Echo, opts ...grpc.ServerOption) *grpc.ClientConn {
+	t.Helper()
+	return dial(t, echo, opts, grpc.WithUnaryInterceptor(grpcgtx.UnaryClientInterceptor()),
+		grpc.WithStreamInterceptor(grpcgtx.StreamClientInterceptor()))
+}
+
+// serveRaw serves echo with no interceptors and dials it with none.
+func serveRaw(t testing.TB, echo *gtxtest.Echo) *grpc.ClientConn {
+	t.Helper()
+	return dial(t, echo, nil)
+}
+
+// serveGTX serves echo with the gtx propagation interceptors and dials it
+// with the gtx client interceptors.
+func serveGTX(t testing.TB, echo *gtxtest.Echo) *grpc.ClientConn {
+	t.Helper()
+	return serve(t, echo,
+		grpc.ChainUnaryInterceptor(grpcgtx.UnaryServerInterceptor()),
+		grpc.ChainStreamInterceptor(grpcgtx.StreamServerInterceptor()))
+}
+
+// dial starts the Echo service on loopback with serverOpts and returns a
+// connection to it made with dialOpts.
+func dial(t testing.TB, echo *gtxtest.Echo, serverOpts []grpc.ServerOption, dialOpts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(opts...)
+	srv := grpc.NewServer(serverOpts...)
 	srv.RegisterService(&gtxtest.ServiceDesc, echo)
 	done := make(chan struct{})
 	go func() {
@@ -50,9 +73,7 @@ func serve(t *testing.T, echo *gtxtest.Echo, opts ...grpc.ServerOption) *grpc.Cl
 		_ = srv.Serve(lis)
 	}()
 	cc, err := grpc.NewClient(lis.Addr().String(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithUnaryInterceptor(grpcgtx.UnaryClientInterceptor()),
-		grpc.WithStreamInterceptor(grpcgtx.StreamClientInterceptor()))
+		append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, dialOpts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,15 +85,10 @@ func serve(t *testing.T, echo *gtxtest.Echo, opts ...grpc.ServerOption) *grpc.Cl
 	return cc
 }
 
-func propagationServer(t *testing.T, echo *gtxtest.Echo) *grpc.ClientConn {
-	return serve(t, echo,
-		grpc.ChainUnaryInterceptor(grpcgtx.UnaryServerInterceptor()),
-		grpc.ChainStreamInterceptor(grpcgtx.StreamServerInterceptor()))
-}
 
 func TestUnaryPropagation(t *testing.T) {
 	echo := &gtxtest.Echo{}
-	cc := propagationServer(t, echo)
+	cc := serveGTX(t, echo)
 	tests := []struct {
 		name string
 		ctx  context.Context
@@ -99,7 +115,7 @@ func TestUnaryPropagation(t *testing.T) {
 
 func TestStreamPropagation(t *testing.T) {
 	echo := &gtxtest.Echo{}
-	cc := propagationServer(t, echo)
+	cc := serveGTX(t, echo)
 	ctx := gtx.ContextWithXID(context.Background(), "stream-xid")
 	got := streamAll(t, ctx, cc, 3)
 	for i, s := range got {
@@ -150,34 +166,16 @@ var malformed = []struct {
 
 func TestMalformedRejected(t *testing.T) {
 	echo := &gtxtest.Echo{}
-	// A raw connection without the client interceptor, which would replace
-	// the metadata with the context's (absent) XID.
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	runner := &gtxtest.Runner{}
 	g, err := interceptors.NewGlobalTx(runner)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(
+	// A connection without the client interceptor, which would replace the
+	// metadata with the context's (absent) XID.
+	cc := dial(t, echo, []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(grpcgtx.UnaryServerInterceptor(), grpcgtx.UnaryGlobalTx(g, grpcgtx.WithLogger(nil))),
-		grpc.ChainStreamInterceptor(grpcgtx.StreamServerInterceptor()))
-	srv.RegisterService(&gtxtest.ServiceDesc, echo)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(lis)
-	}()
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cc.Close()
-		srv.Stop()
-		<-done
+		grpc.ChainStreamInterceptor(grpcgtx.StreamServerInterceptor()),
 	})
 	for _, tt := range malformed {
 		t.Run(tt.name, func(t *testing.T) {
@@ -207,7 +205,7 @@ func TestMalformedRejected(t *testing.T) {
 
 func TestConcurrentCallsKeepTheirXIDs(t *testing.T) {
 	echo := &gtxtest.Echo{}
-	cc := propagationServer(t, echo)
+	cc := serveGTX(t, echo)
 	const n = 200
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
