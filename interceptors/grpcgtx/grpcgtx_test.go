@@ -85,7 +85,6 @@ func dial(t testing.TB, echo *gtxtest.Echo, serverOpts []grpc.ServerOption, dial
 	return cc
 }
 
-
 func TestUnaryPropagation(t *testing.T) {
 	echo := &gtxtest.Echo{}
 	cc := serveGTX(t, echo)
