@@ -254,7 +254,7 @@ func TestWatchdogHoldsPastTTL(t *testing.T) {
 	prefix := newPrefix(t)
 	ctx := context.Background()
 	cfg := testConfig()
-	cfg.TTL = 300 * time.Millisecond
+	cfg.TTL = 600 * time.Millisecond
 	a := newProc(t, prefix, cfg)
 	b := newProc(t, prefix, cfg)
 

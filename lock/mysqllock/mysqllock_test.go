@@ -199,7 +199,7 @@ func TestWatchdogAndLoss(t *testing.T) {
 	dsn := newDB(t)
 	ctx := context.Background()
 	cfg := lock.DefaultConfig()
-	cfg.TTL = 500 * time.Millisecond
+	cfg.TTL = time.Second
 	cfg.PollInterval = 10 * time.Millisecond
 	db, be1 := open(t, dsn)
 	_, be2 := open(t, dsn)
