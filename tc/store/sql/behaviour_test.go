@@ -178,7 +178,7 @@ func TestSQLiteConcurrentCallers(t *testing.T) {
 				t.Cleanup(func() { s.Close() })
 				stores[i] = s
 			}
-			const callers, rounds = 32, 10
+			const callers, rounds = 32, 3
 			var wg sync.WaitGroup
 			errs := make(chan error, callers)
 			for w := range callers {

@@ -135,7 +135,7 @@ func TestRetryStopsWithContext(t *testing.T) {
 	s := openSQLite(t, Config{})
 	ctx, cancel := context.WithCancel(t.Context())
 	calls := 0
-	err := s.retry(ctx, func() error {
+	err := retry(ctx, s.log, func() error {
 		calls++
 		if calls == 2 {
 			cancel()
@@ -146,7 +146,7 @@ func TestRetryStopsWithContext(t *testing.T) {
 		t.Fatalf("retry = %v after %d calls, want context.Canceled after 2 or 3", err, calls)
 	}
 	calls = 0
-	err = s.retry(t.Context(), func() error { calls++; return gorm.ErrDuplicatedKey })
+	err = retry(t.Context(), s.log, func() error { calls++; return gorm.ErrDuplicatedKey })
 	if !errors.Is(err, gorm.ErrDuplicatedKey) || calls != maxAttempts {
 		t.Fatalf("retry = %v after %d calls, want the last error after %d", err, calls, maxAttempts)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -15,14 +14,9 @@ import (
 	"github.com/gtx-io/gtx/tc"
 )
 
-const (
-	// lockBatch is how many keys one SELECT or INSERT of locks carries, well
-	// under every dialect's limit on bound parameters.
-	lockBatch = 300
-	// maxAttempts bounds how often an operation the database aborted for
-	// contention (a deadlock, a lost race on a unique key) runs again.
-	maxAttempts = 10
-)
+// lockBatch is how many keys one SELECT or INSERT of locks carries, well
+// under every dialect's limit on bound parameters.
+const lockBatch = 300
 
 // lockGroup is the keys of one table of one resource.
 type lockGroup struct {
@@ -146,35 +140,9 @@ func conflict(tx *gorm.DB, r *lockRow) error {
 	return e
 }
 
-// retry runs op until it succeeds, fails for a reason other than contention,
-// or has run maxAttempts times. Contention is a transaction the database
-// aborted (deadlock, serialization failure) or a unique key another
-// transaction inserted first; op must roll back its own work when it fails.
-func (s *Store) retry(ctx context.Context, op func() error) error {
-	var err error
-	for attempt := 1; ; attempt++ {
-		err = op()
-		if err == nil || !(isDuplicateKey(err) || isTransient(err)) {
-			return err
-		}
-		if attempt == maxAttempts {
-			return fmt.Errorf("still contended after %d attempts: %w", attempt, err)
-		}
-		s.log.DebugContext(ctx, "sqlstore: retrying after contention", "attempt", attempt, "err", err)
-		// Random backoff, growing with the attempt, so that racers that
-		// collided do not collide again.
-		wait := time.Duration(rand.Int64N(int64(attempt) * int64(time.Millisecond)))
-		select {
-		case <-ctx.Done():
-			return errors.Join(ctx.Err(), err)
-		case <-time.After(wait):
-		}
-	}
-}
-
 // ReleaseBranchLocks releases the locks of one branch.
 func (s *Store) ReleaseBranchLocks(ctx context.Context, xid string, branchID int64) error {
-	err := s.retry(ctx, func() error {
+	err := retry(ctx, s.log, func() error {
 		return s.db.WithContext(ctx).Where("xid = ? AND branch_id = ?", xid, branchID).Delete(&lockRow{}).Error
 	})
 	if err != nil {
@@ -185,7 +153,7 @@ func (s *Store) ReleaseBranchLocks(ctx context.Context, xid string, branchID int
 
 // ReleaseGlobalLocks releases every lock of a global transaction.
 func (s *Store) ReleaseGlobalLocks(ctx context.Context, xid string) error {
-	err := s.retry(ctx, func() error {
+	err := retry(ctx, s.log, func() error {
 		return s.db.WithContext(ctx).Where("xid = ?", xid).Delete(&lockRow{}).Error
 	})
 	if err != nil {

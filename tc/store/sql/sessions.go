@@ -60,7 +60,7 @@ func (s *Store) forUpdate(tx *gorm.DB) *gorm.DB {
 // transact runs fn in a transaction, and again (up to maxAttempts times)
 // when the database aborts it for contention.
 func (s *Store) transact(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	return s.retry(ctx, func() error { return s.db.WithContext(ctx).Transaction(fn) })
+	return retry(ctx, s.log, func() error { return s.db.WithContext(ctx).Transaction(fn) })
 }
 
 // CreateGlobal stores g in status BEGIN, whatever g.Status is. A zero
@@ -306,7 +306,7 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, statuses []tcv1.Glob
 		return nil, fmt.Errorf("sqlstore: claim due sessions: %w", err)
 	}
 	var out []*tc.GlobalSession
-	err := s.retry(ctx, func() error {
+	err := retry(ctx, s.log, func() error {
 		var err error
 		out, err = s.claim(s.db.WithContext(ctx), owner, statusValues(statuses), micros(now), micros(now.Add(lease)), limit)
 		return err

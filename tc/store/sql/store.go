@@ -69,9 +69,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	// Switching a new SQLite file to WAL can fail with SQLITE_BUSY without
 	// waiting, when another process opens it at the same moment.
-	opener := &Store{log: cfg.Logger}
 	var db *gorm.DB
-	err := opener.retry(ctx, func() error {
+	err := retry(ctx, cfg.Logger, func() error {
 		var err error
 		db, err = gorm.Open(dialector, gormCfg)
 		return err
