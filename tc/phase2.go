@@ -19,17 +19,6 @@ const (
 	outcomeUnretryable                // a branch said retrying cannot help
 )
 
-// drive runs one phase-2 attempt for g (loaded with branches) in its current
-// status and records the result durably. It returns the status reached.
-func (s *Server) drive(ctx context.Context, g *GlobalSession) (tcv1.GlobalStatus, error) {
-	if _, busy := s.driving.LoadOrStore(g.XID, true); busy {
-		// This replica drives it already (a synchronous commit, say).
-		return g.Status, nil
-	}
-	defer s.driving.Delete(g.XID)
-	return s.attempt(ctx, g)
-}
-
 // driveClaimed drives a session the recovery loop claimed. The claim may
 // have raced with this replica's own synchronous phase 2, so the session is
 // read again once no one else here drives it.
@@ -49,7 +38,9 @@ func (s *Server) driveClaimed(ctx context.Context, xid string) error {
 	return err
 }
 
-// attempt is one phase-2 attempt; the caller holds g's slot in s.driving.
+// attempt runs one phase-2 attempt for g (loaded with branches) in its
+// current status and records the result durably. It returns the status
+// reached. The caller holds g's slot in s.driving.
 func (s *Server) attempt(ctx context.Context, g *GlobalSession) (tcv1.GlobalStatus, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Lease/2)
 	defer cancel()
@@ -220,6 +211,13 @@ func isBranchFailure(s tcv1.BranchStatus) bool {
 // Branches are read again after the decision: a branch registering at the
 // same moment either made it in before (and is driven) or is refused.
 func (s *Server) startPhase2(ctx context.Context, xid string, to tcv1.GlobalStatus) (tcv1.GlobalStatus, error) {
+	// Hold the slot from before the decision, so the recovery loop, which
+	// may claim the session the moment it leaves BEGIN, leaves the first
+	// attempt to this call. Without the slot (a concurrent call for the
+	// same XID), the CAS below decides who goes on.
+	if _, busy := s.driving.LoadOrStore(xid, true); !busy {
+		defer s.driving.Delete(xid)
+	}
 	u := GlobalUpdate{Status: to, Owner: s.cfg.ServerID, LeaseUntil: s.now().Add(s.cfg.Lease)}
 	if to == tcv1.GlobalStatus_ASYNC_COMMITTING {
 		u = GlobalUpdate{Status: to}
@@ -242,7 +240,7 @@ func (s *Server) startPhase2(ctx context.Context, xid string, to tcv1.GlobalStat
 		s.wake()
 		return to, nil
 	}
-	return s.drive(ctx, g)
+	return s.attempt(ctx, g)
 }
 
 func hasLocks(g *GlobalSession) bool {

@@ -60,7 +60,7 @@ func (r *recorder) seen() (commits, rollbacks []int64) {
 
 // startRM attaches a resource manager for resource "res" of type TCC to the
 // coordinator at addr, with h as its handler.
-func startRM(t *testing.T, addr string, h rm.Handler) *rm.Manager {
+func startRM(t testing.TB, addr string, h rm.Handler) *rm.Manager {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

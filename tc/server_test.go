@@ -28,7 +28,7 @@ type env struct {
 	store  *sqlstore.Store
 }
 
-func testConfig(t *testing.T) tc.Config {
+func testConfig(t testing.TB) tc.Config {
 	t.Helper()
 	icfg := idgen.DefaultConfig()
 	icfg.NodeID = 1
@@ -48,7 +48,7 @@ func testConfig(t *testing.T) tc.Config {
 	return cfg
 }
 
-func startEnv(t *testing.T, cfg tc.Config, dbPath string) *env {
+func startEnv(t testing.TB, cfg tc.Config, dbPath string) *env {
 	t.Helper()
 	ctx := context.Background()
 	if dbPath == "" {

@@ -1,0 +1,104 @@
+package tc_test
+
+import (
+	"context"
+	"net"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
+)
+
+// BenchmarkBaselineTwoEchoCalls is the baseline the coordinator is measured
+// against: two plain unary gRPC calls (the health service's Check, a handler
+// that does no work) on the same loopback.
+func BenchmarkBaselineTwoEchoCalls(b *testing.B) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	healthpb.RegisterHealthServer(gs, health.NewServer())
+	go gs.Serve(lis)
+	defer gs.Stop()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	c := healthpb.NewHealthClient(conn)
+	ctx := context.Background()
+	run(b, func() error {
+		for i := 0; i < 2; i++ {
+			if _, err := c.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// BenchmarkEmptyGlobalTx is Begin + Commit of a transaction with no branch.
+func BenchmarkEmptyGlobalTx(b *testing.B) {
+	e := startEnv(b, testConfig(b), "")
+	ctx := context.Background()
+	run(b, func() error {
+		r, err := e.client.Begin(ctx, &tcv1.BeginRequest{Name: "bench"})
+		if err != nil {
+			return err
+		}
+		_, err = e.client.Commit(ctx, &tcv1.CommitRequest{Xid: r.GetXid()})
+		return err
+	})
+}
+
+// BenchmarkTwoBranchGlobalTx is Begin + 2 × RegisterBranch + Commit, with
+// phase 2 delivered to an attached resource manager.
+func BenchmarkTwoBranchGlobalTx(b *testing.B) {
+	e := startEnv(b, testConfig(b), "")
+	startRM(b, e.addr, &recorder{})
+	ctx := context.Background()
+	run(b, func() error {
+		r, err := e.client.Begin(ctx, &tcv1.BeginRequest{Name: "bench"})
+		if err != nil {
+			return err
+		}
+		for i := 0; i < 2; i++ {
+			if _, err := e.client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: r.GetXid(), BranchType: tcv1.BranchType_TCC, ResourceId: "res"}); err != nil {
+				return err
+			}
+		}
+		c, err := e.client.Commit(ctx, &tcv1.CommitRequest{Xid: r.GetXid()})
+		if err == nil && c.GetStatus() != tcv1.GlobalStatus_COMMITTED {
+			b.Fatalf("commit answered %s", c.GetStatus())
+		}
+		return err
+	})
+}
+
+// run runs op b.N times, serially and, as sub-benchmark "c32", from 32
+// goroutines.
+func run(b *testing.B, op func() error) {
+	b.Run("c1", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if err := op(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("c32", func(b *testing.B) {
+		b.SetParallelism(16) // 16 × GOMAXPROCS 2 = 32 goroutines
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := op(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}
