@@ -96,11 +96,11 @@ func TestTimeExhausted(t *testing.T) {
 func TestNextFields(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.NodeID = 777
+	before := time.Now().Truncate(time.Millisecond)
 	g, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := time.Now().Truncate(time.Millisecond)
 	prev := int64(-1)
 	for i := 0; i < 10000; i++ {
 		id := g.Next()
