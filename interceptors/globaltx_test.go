@@ -9,7 +9,7 @@ import (
 	"github.com/gtx-io/gtx"
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 	"github.com/gtx-io/gtx/interceptors"
-	"github.com/gtx-io/gtx/interceptors/internal/gtxtest"
+	"github.com/gtx-io/gtx/internal/gtxtest"
 	"github.com/gtx-io/gtx/tm"
 )
 

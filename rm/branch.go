@@ -22,7 +22,9 @@ import (
 // ErrTransactionNotFound when the coordinator does not know it,
 // ErrInvalidArgument for bad input, and ErrCoordinatorUnavailable when no
 // coordinator answered. It does not need Start.
-func (m *Manager) RegisterBranch(ctx context.Context, xid string, t tcv1.BranchType, resourceID, lockKeys string, data []byte) (int64, error) {
+//
+// Options: AsyncCommit.
+func (m *Manager) RegisterBranch(ctx context.Context, xid string, t tcv1.BranchType, resourceID, lockKeys string, data []byte, opts ...BranchOption) (int64, error) {
 	if err := gtx.ValidateXID(xid); err != nil {
 		return 0, fmt.Errorf("%w: register branch: %w", ErrInvalidArgument, err)
 	}
@@ -33,6 +35,9 @@ func (m *Manager) RegisterBranch(ctx context.Context, xid string, t tcv1.BranchT
 		return 0, fmt.Errorf("%w: register branch of %s: empty resource ID", ErrInvalidArgument, xid)
 	}
 	req := &tcv1.RegisterBranchRequest{Xid: xid, BranchType: t, ResourceId: resourceID, LockKeys: lockKeys, ApplicationData: data}
+	for _, o := range opts {
+		o(req)
+	}
 	var id int64
 	err := m.unary(ctx, func(ctx context.Context, c tcv1.CoordinatorClient) error {
 		resp, err := c.RegisterBranch(ctx, req)
@@ -82,4 +87,15 @@ func (m *Manager) unary(ctx context.Context, f func(ctx context.Context, c tcv1.
 		}
 	}
 	return err
+}
+
+// BranchOption adjusts a branch registration.
+type BranchOption func(*tcv1.RegisterBranchRequest)
+
+// AsyncCommit lets the coordinator answer the TM's commit before this
+// branch's phase-2 commit has run (it still runs, at least once, afterwards).
+// The caller then learns "committed" while the branch's Confirm may not have
+// landed yet; use it only where readers tolerate that window.
+func AsyncCommit() BranchOption {
+	return func(r *tcv1.RegisterBranchRequest) { r.AsyncCommit = true }
 }

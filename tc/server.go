@@ -174,10 +174,11 @@ func (s *Server) Rollback(ctx context.Context, req *tcv1.RollbackRequest) (*tcv1
 }
 
 // canCommitAsync reports whether every branch of g may commit after the
-// answer: AT branches only delete undo logs in phase 2.
+// answer: AT branches only delete undo logs in phase 2, and other branches
+// may say they accept it.
 func canCommitAsync(g *GlobalSession) bool {
 	for _, b := range g.Branches {
-		if b.Type != tcv1.BranchType_AT {
+		if b.Type != tcv1.BranchType_AT && !b.AsyncCommit {
 			return false
 		}
 	}
@@ -263,6 +264,7 @@ func (s *Server) RegisterBranch(ctx context.Context, req *tcv1.RegisterBranchReq
 		ApplicationData: req.GetApplicationData(),
 		Status:          tcv1.BranchStatus_REGISTERED,
 		CreateTime:      s.now(),
+		AsyncCommit:     req.GetAsyncCommit(),
 	}
 	if len(locks) > 0 {
 		if err := s.locks.AcquireLocks(ctx, g.XID, b.BranchID, locks); err != nil {
@@ -471,6 +473,7 @@ func toProto(g *GlobalSession) *tcv1.Transaction {
 			ApplicationData: b.ApplicationData,
 			Status:          b.Status,
 			CreatedUnixMs:   b.CreateTime.UnixMilli(),
+			AsyncCommit:     b.AsyncCommit,
 		})
 	}
 	return t

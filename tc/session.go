@@ -40,6 +40,9 @@ type BranchSession struct {
 	ApplicationData []byte
 	Status          tcv1.BranchStatus
 	CreateTime      time.Time
+	// AsyncCommit says phase-2 commit may run after the TM was answered;
+	// AT branches may always.
+	AsyncCommit bool
 }
 
 // GlobalUpdate is a change to a global session applied by Store.UpdateGlobal.

@@ -14,7 +14,7 @@ import (
 	"github.com/gtx-io/gtx"
 	"github.com/gtx-io/gtx/interceptors"
 	"github.com/gtx-io/gtx/interceptors/grpcgtx"
-	"github.com/gtx-io/gtx/interceptors/internal/gtxtest"
+	"github.com/gtx-io/gtx/internal/gtxtest"
 )
 
 func annotatedServer(t *testing.T, runner *gtxtest.Runner) (*grpc.ClientConn, *gtxtest.Echo) {

@@ -7,7 +7,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/gtx-io/gtx"
-	"github.com/gtx-io/gtx/interceptors/internal/gtxtest"
+	"github.com/gtx-io/gtx/internal/gtxtest"
 )
 
 // BenchmarkUnaryRoundTrip measures a loopback unary call carrying an XID,

@@ -20,7 +20,7 @@ import (
 	"github.com/gtx-io/gtx"
 	"github.com/gtx-io/gtx/interceptors"
 	"github.com/gtx-io/gtx/interceptors/grpcgtx"
-	"github.com/gtx-io/gtx/interceptors/internal/gtxtest"
+	"github.com/gtx-io/gtx/internal/gtxtest"
 )
 
 // recoverUnary turns a handler panic into codes.Internal, as a production

@@ -14,7 +14,7 @@ import (
 	"github.com/gtx-io/gtx"
 	"github.com/gtx-io/gtx/interceptors"
 	"github.com/gtx-io/gtx/interceptors/httpgtx"
-	"github.com/gtx-io/gtx/interceptors/internal/gtxtest"
+	"github.com/gtx-io/gtx/internal/gtxtest"
 )
 
 // echoHandler answers what its context carries, and fails (500) or panics

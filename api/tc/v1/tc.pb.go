@@ -786,8 +786,12 @@ type RegisterBranchRequest struct {
 	LockKeys string `protobuf:"bytes,4,opt,name=lock_keys,json=lockKeys,proto3" json:"lock_keys,omitempty"`
 	// Opaque data handed back to the RM in phase 2 (a TCC action context).
 	ApplicationData []byte `protobuf:"bytes,5,opt,name=application_data,json=applicationData,proto3" json:"application_data,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The branch's phase-2 commit may run after the coordinator has answered
+	// the TM's commit (AT branches always may). Set by TCC actions that accept
+	// that their Confirm lands after the caller was told "committed".
+	AsyncCommit   bool `protobuf:"varint,6,opt,name=async_commit,json=asyncCommit,proto3" json:"async_commit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterBranchRequest) Reset() {
@@ -853,6 +857,13 @@ func (x *RegisterBranchRequest) GetApplicationData() []byte {
 		return x.ApplicationData
 	}
 	return nil
+}
+
+func (x *RegisterBranchRequest) GetAsyncCommit() bool {
+	if x != nil {
+		return x.AsyncCommit
+	}
+	return false
 }
 
 type RegisterBranchResponse struct {
@@ -1213,6 +1224,7 @@ type Branch struct {
 	ApplicationData []byte                 `protobuf:"bytes,6,opt,name=application_data,json=applicationData,proto3" json:"application_data,omitempty"`
 	Status          BranchStatus           `protobuf:"varint,7,opt,name=status,proto3,enum=gtx.tc.v1.BranchStatus" json:"status,omitempty"`
 	CreatedUnixMs   int64                  `protobuf:"varint,8,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
+	AsyncCommit     bool                   `protobuf:"varint,9,opt,name=async_commit,json=asyncCommit,proto3" json:"async_commit,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -1301,6 +1313,13 @@ func (x *Branch) GetCreatedUnixMs() int64 {
 		return x.CreatedUnixMs
 	}
 	return 0
+}
+
+func (x *Branch) GetAsyncCommit() bool {
+	if x != nil {
+		return x.AsyncCommit
+	}
+	return false
 }
 
 type Transaction struct {
@@ -2237,7 +2256,7 @@ const file_tc_proto_rawDesc = "" +
 	"\x03xid\x18\x01 \x01(\tR\x03xid\x12/\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x17.gtx.tc.v1.GlobalStatusR\x06status\"A\n" +
 	"\x0eReportResponse\x12/\n" +
-	"\x06status\x18\x01 \x01(\x0e2\x17.gtx.tc.v1.GlobalStatusR\x06status\"\xca\x01\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x17.gtx.tc.v1.GlobalStatusR\x06status\"\xed\x01\n" +
 	"\x15RegisterBranchRequest\x12\x10\n" +
 	"\x03xid\x18\x01 \x01(\tR\x03xid\x126\n" +
 	"\vbranch_type\x18\x02 \x01(\x0e2\x15.gtx.tc.v1.BranchTypeR\n" +
@@ -2245,7 +2264,8 @@ const file_tc_proto_rawDesc = "" +
 	"\vresource_id\x18\x03 \x01(\tR\n" +
 	"resourceId\x12\x1b\n" +
 	"\tlock_keys\x18\x04 \x01(\tR\blockKeys\x12)\n" +
-	"\x10application_data\x18\x05 \x01(\fR\x0fapplicationData\"5\n" +
+	"\x10application_data\x18\x05 \x01(\fR\x0fapplicationData\x12!\n" +
+	"\fasync_commit\x18\x06 \x01(\bR\vasyncCommit\"5\n" +
 	"\x16RegisterBranchResponse\x12\x1b\n" +
 	"\tbranch_id\x18\x01 \x01(\x03R\bbranchId\"\xa0\x01\n" +
 	"\x13ReportBranchRequest\x12\x10\n" +
@@ -2270,7 +2290,7 @@ const file_tc_proto_rawDesc = "" +
 	"\rholder_status\x18\x06 \x01(\x0e2\x17.gtx.tc.v1.GlobalStatusR\fholderStatus\"a\n" +
 	"\x12QueryLocksResponse\x12\x1a\n" +
 	"\blockable\x18\x01 \x01(\bR\blockable\x12/\n" +
-	"\aholders\x18\x02 \x03(\v2\x15.gtx.tc.v1.LockHolderR\aholders\"\xb1\x02\n" +
+	"\aholders\x18\x02 \x03(\v2\x15.gtx.tc.v1.LockHolderR\aholders\"\xd4\x02\n" +
 	"\x06Branch\x12\x1b\n" +
 	"\tbranch_id\x18\x01 \x01(\x03R\bbranchId\x12\x10\n" +
 	"\x03xid\x18\x02 \x01(\tR\x03xid\x126\n" +
@@ -2281,7 +2301,8 @@ const file_tc_proto_rawDesc = "" +
 	"\tlock_keys\x18\x05 \x01(\tR\blockKeys\x12)\n" +
 	"\x10application_data\x18\x06 \x01(\fR\x0fapplicationData\x12/\n" +
 	"\x06status\x18\a \x01(\x0e2\x17.gtx.tc.v1.BranchStatusR\x06status\x12&\n" +
-	"\x0fcreated_unix_ms\x18\b \x01(\x03R\rcreatedUnixMs\"\xdb\x02\n" +
+	"\x0fcreated_unix_ms\x18\b \x01(\x03R\rcreatedUnixMs\x12!\n" +
+	"\fasync_commit\x18\t \x01(\bR\vasyncCommit\"\xdb\x02\n" +
 	"\vTransaction\x12\x10\n" +
 	"\x03xid\x18\x01 \x01(\tR\x03xid\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +

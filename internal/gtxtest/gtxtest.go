@@ -1,6 +1,7 @@
-// Package gtxtest holds what the interceptor tests share: a hand-written
-// gRPC service that reports the XID its handlers see, and a TxRunner that
-// records what it was asked to do.
+// Package gtxtest holds what gtx's own tests share: a real coordinator on
+// SQLite served on loopback (StartTC), an embedded NATS server (StartNATS),
+// a hand-written gRPC service that reports the XID its handlers see, and a
+// TxRunner that records what it was asked to do.
 package gtxtest
 
 import (
