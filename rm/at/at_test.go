@@ -8,14 +8,15 @@ import (
 	"testing"
 
 	"github.com/gtx-io/gtx"
+	"github.com/gtx-io/gtx/rm/at/internal/attest"
 )
 
 var errForceRollback = errors.New("force rollback")
 
 // schema creates the test tables with every column type the undo log must
 // keep exactly, and seeds them.
-func schema(b *backend) []string {
-	if b.driver == "mysql" {
+func schema(b *attest.Backend) []string {
+	if b.Driver == "mysql" {
 		return []string{
 			"DROP TABLE IF EXISTS acct", "DROP TABLE IF EXISTS line", "DROP TABLE IF EXISTS flag",
 			`CREATE TABLE acct (
@@ -108,7 +109,7 @@ var tables = []string{"acct", "line", "flag"}
 func dumpAll(t *testing.T, db *sql.DB) [][][]any {
 	out := make([][][]any, len(tables))
 	for i, tb := range tables {
-		out[i] = dump(t, db, tb)
+		out[i] = attest.Dump(t, db, tb)
 	}
 	return out
 }
@@ -116,8 +117,8 @@ func dumpAll(t *testing.T, db *sql.DB) [][][]any {
 func compare(t *testing.T, what string, got, want [][][]any) {
 	t.Helper()
 	for i := range tables {
-		if !sameRows(got[i], want[i]) {
-			t.Fatalf("%s: table %s:\n got:\n%s want:\n%s", what, tables[i], formatRows(got[i]), formatRows(want[i]))
+		if !attest.SameRows(got[i], want[i]) {
+			t.Fatalf("%s: table %s:\n got:\n%s want:\n%s", what, tables[i], attest.FormatRows(got[i]), attest.FormatRows(want[i]))
 		}
 	}
 }
@@ -162,37 +163,37 @@ func runIn(ctx context.Context, db *sql.DB, c dmlCase) error {
 // result), in a global transaction that commits (must match it), and in one
 // that rolls back (must restore the seed byte for byte).
 func TestStatementCommitAndRollback(t *testing.T) {
-	c := startCoordinator(t)
-	backends(t, func(t *testing.T, b *backend) {
-		m := newRM(t, c)
-		db := openAT(t, b, m, c)
+	c := attest.StartCoordinator(t)
+	attest.Backends(t, func(t *testing.T, b *attest.Backend) {
+		m := attest.NewRM(t, c)
+		db := attest.OpenAT(t, b, m, c)
 		ctx := context.Background()
 		for _, tc := range dmlCases() {
-			if tc.mysql && b.driver != "mysql" {
+			if tc.mysql && b.Driver != "mysql" {
 				continue
 			}
 			t.Run(tc.name, func(t *testing.T) {
-				mustExec(t, b.raw, schema(b)...)
-				seed := dumpAll(t, b.raw)
+				attest.MustExec(t, b.Raw, schema(b)...)
+				seed := dumpAll(t, b.Raw)
 				// Expected: the statement in a plain transaction.
-				if err := runPlain(ctx, b.raw, tc); err != nil {
+				if err := runPlain(ctx, b.Raw, tc); err != nil {
 					t.Fatalf("plain: %v", err)
 				}
-				want := dumpAll(t, b.raw)
+				want := dumpAll(t, b.Raw)
 
-				mustExec(t, b.raw, schema(b)...)
+				attest.MustExec(t, b.Raw, schema(b)...)
 				var xid string
-				err := c.tm.WithGlobalTx(ctx, "commit-"+tc.name, func(ctx context.Context) error {
+				err := c.TM.WithGlobalTx(ctx, "commit-"+tc.name, func(ctx context.Context) error {
 					xid, _ = gtx.XIDFromContext(ctx)
 					return runIn(ctx, db, tc)
 				})
 				if err != nil {
 					t.Fatalf("global commit: %v", err)
 				}
-				compare(t, "after global commit", dumpAll(t, b.raw), want)
+				compare(t, "after global commit", dumpAll(t, b.Raw), want)
 
-				mustExec(t, b.raw, schema(b)...)
-				err = c.tm.WithGlobalTx(ctx, "rollback-"+tc.name, func(ctx context.Context) error {
+				attest.MustExec(t, b.Raw, schema(b)...)
+				err = c.TM.WithGlobalTx(ctx, "rollback-"+tc.name, func(ctx context.Context) error {
 					xid, _ = gtx.XIDFromContext(ctx)
 					if err := runIn(ctx, db, tc); err != nil {
 						t.Errorf("statement: %v", err)
@@ -202,10 +203,10 @@ func TestStatementCommitAndRollback(t *testing.T) {
 				if !errors.Is(err, errForceRollback) {
 					t.Fatalf("global rollback: %v", err)
 				}
-				if st := waitStatus(t, c, xid); st.String() != "ROLLBACKED" {
+				if st := attest.WaitStatus(t, c, xid); st.String() != "ROLLBACKED" {
 					t.Fatalf("status %s", st)
 				}
-				compare(t, "after global rollback", dumpAll(t, b.raw), seed)
+				compare(t, "after global rollback", dumpAll(t, b.Raw), seed)
 			})
 		}
 	})

@@ -213,6 +213,12 @@ func (e *executor) updateOrDelete(ctx context.Context, st *Statement, args []any
 			}
 		}
 		undo.add(t.meta, before[i], after)
+		if i == 0 {
+			res.meta, res.rows = t.meta, after
+			if st.Kind == KindDelete {
+				res.rows = before[i]
+			}
+		}
 	}
 	return res, nil
 }
@@ -333,6 +339,7 @@ func (e *executor) insert(ctx context.Context, st *Statement, args []any, undo *
 			ErrTxAborted, abbreviate(st.SQL, 200), res.rowsAffected, len(after))
 	}
 	undo.add(m, nil, after)
+	res.meta, res.rows = m, after
 	return res, nil
 }
 
@@ -407,6 +414,7 @@ func (e *executor) upsert(ctx context.Context, st *Statement, args []any, undo *
 		return res, err
 	}
 	undo.add(m, before, after)
+	res.meta, res.rows = m, after
 	return res, nil
 }
 

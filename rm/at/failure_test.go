@@ -11,6 +11,7 @@ import (
 
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 	"github.com/gtx-io/gtx/rm/at"
+	"github.com/gtx-io/gtx/rm/at/internal/attest"
 )
 
 // updateInBranch runs one UPDATE in a local transaction of the global
@@ -31,12 +32,12 @@ func updateInBranch(ctx context.Context, db *sql.DB, query string, args ...any) 
 // transaction between phase 1 and rollback: the rollback must stop with the
 // rows reported, leave that write in place, and restore nothing else.
 func TestDirtyWriteStopsRollback(t *testing.T) {
-	c := startCoordinator(t)
-	backends(t, func(t *testing.T, b *backend) {
-		db := openAT(t, b, newRM(t, c), c)
-		mustExec(t, b.raw, schema(b)...)
+	c := attest.StartCoordinator(t)
+	attest.Backends(t, func(t *testing.T, b *attest.Backend) {
+		db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
+		attest.MustExec(t, b.Raw, schema(b)...)
 		ctx := context.Background()
-		tx, err := c.tm.Begin(ctx, "dirty")
+		tx, err := c.TM.Begin(ctx, "dirty")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -44,16 +45,16 @@ func TestDirtyWriteStopsRollback(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The outside write: no global transaction, no global lock check.
-		mustExec(t, b.raw, "UPDATE acct SET balance = 777 WHERE id = 1")
-		before := dumpAll(t, b.raw)
+		attest.MustExec(t, b.Raw, "UPDATE acct SET balance = 777 WHERE id = 1")
+		before := dumpAll(t, b.Raw)
 		if _, err := tx.Rollback(ctx, "test"); err != nil && !strings.Contains(err.Error(), "ROLLBACK_FAILED") {
 			t.Logf("rollback: %v", err)
 		}
-		if st := waitStatus(t, c, tx.XID()); st != tcv1.GlobalStatus_ROLLBACK_FAILED {
+		if st := attest.WaitStatus(t, c, tx.XID()); st != tcv1.GlobalStatus_ROLLBACK_FAILED {
 			t.Fatalf("status %s, want ROLLBACK_FAILED", st)
 		}
-		compare(t, "after stopped rollback", dumpAll(t, b.raw), before)
-		got, err := c.client.GetTransaction(ctx, &tcv1.GetTransactionRequest{Xid: tx.XID()})
+		compare(t, "after stopped rollback", dumpAll(t, b.Raw), before)
+		got, err := c.Client.GetTransaction(ctx, &tcv1.GetTransactionRequest{Xid: tx.XID()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,25 +68,25 @@ func TestDirtyWriteStopsRollback(t *testing.T) {
 // branch registered and before its local commit: the defense row it leaves
 // must make the late commit fail, and the data stay as it was.
 func TestRollbackBeforePhaseOneCommit(t *testing.T) {
-	c := startCoordinator(t)
-	b := mysqlBackend(t)
-	db := openAT(t, b, newRM(t, c), c)
-	mustExec(t, b.raw, schema(b)...)
-	seed := dumpAll(t, b.raw)
+	c := attest.StartCoordinator(t)
+	b := attest.MySQLBackend(t)
+	db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
+	attest.MustExec(t, b.Raw, schema(b)...)
+	seed := dumpAll(t, b.Raw)
 	ctx := context.Background()
-	tx, err := c.tm.Begin(ctx, "late")
+	tx, err := c.TM.Begin(ctx, "late")
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := at.ResourceID(b.driver, b.dsn)
+	id, err := at.ResourceID(b.Driver, b.DSN)
 	if err != nil {
 		t.Fatal(err)
 	}
 	at.SetAfterRegisterHook(id, func(xid string, branchID int64) {
-		if _, err := c.client.Rollback(ctx, &tcv1.RollbackRequest{Xid: xid, Reason: "early"}); err != nil {
+		if _, err := c.Client.Rollback(ctx, &tcv1.RollbackRequest{Xid: xid, Reason: "early"}); err != nil {
 			t.Errorf("rollback: %v", err)
 		}
-		if st := waitStatus(t, c, xid); st != tcv1.GlobalStatus_ROLLBACKED {
+		if st := attest.WaitStatus(t, c, xid); st != tcv1.GlobalStatus_ROLLBACKED {
 			t.Errorf("status %s", st)
 		}
 	})
@@ -94,9 +95,9 @@ func TestRollbackBeforePhaseOneCommit(t *testing.T) {
 	if !errors.Is(err, at.ErrBranchRolledBack) {
 		t.Fatalf("late commit: got %v, want ErrBranchRolledBack", err)
 	}
-	compare(t, "after refused late commit", dumpAll(t, b.raw), seed)
+	compare(t, "after refused late commit", dumpAll(t, b.Raw), seed)
 	var state int
-	if err := b.raw.QueryRow("SELECT state FROM gtx_undo_log WHERE xid = ?", tx.XID()).Scan(&state); err != nil || state != 1 {
+	if err := b.Raw.QueryRow("SELECT state FROM gtx_undo_log WHERE xid = ?", tx.XID()).Scan(&state); err != nil || state != 1 {
 		t.Fatalf("defense row: state %d, %v", state, err)
 	}
 }
@@ -104,12 +105,12 @@ func TestRollbackBeforePhaseOneCommit(t *testing.T) {
 // TestRefusedStatements checks that what cannot be undone is refused in a
 // global transaction, leaving the data as it was, and runs outside one.
 func TestRefusedStatements(t *testing.T) {
-	c := startCoordinator(t)
-	backends(t, func(t *testing.T, b *backend) {
-		db := openAT(t, b, newRM(t, c), c)
-		mustExec(t, b.raw, schema(b)...)
-		mustExec(t, b.raw, "CREATE TABLE nopk (a INT, b INT)")
-		seed := dumpAll(t, b.raw)
+	c := attest.StartCoordinator(t)
+	attest.Backends(t, func(t *testing.T, b *attest.Backend) {
+		db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
+		attest.MustExec(t, b.Raw, schema(b)...)
+		attest.MustExec(t, b.Raw, "CREATE TABLE nopk (a INT, b INT)")
+		seed := dumpAll(t, b.Raw)
 		cases := []struct{ name, sql string }{
 			{"replace", "REPLACE INTO acct (id, code, balance) VALUES (1, 'a1', 0)"},
 			{"insert select", "INSERT INTO flag SELECT id + 10, id, 0 FROM acct"},
@@ -118,12 +119,12 @@ func TestRefusedStatements(t *testing.T) {
 			{"update of primary key", "UPDATE acct SET id = id + 100 WHERE id = 1"},
 			{"insert key from expression", "INSERT INTO flag (id, acct_id, flag) VALUES (1 + 40, 1, 1)"},
 			{"transaction control", "COMMIT"},
-			{"unparsable", "UPDATE acct SET balance = 1 WHERE id = 1 RETURNING *"},
+			{"unparsable", "DELETE FROM acct WHERE id = 1 RETURNING id, balance + 1"},
 		}
 		ctx := context.Background()
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
-				err := c.tm.WithGlobalTx(ctx, "refused", func(ctx context.Context) error {
+				err := c.TM.WithGlobalTx(ctx, "refused", func(ctx context.Context) error {
 					err := updateInBranch(ctx, db, tc.sql)
 					if !errors.Is(err, at.ErrRefused) {
 						t.Errorf("got %v, want ErrRefused", err)
@@ -133,7 +134,7 @@ func TestRefusedStatements(t *testing.T) {
 				if err == nil {
 					t.Fatal("global transaction committed")
 				}
-				compare(t, "after refusal", dumpAll(t, b.raw), seed)
+				compare(t, "after refusal", dumpAll(t, b.Raw), seed)
 			})
 		}
 		// Outside a global transaction the proxy stays out of the way.
@@ -147,11 +148,11 @@ func TestRefusedStatements(t *testing.T) {
 // add 1 to the same row: every one either commits its increment or fails
 // with ErrGlobalLock, and the row ends at seed + commits.
 func TestConcurrentUpdatesNoLostUpdate(t *testing.T) {
-	c := startCoordinator(t)
-	backends(t, func(t *testing.T, b *backend) {
-		db := openAT(t, b, newRM(t, c), c, func(cfg *at.Config) { cfg.LockRetryTimes = 500 })
-		mustExec(t, b.raw, schema(b)...)
-		mustExec(t, b.raw, "UPDATE acct SET big = 0 WHERE id = 1")
+	c := attest.StartCoordinator(t)
+	attest.Backends(t, func(t *testing.T, b *attest.Backend) {
+		db := attest.OpenAT(t, b, attest.NewRM(t, c), c, func(cfg *at.Config) { cfg.LockRetryTimes = 500 })
+		attest.MustExec(t, b.Raw, schema(b)...)
+		attest.MustExec(t, b.Raw, "UPDATE acct SET big = 0 WHERE id = 1")
 		const n = 32
 		var ok, lost atomic.Int64
 		var wg sync.WaitGroup
@@ -159,7 +160,7 @@ func TestConcurrentUpdatesNoLostUpdate(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				err := c.tm.WithGlobalTx(context.Background(), "inc", func(ctx context.Context) error {
+				err := c.TM.WithGlobalTx(context.Background(), "inc", func(ctx context.Context) error {
 					return updateInBranch(ctx, db, "UPDATE acct SET big = big + 1 WHERE id = 1")
 				})
 				switch {
@@ -174,7 +175,7 @@ func TestConcurrentUpdatesNoLostUpdate(t *testing.T) {
 		}
 		wg.Wait()
 		var big int64
-		if err := b.raw.QueryRow("SELECT big FROM acct WHERE id = 1").Scan(&big); err != nil {
+		if err := b.Raw.QueryRow("SELECT big FROM acct WHERE id = 1").Scan(&big); err != nil {
 			t.Fatal(err)
 		}
 		if big != ok.Load() {
@@ -194,20 +195,20 @@ func TestConcurrentUpdatesNoLostUpdate(t *testing.T) {
 // back, so A's rollback completes; the retry policy is long enough that
 // only that fail-fast can end the wait.
 func TestGlobalLocalDeadlockFailsFast(t *testing.T) {
-	c := startCoordinator(t)
-	backends(t, func(t *testing.T, b *backend) {
-		db := openAT(t, b, newRM(t, c), c, func(cfg *at.Config) { cfg.LockRetryTimes = 1 << 30 })
-		mustExec(t, b.raw, schema(b)...)
-		seed := dumpAll(t, b.raw)
+	c := attest.StartCoordinator(t)
+	attest.Backends(t, func(t *testing.T, b *attest.Backend) {
+		db := attest.OpenAT(t, b, attest.NewRM(t, c), c, func(cfg *at.Config) { cfg.LockRetryTimes = 1 << 30 })
+		attest.MustExec(t, b.Raw, schema(b)...)
+		seed := dumpAll(t, b.Raw)
 		ctx := context.Background()
-		a, err := c.tm.Begin(ctx, "A")
+		a, err := c.TM.Begin(ctx, "A")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := updateInBranch(a.Context(), db, "UPDATE acct SET balance = 1 WHERE id = 1"); err != nil {
 			t.Fatal(err)
 		}
-		bt, err := c.tm.Begin(ctx, "B")
+		bt, err := c.TM.Begin(ctx, "B")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -220,33 +221,33 @@ func TestGlobalLocalDeadlockFailsFast(t *testing.T) {
 		}
 		commitErr := make(chan error, 1)
 		go func() { commitErr <- ltx.Commit() }()
-		if _, err := c.client.Rollback(ctx, &tcv1.RollbackRequest{Xid: a.XID()}); err != nil {
+		if _, err := c.Client.Rollback(ctx, &tcv1.RollbackRequest{Xid: a.XID()}); err != nil {
 			t.Logf("rollback A: %v", err)
 		}
 		err = <-commitErr
 		if !errors.Is(err, at.ErrGlobalLock) || !strings.Contains(err.Error(), "rolling back") {
 			t.Fatalf("B's commit: got %v, want ErrGlobalLock for a holder rolling back", err)
 		}
-		if st := waitStatus(t, c, a.XID()); st != tcv1.GlobalStatus_ROLLBACKED {
+		if st := attest.WaitStatus(t, c, a.XID()); st != tcv1.GlobalStatus_ROLLBACKED {
 			t.Fatalf("A: %s", st)
 		}
-		compare(t, "after A's rollback", dumpAll(t, b.raw), seed)
+		compare(t, "after A's rollback", dumpAll(t, b.Raw), seed)
 		bt.Rollback(ctx, "done")
 	})
 }
 
 // TestRollbackAfterRMRestart commits a branch locally, takes its resource
 // manager down before phase 2, rolls back, and brings a new one up: the
-// coordinator's retries reach it and the before state comes back.
+// attest.Coordinator's retries reach it and the before state comes back.
 func TestRollbackAfterRMRestart(t *testing.T) {
-	c := startCoordinator(t)
-	backends(t, func(t *testing.T, b *backend) {
-		m1 := newRM(t, c)
-		db1 := openAT(t, b, m1, c)
-		mustExec(t, b.raw, schema(b)...)
-		seed := dumpAll(t, b.raw)
+	c := attest.StartCoordinator(t)
+	attest.Backends(t, func(t *testing.T, b *attest.Backend) {
+		m1 := attest.NewRM(t, c)
+		db1 := attest.OpenAT(t, b, m1, c)
+		attest.MustExec(t, b.Raw, schema(b)...)
+		seed := dumpAll(t, b.Raw)
 		ctx := context.Background()
-		tx, err := c.tm.Begin(ctx, "crash")
+		tx, err := c.TM.Begin(ctx, "crash")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -257,10 +258,10 @@ func TestRollbackAfterRMRestart(t *testing.T) {
 		// local commit, before phase 2.
 		m1.Close()
 		db1.Close()
-		if _, err := c.client.Rollback(ctx, &tcv1.RollbackRequest{Xid: tx.XID(), Reason: "crash"}); err != nil {
+		if _, err := c.Client.Rollback(ctx, &tcv1.RollbackRequest{Xid: tx.XID(), Reason: "crash"}); err != nil {
 			t.Logf("rollback with the RM down: %v", err)
 		}
-		resp, err := c.client.GetStatus(ctx, &tcv1.GetStatusRequest{Xid: tx.XID()})
+		resp, err := c.Client.GetStatus(ctx, &tcv1.GetStatusRequest{Xid: tx.XID()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -268,10 +269,10 @@ func TestRollbackAfterRMRestart(t *testing.T) {
 			t.Fatal("rolled back with no RM to run phase 2")
 		}
 		// The restart.
-		openAT(t, b, newRM(t, c), c)
-		if st := waitStatus(t, c, tx.XID()); st != tcv1.GlobalStatus_ROLLBACKED {
+		attest.OpenAT(t, b, attest.NewRM(t, c), c)
+		if st := attest.WaitStatus(t, c, tx.XID()); st != tcv1.GlobalStatus_ROLLBACKED {
 			t.Fatalf("status %s", st)
 		}
-		compare(t, "after rollback by the restarted RM", dumpAll(t, b.raw), seed)
+		compare(t, "after rollback by the restarted RM", dumpAll(t, b.Raw), seed)
 	})
 }

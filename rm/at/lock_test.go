@@ -9,6 +9,7 @@ import (
 
 	"github.com/gtx-io/gtx"
 	"github.com/gtx-io/gtx/rm/at"
+	"github.com/gtx-io/gtx/rm/at/internal/attest"
 )
 
 // TestSelectForUpdateAndGlobalLockFlag holds a global lock on a row with an
@@ -17,12 +18,12 @@ import (
 // with gtx.WithGlobalLock both refuse to go past it, and go through once A
 // has committed.
 func TestSelectForUpdateAndGlobalLockFlag(t *testing.T) {
-	c := startCoordinator(t)
-	backends(t, func(t *testing.T, b *backend) {
-		db := openAT(t, b, newRM(t, c), c, func(cfg *at.Config) { cfg.LockRetryTimes = 2 })
-		mustExec(t, b.raw, schema(b)...)
+	c := attest.StartCoordinator(t)
+	attest.Backends(t, func(t *testing.T, b *attest.Backend) {
+		db := attest.OpenAT(t, b, attest.NewRM(t, c), c, func(cfg *at.Config) { cfg.LockRetryTimes = 2 })
+		attest.MustExec(t, b.Raw, schema(b)...)
 		ctx := context.Background()
-		a, err := c.tm.Begin(ctx, "A")
+		a, err := c.TM.Begin(ctx, "A")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,11 +39,11 @@ func TestSelectForUpdateAndGlobalLockFlag(t *testing.T) {
 			var code string
 			return tx.QueryRowContext(ctx, "SELECT code FROM acct WHERE id = ? FOR UPDATE", id).Scan(&code)
 		}
-		err = c.tm.WithGlobalTx(ctx, "reader", func(ctx context.Context) error { return selectForUpdate(ctx, 1) })
+		err = c.TM.WithGlobalTx(ctx, "reader", func(ctx context.Context) error { return selectForUpdate(ctx, 1) })
 		if !errors.Is(err, at.ErrGlobalLock) {
 			t.Fatalf("SELECT FOR UPDATE of a locked row: got %v, want ErrGlobalLock", err)
 		}
-		if err := c.tm.WithGlobalTx(ctx, "reader", func(ctx context.Context) error { return selectForUpdate(ctx, 2) }); err != nil {
+		if err := c.TM.WithGlobalTx(ctx, "reader", func(ctx context.Context) error { return selectForUpdate(ctx, 2) }); err != nil {
 			t.Fatalf("SELECT FOR UPDATE of a free row: %v", err)
 		}
 		flagged := gtx.WithGlobalLock(ctx)
@@ -51,14 +52,14 @@ func TestSelectForUpdateAndGlobalLockFlag(t *testing.T) {
 			t.Fatalf("global-lock flagged update of a locked row: got %v, want ErrGlobalLock", err)
 		}
 		var txt string
-		if err := b.raw.QueryRow("SELECT txt FROM acct WHERE id = 1").Scan(&txt); err != nil || txt != "A" {
+		if err := b.Raw.QueryRow("SELECT txt FROM acct WHERE id = 1").Scan(&txt); err != nil || txt != "A" {
 			t.Fatalf("refused local update left txt %q (%v)", txt, err)
 		}
 		if _, err := a.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}
-		waitStatus(t, c, a.XID())
-		if err := c.tm.WithGlobalTx(ctx, "reader", func(ctx context.Context) error { return selectForUpdate(ctx, 1) }); err != nil {
+		attest.WaitStatus(t, c, a.XID())
+		if err := c.TM.WithGlobalTx(ctx, "reader", func(ctx context.Context) error { return selectForUpdate(ctx, 1) }); err != nil {
 			t.Fatalf("SELECT FOR UPDATE after A committed: %v", err)
 		}
 		if err := updateInBranch(flagged, db, "UPDATE acct SET txt = 'local' WHERE id = 1"); err != nil {
@@ -71,16 +72,16 @@ func TestSelectForUpdateAndGlobalLockFlag(t *testing.T) {
 // global transactions that roll back: the table must come back identical
 // every time.
 func TestRandomDMLRollback(t *testing.T) {
-	c := startCoordinator(t)
-	backends(t, func(t *testing.T, b *backend) {
-		db := openAT(t, b, newRM(t, c), c)
-		mustExec(t, b.raw, schema(b)...)
+	c := attest.StartCoordinator(t)
+	attest.Backends(t, func(t *testing.T, b *attest.Backend) {
+		db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
+		attest.MustExec(t, b.Raw, schema(b)...)
 		rng := rand.New(rand.NewSource(1))
 		ctx := context.Background()
 		for round := 0; round < 15; round++ {
-			seed := dumpAll(t, b.raw)
+			seed := dumpAll(t, b.Raw)
 			var stmts []string
-			err := c.tm.WithGlobalTx(ctx, "random", func(ctx context.Context) error {
+			err := c.TM.WithGlobalTx(ctx, "random", func(ctx context.Context) error {
 				tx, err := db.BeginTx(ctx, nil)
 				if err != nil {
 					return err
@@ -101,10 +102,10 @@ func TestRandomDMLRollback(t *testing.T) {
 			if !errors.Is(err, errForceRollback) {
 				t.Fatalf("round %d: %v", round, err)
 			}
-			compare(t, fmt.Sprintf("round %d after %q", round, stmts), dumpAll(t, b.raw), seed)
+			compare(t, fmt.Sprintf("round %d after %q", round, stmts), dumpAll(t, b.Raw), seed)
 			// Move the seed on, outside any global transaction.
 			q, args := randomStatement(rng)
-			if _, err := b.raw.Exec(q, args...); err != nil {
+			if _, err := b.Raw.Exec(q, args...); err != nil {
 				t.Fatal(err)
 			}
 		}

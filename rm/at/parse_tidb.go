@@ -2,6 +2,7 @@ package at
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -33,11 +34,35 @@ func newTiDBParser(mode mysql.SQLMode, flags format.RestoreFlags) *tidbParser {
 	return p
 }
 
-// parse splits query into statements and describes each.
+// returningClause matches a RETURNING clause of plain column names (or *)
+// ending a statement. TiDB's parser lacks RETURNING, which SQLite and
+// MariaDB have and gorm uses, so it is cut off before parsing.
+var returningClause = regexp.MustCompile("(?is)^(.*\\S)\\s+RETURNING\\s+((?:[`\"]?[A-Za-z_][A-Za-z0-9_$]*[`\"]?|\\*)(?:\\s*,\\s*(?:[`\"]?[A-Za-z_][A-Za-z0-9_$]*[`\"]?|\\*))*)\\s*;?\\s*$")
+
+// parse splits query into statements and describes each. A single INSERT,
+// UPDATE or DELETE may end with RETURNING.
 func (p *tidbParser) parse(query string) ([]Statement, error) {
+	if m := returningClause.FindStringSubmatch(query); m != nil {
+		stmts, err := p.parseStatements(m[1])
+		if err == nil && len(stmts) == 1 {
+			switch stmts[0].Kind {
+			case KindInsert, KindUpdate, KindDelete, KindUpsert:
+				for _, c := range strings.Split(m[2], ",") {
+					stmts[0].Returning = append(stmts[0].Returning, strings.Trim(strings.TrimSpace(c), "`\""))
+				}
+				return stmts, nil
+			}
+		}
+	}
+	return p.parseStatements(query)
+}
+
+func (p *tidbParser) parseStatements(query string) ([]Statement, error) {
+	// The parser reuses its node memory on the next Parse: keep it until the
+	// statements are built.
 	np := p.pool.Get().(*parser.Parser)
+	defer p.pool.Put(np)
 	nodes, _, err := np.Parse(query, "", "")
-	p.pool.Put(np)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrParse, err)
 	}

@@ -19,6 +19,10 @@ type queryer interface {
 type execResult struct {
 	rowsAffected int64
 	lastInsertID int64
+	// meta and rows are the image of the first table a DML statement wrote:
+	// the rows after it, or before it for DELETE. RETURNING reads them.
+	meta *TableMeta
+	rows []Row
 }
 
 // connQueryer runs statements on a driver connection, inside whatever

@@ -138,4 +138,8 @@ type Statement struct {
 	Insert *Insert
 	// MultiTable is set for UPDATE and DELETE over a JOIN or a table list.
 	MultiTable bool
+	// Returning lists the columns of a RETURNING clause ("*" for all); the
+	// proxy answers it from the statement's images. SQL holds the statement
+	// without the clause.
+	Returning []string
 }

@@ -107,9 +107,47 @@ func (t *localTx) query(ctx context.Context, query string, args []driver.NamedVa
 	case KindRefused:
 		return nil, &RefusedError{SQL: st.SQL, Reason: st.Refusal}
 	default:
-		return nil, &RefusedError{SQL: st.SQL, Reason: "writes must go through Exec, which images them"}
+		if st.Returning == nil {
+			return nil, &RefusedError{SQL: st.SQL, Reason: "a write that returns rows needs RETURNING; otherwise use Exec"}
+		}
+		res, err := t.executor().run(ctx, st, vals, &t.undo)
+		if errors.Is(err, ErrTxAborted) {
+			t.aborted = err
+		}
+		if err != nil {
+			return nil, err
+		}
+		return returningRows(st.Returning, res.meta, res.rows)
 	}
 	return rawQuery(ctx, t.c.raw, st.SQL, namedValues(pick(vals, st.Args)))
+}
+
+// returningRows answers a RETURNING clause from a statement's image.
+func returningRows(cols []string, m *TableMeta, rows []Row) (driver.Rows, error) {
+	var idx []int
+	var names []string
+	for _, c := range cols {
+		if c == "*" {
+			for i, col := range m.Columns {
+				idx, names = append(idx, i), append(names, col.Name)
+			}
+			continue
+		}
+		i := m.ColumnIndex(c)
+		if i < 0 {
+			return nil, fmt.Errorf("at: RETURNING names column %s that %s does not have", c, m.Name)
+		}
+		idx, names = append(idx, i), append(names, m.Columns[i].Name)
+	}
+	out := &bufRows{cols: names}
+	for _, r := range rows {
+		vals := make([]driver.Value, len(idx))
+		for j, i := range idx {
+			vals[j] = r[i].Arg()
+		}
+		out.rows = append(out.rows, vals)
+	}
+	return out, nil
 }
 
 // checkSelectLocks locks the rows a SELECT ... FOR UPDATE reads and waits,

@@ -1,0 +1,291 @@
+// Package attest starts what the AT tests run against: a real Coordinator
+// on SQLite, resource managers attached to it, and fresh MariaDB databases
+// and SQLite files.
+package attest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
+	"github.com/gtx-io/gtx/idgen"
+	"github.com/gtx-io/gtx/rm"
+	"github.com/gtx-io/gtx/rm/at"
+	"github.com/gtx-io/gtx/tc"
+	sqlstore "github.com/gtx-io/gtx/tc/store/sql"
+	"github.com/gtx-io/gtx/tm"
+)
+
+// Coordinator is a real TC on a SQLite store, served over loopback gRPC.
+type Coordinator struct {
+	// Client is a gRPC client of the coordinator.
+	Client tcv1.CoordinatorClient
+	// TM begins and ends global transactions through Client.
+	TM *tm.Manager
+}
+
+func StartCoordinator(t testing.TB) *Coordinator {
+	t.Helper()
+	ctx := context.Background()
+	icfg := idgen.DefaultConfig()
+	icfg.NodeID = 1
+	ids, err := idgen.New(icfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := tc.DefaultConfig()
+	cfg.ServerID = "at-test-tc"
+	cfg.IDs = ids
+	cfg.BranchTimeout = 5 * time.Second
+	cfg.RetryInitial = 20 * time.Millisecond
+	cfg.RetryMax = 200 * time.Millisecond
+	cfg.TimeoutCheckInterval = 50 * time.Millisecond
+	cfg.RecoveryInterval = 50 * time.Millisecond
+	store, err := sqlstore.Open(ctx, sqlstore.Config{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "tc.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := tc.NewServer(cfg, store, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	tcv1.RegisterCoordinatorServer(gs, srv)
+	go gs.Serve(lis)
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := tcv1.NewCoordinatorClient(conn)
+	tcfg := tm.DefaultConfig()
+	tcfg.Application = "at-test"
+	tmgr, err := tm.New(client, tcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		srv.Close()
+		gs.Stop()
+		store.Close()
+	})
+	return &Coordinator{Client: client, TM: tmgr}
+}
+
+// NewRM starts a resource manager attached to c.
+func NewRM(t testing.TB, c *Coordinator) *rm.Manager {
+	t.Helper()
+	cfg := rm.DefaultConfig()
+	cfg.Application = "at-test"
+	cfg.Coordinators = []tcv1.CoordinatorClient{c.Client}
+	cfg.ReconnectInitial = 20 * time.Millisecond
+	cfg.ReconnectMax = 200 * time.Millisecond
+	m, err := rm.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// Backend is a real database: a fresh MariaDB database or SQLite file.
+type Backend struct {
+	Name   string
+	Driver string
+	DSN    string
+	// Raw is a plain connection pool, for setting up and inspecting.
+	Raw *sql.DB
+}
+
+func randomName(prefix string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// MySQLBackend creates a database with a unique name on the MariaDB of
+// GTX_TEST_MYSQL_DSN (default root@tcp(127.0.0.1:3306)/) and drops it when
+// the test ends.
+func MySQLBackend(t testing.TB) *Backend {
+	t.Helper()
+	base := os.Getenv("GTX_TEST_MYSQL_DSN")
+	if base == "" {
+		base = "root@tcp(127.0.0.1:3306)/"
+	}
+	admin, err := sql.Open("mysql", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	name := randomName("gtx_at_")
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatalf("mysql: %v", err)
+	}
+	t.Cleanup(func() {
+		a, err := sql.Open("mysql", base)
+		if err == nil {
+			a.Exec("DROP DATABASE " + name)
+			a.Close()
+		}
+	})
+	dsn := base + name
+	if strings.Contains(base, "?") {
+		dsn = strings.Replace(base, "/?", "/"+name+"?", 1)
+	}
+	raw, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	return &Backend{Name: "mariadb", Driver: "mysql", DSN: dsn, Raw: raw}
+}
+
+// SQLiteBackend makes a SQLite file in the test's temporary directory, in
+// WAL mode with immediate transactions and a long busy timeout.
+func SQLiteBackend(t testing.TB) *Backend {
+	t.Helper()
+	dsn := filepath.Join(t.TempDir(), "at.db") + "?_pragma=busy_timeout(20000)&_pragma=journal_mode(WAL)&_txlock=immediate"
+	raw, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	return &Backend{Name: "sqlite", Driver: "sqlite", DSN: dsn, Raw: raw}
+}
+
+// Backends runs f against MariaDB and SQLite.
+func Backends(t *testing.T, f func(t *testing.T, b *Backend)) {
+	t.Run("mariadb", func(t *testing.T) { f(t, MySQLBackend(t)) })
+	t.Run("sqlite", func(t *testing.T) { f(t, SQLiteBackend(t)) })
+}
+
+// OpenAT opens b through the AT driver, with its undo table migrated.
+func OpenAT(t testing.TB, b *Backend, m *rm.Manager, c *Coordinator, tune ...func(*at.Config)) *sql.DB {
+	t.Helper()
+	cfg := at.DefaultConfig()
+	cfg.DriverName, cfg.DSN, cfg.Manager, cfg.Locks = b.Driver, b.DSN, m, c.Client
+	for _, f := range tune {
+		f(&cfg)
+	}
+	db, err := at.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := at.Migrate(context.Background(), db, DialectOf(b), cfg.UndoTable); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// DialectOf returns the AT dialect of b.
+func DialectOf(b *Backend) at.Dialect {
+	if b.Driver == "mysql" {
+		return at.MySQL()
+	}
+	return at.SQLite()
+}
+
+// MustExec runs stmts on db, failing the test on the first error.
+func MustExec(t testing.TB, db *sql.DB, stmts ...string) {
+	t.Helper()
+	for _, s := range stmts {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+}
+
+// Dump returns every row of table, ordered by its first column, as the
+// plain driver reads them.
+func Dump(t testing.TB, db *sql.DB, table string) [][]any {
+	t.Helper()
+	rows, err := db.Query("SELECT * FROM " + table + " ORDER BY 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var out [][]any
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, vals)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// SameRows reports whether two dumps are equal, value for value.
+func SameRows(a, b [][]any) bool { return reflect.DeepEqual(a, b) }
+
+// FormatRows prints a dump for a failure message.
+func FormatRows(rows [][]any) string {
+	var sb strings.Builder
+	for _, r := range rows {
+		for i, v := range r {
+			if i > 0 {
+				sb.WriteString(" | ")
+			}
+			if b, ok := v.([]byte); ok {
+				fmt.Fprintf(&sb, "%q", b)
+			} else {
+				fmt.Fprintf(&sb, "%#v", v)
+			}
+		}
+		sb.WriteByte('\n')
+	}
+	return sb.String()
+}
+
+// WaitStatus polls the Coordinator until xid reaches a final status.
+func WaitStatus(t testing.TB, c *Coordinator, xid string) tcv1.GlobalStatus {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := c.Client.GetStatus(context.Background(), &tcv1.GetStatusRequest{Xid: xid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch s := resp.GetStatus(); s {
+		case tcv1.GlobalStatus_COMMITTED, tcv1.GlobalStatus_ROLLBACKED, tcv1.GlobalStatus_ROLLBACK_FAILED,
+			tcv1.GlobalStatus_COMMIT_FAILED, tcv1.GlobalStatus_TIMEOUT_ROLLBACKED:
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("transaction %s did not finish", xid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
