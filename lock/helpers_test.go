@@ -157,7 +157,7 @@ type proc struct {
 
 func newProc(t testing.TB, prefix string, cfg lock.Config) *proc {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr(), PoolSize: 32})
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr(), PoolSize: 128}) // as the other libraries get in the benchmarks
 	log := newCommandLog()
 	rdb.AddHook(log)
 	b, err := redislock.New(rdb, redislock.Config{Prefix: prefix})
