@@ -85,6 +85,9 @@ func kind(cmd redis.Cmder) string {
 			return "release"
 		}
 	case 6:
+		if k, _ := args[3].(string); strings.HasSuffix(k, ":waiters") {
+			return "enqueue"
+		}
 		return "renew"
 	}
 	return name

@@ -51,7 +51,12 @@ type waiter struct {
 // token.
 type waiters struct{ m sync.Map }
 
-// watch subscribes token to its waiter channel on each notifier.
+// queueExpiry is how long a waiter queue lives without a waiter's attempt;
+// attempts extend it to three lock TTLs.
+const queueExpiry = time.Minute
+
+// watch subscribes token to its waiter channel on each notifier and queues
+// it on each notifier's server, where the subscription succeeded.
 func (ws *waiters) watch(ctx context.Context, notes []*notifier, n names, token string, released chan<- struct{}) (func(), error) {
 	w := &waiter{}
 	wake := func() {
@@ -65,7 +70,12 @@ func (ws *waiters) watch(ctx context.Context, notes []*notifier, n names, token 
 	errs := make([]error, len(notes))
 	var wg sync.WaitGroup
 	for i, note := range notes {
-		wg.Go(func() { stops[i], errs[i] = note.watch(ctx, n.waiter+token, wake) })
+		wg.Go(func() {
+			stops[i], errs[i] = note.watch(ctx, n.waiter+token, wake)
+			if errs[i] == nil {
+				errs[i] = enqueueScript.Run(ctx, note.rdb, []string{n.queue}, token, queueExpiry.Milliseconds()).Err()
+			}
+		})
 	}
 	wg.Wait()
 	stop := func() {
@@ -80,7 +90,7 @@ func (ws *waiters) watch(ctx context.Context, notes []*notifier, n names, token 
 			return stop, nil
 		}
 	}
-	return stop, errors.Join(errs...)
+	return stop, fmt.Errorf("redislock: watch: %w", errors.Join(errs...))
 }
 
 // mode returns the waiter mode of token for the acquire script.
@@ -146,9 +156,9 @@ func (b *Backend) Release(ctx context.Context, name, token string) (bool, error)
 	return n > 0, err
 }
 
-// Watch implements lock.Backend: the contender's attempts with token queue
-// it as a waiter, and its own channel, subscribed on a pub/sub connection
-// shared by the Backend, tells it when its turn comes.
+// Watch implements lock.Backend: it queues token as a waiter and subscribes
+// it to a channel of its own, on a pub/sub connection shared by the Backend,
+// which tells it when its turn comes.
 func (b *Backend) Watch(ctx context.Context, name, token string, released chan<- struct{}) (func(), error) {
 	return b.waiters.watch(ctx, []*notifier{b.notes}, keyNames(b.prefix, name), token, released)
 }

@@ -130,15 +130,22 @@ func TestBackendWakesOneWaiterInTurn(t *testing.T) {
 		t.Fatal("first Acquire failed")
 	}
 	w2, w3 := make(chan struct{}, 1), make(chan struct{}, 1)
-	for token, ch := range map[string]chan struct{}{"t2": w2, "t3": w3} {
-		stop, err := be.Watch(ctx, "w", token, ch)
+	for _, w := range []struct {
+		token string
+		ch    chan struct{}
+	}{{"t2", w2}, {"t3", w3}} {
+		stop, err := be.Watch(ctx, "w", w.token, w.ch)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer stop()
 	}
-	// Queue t2 then t3. Their subscriptions are confirmed once a release
-	// reaches t2: until then a release finds no subscriber and drops it.
+	if q := queued(); len(q) != 2 || q[0] != "t2" || q[1] != "t3" {
+		t.Fatalf("queue after Watch = %v, want [t2 t3]", q)
+	}
+	// Their subscriptions are confirmed once a release reaches t2: until
+	// then a release finds no subscriber and drops the waiter, and its next
+	// attempt queues it again.
 	for {
 		if acquire("t2") || acquire("t3") {
 			t.Fatal("a waiter took a held lock")

@@ -72,6 +72,16 @@ while true do
 end
 `)
 
+// KEYS[1] waiter queue; ARGV[1] token, ARGV[2] idle expiry ms. Queues a new
+// waiter at the back.
+var enqueueScript = redis.NewScript(`
+redis.call('rpush', KEYS[1], ARGV[1])
+if redis.call('pttl', KEYS[1]) < 0 then
+	redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 1
+`)
+
 // KEYS[1] fence counter key; ARGV[1] fence. Raises the counter to ARGV[1]
 // when it is lower.
 var raiseFenceScript = redis.NewScript(`
