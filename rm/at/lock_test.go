@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand"
 	"testing"
+	"time"
 
 	"github.com/gtx-io/gtx"
 	"github.com/gtx-io/gtx/rm/at"
@@ -134,4 +135,52 @@ func randomStatement(rng *rand.Rand) (string, []any) {
 		return "DELETE FROM acct WHERE id = ? OR txt = ?", []any{id, v()}
 	}
 	return "DELETE FROM line WHERE qty > ?", []any{int64(rng.Intn(30))}
+}
+
+// TestCompressedUndoAndCleanup runs with every undo log compressed: a
+// rollback still restores the seed, and commits leave no undo log behind
+// once phase 2 has run.
+func TestCompressedUndoAndCleanup(t *testing.T) {
+	c := attest.StartCoordinator(t)
+	attest.Backends(t, func(t *testing.T, b *attest.Backend) {
+		db := attest.OpenAT(t, b, attest.NewRM(t, c), c, func(cfg *at.Config) {
+			cfg.CompressAbove = 1
+			cfg.CleanupInterval = 10 * time.Millisecond
+			cfg.CleanupBatch = 3
+		})
+		attest.MustExec(t, b.Raw, schema(b)...)
+		seed := dumpAll(t, b.Raw)
+		ctx := context.Background()
+		err := c.TM.WithGlobalTx(ctx, "compressed", func(ctx context.Context) error {
+			if err := updateInBranch(ctx, db, "UPDATE acct SET txt = 'compressed', data = NULL"); err != nil {
+				t.Error(err)
+			}
+			return errForceRollback
+		})
+		if !errors.Is(err, errForceRollback) {
+			t.Fatal(err)
+		}
+		compare(t, "after compressed rollback", dumpAll(t, b.Raw), seed)
+		for i := 0; i < 5; i++ {
+			if err := c.TM.WithGlobalTx(ctx, "commit", func(ctx context.Context) error {
+				return updateInBranch(ctx, db, "UPDATE acct SET big = ? WHERE id = 2", int64(i))
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			var n int
+			if err := b.Raw.QueryRow("SELECT COUNT(*) FROM gtx_undo_log WHERE state = 0").Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d undo logs of committed branches are still there", n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
 }
