@@ -360,4 +360,3 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
-
