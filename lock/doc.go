@@ -19,10 +19,18 @@
 //     releasing it in the backend (with a new fencing token), at most
 //     Config.MaxHandoffs times in a row so other processes are not starved.
 //
-// Backends live in sub-packages: lock/redislock (Redis and RedLock) and
-// lock/mysqllock. Two alternatives to a lock live beside them:
-// lock/optimistic (a version column) and lock/affinity (routing every
-// request for one key to one gRPC backend, so a local mutex suffices).
+// Layout: this package holds what every backend shares (Client, Lease,
+// Config, the Backend interface, owner helpers, errors); each backend is a
+// sub-package, so a service imports only the drivers it uses:
+// lock/redislock (one Redis, and RedLock over several independent Redis
+// servers, which share Lua scripts) and lock/mysqllock (database/sql). Two
+// alternatives to a lock live beside them: lock/optimistic (a version
+// column through gorm) and lock/affinity (a gRPC balancer that routes every
+// request for one key to one backend, so a local mutex suffices).
+//
+// Re-entrancy and single-flight are per Client: give each process one
+// Client per backend. Owners are compared within that Client only; the
+// backend never sees them.
 //
 // Usage:
 //
