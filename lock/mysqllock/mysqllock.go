@@ -21,8 +21,9 @@ var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 
 // Backend is a lock.Backend on a MySQL or MariaDB table: one row per lock
 // name with the holding token, the fencing counter and the expiry, all
-// changed by single conditional UPDATE statements compared against the
-// database clock, so clients need no synchronised clocks. Rows stay after
+// changed by single conditional statements compared against the database
+// clock (UTC_TIMESTAMP, so the sessions' time zones do not matter), so
+// clients need no synchronised clocks. Rows stay after
 // release so that fences keep growing. It cannot notify waiters: they poll
 // every lock.Config.PollInterval (or sooner when the holder's TTL ends).
 type Backend struct {
@@ -53,15 +54,15 @@ func New(db *sql.DB, cfg Config) (*Backend, error) {
 		table: q,
 		// Each statement changes a row only when the condition holds;
 		// LAST_INSERT_ID(expr) hands the new fence back in the OK packet.
-		acquire: "UPDATE " + q + " SET token = ?, fence = LAST_INSERT_ID(fence + 1), expires_at = NOW(6) + INTERVAL ? MICROSECOND" +
-			" WHERE name = ? AND (token IS NULL OR expires_at <= NOW(6))",
-		insert: "INSERT IGNORE INTO " + q + " (name, token, fence, expires_at) VALUES (?, ?, LAST_INSERT_ID(1), NOW(6) + INTERVAL ? MICROSECOND)",
-		remaining: "SELECT GREATEST(0, TIMESTAMPDIFF(MICROSECOND, NOW(6), expires_at)) FROM " + q +
+		acquire: "UPDATE " + q + " SET token = ?, fence = LAST_INSERT_ID(fence + 1), expires_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND" +
+			" WHERE name = ? AND (token IS NULL OR expires_at <= UTC_TIMESTAMP(6))",
+		insert: "INSERT IGNORE INTO " + q + " (name, token, fence, expires_at) VALUES (?, ?, LAST_INSERT_ID(1), UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND)",
+		remaining: "SELECT GREATEST(0, TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(6), expires_at)) FROM " + q +
 			" WHERE name = ? AND token IS NOT NULL",
-		handoff: "UPDATE " + q + " SET token = ?, fence = LAST_INSERT_ID(fence + 1), expires_at = NOW(6) + INTERVAL ? MICROSECOND" +
-			" WHERE name = ? AND token = ? AND expires_at > NOW(6)",
-		renew:   "UPDATE " + q + " SET expires_at = NOW(6) + INTERVAL ? MICROSECOND WHERE name = ? AND token = ? AND expires_at > NOW(6)",
-		release: "UPDATE " + q + " SET token = NULL, expires_at = NOW(6) WHERE name = ? AND token = ? AND expires_at > NOW(6)",
+		handoff: "UPDATE " + q + " SET token = ?, fence = LAST_INSERT_ID(fence + 1), expires_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND" +
+			" WHERE name = ? AND token = ? AND expires_at > UTC_TIMESTAMP(6)",
+		renew:   "UPDATE " + q + " SET expires_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND WHERE name = ? AND token = ? AND expires_at > UTC_TIMESTAMP(6)",
+		release: "UPDATE " + q + " SET token = NULL, expires_at = UTC_TIMESTAMP(6) WHERE name = ? AND token = ? AND expires_at > UTC_TIMESTAMP(6)",
 	}, nil
 }
 

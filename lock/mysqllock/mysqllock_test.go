@@ -220,7 +220,7 @@ func TestWatchdogAndLoss(t *testing.T) {
 		t.Fatalf("watchdog let the lock go: %v", context.Cause(lease.Context()))
 	}
 	// Expire the lock behind the holder's back, as a long pause would.
-	if _, err := db.Exec("UPDATE gtx_locks SET expires_at = NOW(6) WHERE name = 'w'"); err != nil {
+	if _, err := db.Exec("UPDATE gtx_locks SET expires_at = UTC_TIMESTAMP(6) WHERE name = 'w'"); err != nil {
 		t.Fatal(err)
 	}
 	next, err := b.Lock(ctx, "w")
