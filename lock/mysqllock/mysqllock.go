@@ -21,11 +21,11 @@ var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 
 // Backend is a lock.Backend on a MySQL or MariaDB table: one row per lock
 // name with the holding token, the fencing counter and the expiry, all
-// changed by single conditional statements compared against the database
-// clock (UTC_TIMESTAMP, so the sessions' time zones do not matter), so
-// clients need no synchronised clocks. Rows stay after
-// release so that fences keep growing. It cannot notify waiters: they poll
-// every lock.Config.PollInterval (or sooner when the holder's TTL ends).
+// changed by single conditional statements. Expiry is judged by the
+// database clock (UTC_TIMESTAMP, whatever the sessions' time zones), so
+// clients need no synchronised clocks. Rows stay after release so that
+// fences keep growing. It cannot notify waiters: they poll every
+// lock.Config.PollInterval (or sooner, when the holder's TTL ends).
 type Backend struct {
 	db    *sql.DB
 	table string
