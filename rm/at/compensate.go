@@ -46,7 +46,7 @@ func (s undoStore) rollback(ctx context.Context, db *sql.DB, xid string, branchI
 			return fmt.Errorf("at: rollback %s branch %d: %w", xid, branchID, err)
 		}
 	}
-	rows, err := q.query(ctx, "SELECT state, rollback_info FROM "+s.d.Quote(s.table)+" WHERE xid = ? AND branch_id = ?"+s.d.ForUpdate(), []any{xid, branchID})
+	rows, err := q.Query(ctx, "SELECT state, rollback_info FROM "+s.d.Quote(s.table)+" WHERE xid = ? AND branch_id = ?"+s.d.ForUpdate(), []any{xid, branchID})
 	if err != nil {
 		return fmt.Errorf("at: rollback %s branch %d: read undo log: %w", xid, branchID, err)
 	}

@@ -19,7 +19,7 @@ type Dialect interface {
 	// Quote quotes an identifier; a dotted name is quoted part by part.
 	Quote(ident string) string
 	// LoadTable reads a table's columns, primary key and unique keys.
-	LoadTable(ctx context.Context, q queryer, ref TableRef) (*TableMeta, error)
+	LoadTable(ctx context.Context, q Querier, ref TableRef) (*TableMeta, error)
 	// SelectColumn returns a select-list expression reading column col of
 	// the table known as qualifier, such that Normalize gets the exact
 	// stored value.

@@ -41,12 +41,12 @@ func (d *mysqlDialect) FirstInsertID(lastInsertID, n int64) int64 { return lastI
 
 func (d *mysqlDialect) LockWrites(string) string { return "" }
 
-func (d *mysqlDialect) LoadTable(ctx context.Context, q queryer, ref TableRef) (*TableMeta, error) {
+func (d *mysqlDialect) LoadTable(ctx context.Context, q Querier, ref TableRef) (*TableMeta, error) {
 	schema, args := "DATABASE()", []any{ref.Name}
 	if ref.Schema != "" {
 		schema, args = "?", []any{ref.Schema, ref.Name}
 	}
-	rows, err := q.query(ctx, "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "+
+	rows, err := q.Query(ctx, "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "+
 		schema+" AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION", args)
 	if err != nil {
 		return nil, err
@@ -64,7 +64,7 @@ func (d *mysqlDialect) LoadTable(ctx context.Context, q queryer, ref TableRef) (
 			AutoIncrement: strings.Contains(strings.ToLower(asString(r[3])), "auto_increment"),
 		})
 	}
-	idx, err := q.query(ctx, "SELECT INDEX_NAME, COLUMN_NAME, NON_UNIQUE FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = "+
+	idx, err := q.Query(ctx, "SELECT INDEX_NAME, COLUMN_NAME, NON_UNIQUE FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = "+
 		schema+" AND TABLE_NAME = ? ORDER BY INDEX_NAME, SEQ_IN_INDEX", args)
 	if err != nil {
 		return nil, err

@@ -63,12 +63,12 @@ func (d *sqliteDialect) LockWrites(undoTable string) string {
 	return "UPDATE " + d.Quote(undoTable) + " SET state = state WHERE 0"
 }
 
-func (d *sqliteDialect) LoadTable(ctx context.Context, q queryer, ref TableRef) (*TableMeta, error) {
+func (d *sqliteDialect) LoadTable(ctx context.Context, q Querier, ref TableRef) (*TableMeta, error) {
 	prefix := ""
 	if ref.Schema != "" {
 		prefix = d.Quote(ref.Schema) + "."
 	}
-	rows, err := q.query(ctx, "PRAGMA "+prefix+"table_info("+d.Quote(ref.Name)+")", nil)
+	rows, err := q.Query(ctx, "PRAGMA "+prefix+"table_info("+d.Quote(ref.Name)+")", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +90,7 @@ func (d *sqliteDialect) LoadTable(ctx context.Context, q queryer, ref TableRef) 
 	if len(m.PK) == 1 && m.Columns[m.PK[0]].DataType == "integer" {
 		m.Columns[m.PK[0]].AutoIncrement = true
 	}
-	idx, err := q.query(ctx, "PRAGMA "+prefix+"index_list("+d.Quote(ref.Name)+")", nil)
+	idx, err := q.Query(ctx, "PRAGMA "+prefix+"index_list("+d.Quote(ref.Name)+")", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +101,7 @@ func (d *sqliteDialect) LoadTable(ctx context.Context, q queryer, ref TableRef) 
 		if unique != 1 || partial != 0 {
 			continue
 		}
-		info, err := q.query(ctx, "PRAGMA "+prefix+"index_info("+d.Quote(asString(r[1]))+")", nil)
+		info, err := q.Query(ctx, "PRAGMA "+prefix+"index_info("+d.Quote(asString(r[1]))+")", nil)
 		if err != nil {
 			return nil, err
 		}

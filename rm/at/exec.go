@@ -162,7 +162,7 @@ func (e *executor) updateOrDelete(ctx context.Context, st *Statement, args []any
 		sel.WriteString(" " + st.Limit.SQL)
 	}
 	sel.WriteString(e.d.ForUpdate())
-	raw, err := e.q.query(ctx, sel.String(), pick(args, st.From.Args, st.Where.Args, order.Args, st.Limit.Args))
+	raw, err := e.q.Query(ctx, sel.String(), pick(args, st.From.Args, st.Where.Args, order.Args, st.Limit.Args))
 	if err != nil {
 		return execResult{}, err
 	}
@@ -450,7 +450,7 @@ func (e *executor) selectKeys(ctx context.Context, st *Statement, args []any) (s
 		sel.WriteString(" " + st.Limit.SQL)
 	}
 	sel.WriteString(e.d.ForUpdate())
-	raw, err := e.q.query(ctx, sel.String(), pick(args, st.From.Args, st.Where.Args, st.OrderBy.Args, st.Limit.Args))
+	raw, err := e.q.Query(ctx, sel.String(), pick(args, st.From.Args, st.Where.Args, st.OrderBy.Args, st.Limit.Args))
 	if err != nil {
 		return "", e.schemaChanged(err)
 	}

@@ -95,7 +95,7 @@ func readByPK(ctx context.Context, d Dialect, q queryer, m *TableMeta, keys []Ro
 		if lock {
 			query += d.ForUpdate()
 		}
-		raw, err := q.query(ctx, query, pkArgs(m, m.PK, batch))
+		raw, err := q.Query(ctx, query, pkArgs(m, m.PK, batch))
 		if err != nil {
 			return nil, err
 		}
@@ -116,7 +116,7 @@ func readWhere(ctx context.Context, d Dialect, q queryer, m *TableMeta, cond str
 	if lock {
 		query += d.ForUpdate()
 	}
-	raw, err := q.query(ctx, query, args)
+	raw, err := q.Query(ctx, query, args)
 	if err != nil {
 		return nil, err
 	}

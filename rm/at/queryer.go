@@ -9,10 +9,17 @@ import (
 	"io"
 )
 
+// Querier runs a query for a Dialect (reading table metadata) and returns
+// every row, values as the driver returns them. Rows are read in full, so
+// no cursor outlives the call.
+type Querier interface {
+	Query(ctx context.Context, query string, args []any) ([][]any, error)
+}
+
 // queryer runs the proxy's own statements: image reads, undo log writes and
-// compensation. Rows are read in full, so no cursor outlives a call.
+// compensation.
 type queryer interface {
-	query(ctx context.Context, query string, args []any) ([][]any, error)
+	Querier
 	exec(ctx context.Context, query string, args []any) (execResult, error)
 }
 
@@ -37,7 +44,7 @@ func namedValues(args []any) []driver.NamedValue {
 	return nv
 }
 
-func (q connQueryer) query(ctx context.Context, query string, args []any) ([][]any, error) {
+func (q connQueryer) Query(ctx context.Context, query string, args []any) ([][]any, error) {
 	rows, err := rawQuery(ctx, q.conn, query, namedValues(args))
 	if err != nil {
 		return nil, err
@@ -159,7 +166,7 @@ func readRows(rows driver.Rows) (out [][]any, err error) {
 // sqlQueryer runs statements in a database/sql transaction.
 type sqlQueryer struct{ tx *sql.Tx }
 
-func (q sqlQueryer) query(ctx context.Context, query string, args []any) ([][]any, error) {
+func (q sqlQueryer) Query(ctx context.Context, query string, args []any) ([][]any, error) {
 	rows, err := q.tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
