@@ -46,7 +46,7 @@ func (d *mysqlDialect) LoadTable(ctx context.Context, q Querier, ref TableRef) (
 	if ref.Schema != "" {
 		schema, args = "?", []any{ref.Schema, ref.Name}
 	}
-	rows, err := q.Query(ctx, "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "+
+	rows, err := q.Query(ctx, "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, EXTRA, TABLE_NAME, TABLE_SCHEMA = DATABASE() FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "+
 		schema+" AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION", args)
 	if err != nil {
 		return nil, err
@@ -54,7 +54,12 @@ func (d *mysqlDialect) LoadTable(ctx context.Context, q Querier, ref TableRef) (
 	if len(rows) == 0 {
 		return nil, fmt.Errorf("%w: %s", ErrNoTable, ref.QualifiedName())
 	}
-	m := &TableMeta{Name: ref.QualifiedName()}
+	// One name per table, whatever the statement wrote, so that lock keys
+	// agree: qualified only when it lives outside the current database.
+	m := &TableMeta{Name: asString(rows[0][4])}
+	if asString(rows[0][5]) != "1" {
+		m.Name = ref.Schema + "." + m.Name
+	}
 	for _, r := range rows {
 		ctype := strings.ToLower(asString(r[2]))
 		m.Columns = append(m.Columns, Column{

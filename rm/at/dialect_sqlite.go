@@ -75,7 +75,12 @@ func (d *sqliteDialect) LoadTable(ctx context.Context, q Querier, ref TableRef) 
 	if len(rows) == 0 {
 		return nil, fmt.Errorf("%w: %s", ErrNoTable, ref.QualifiedName())
 	}
-	m := &TableMeta{Name: ref.QualifiedName()}
+	// SQLite names are case-insensitive: one spelling per table, so that
+	// lock keys agree.
+	m := &TableMeta{Name: strings.ToLower(ref.Name)}
+	if ref.Schema != "" && !strings.EqualFold(ref.Schema, "main") {
+		m.Name = strings.ToLower(ref.Schema) + "." + m.Name
+	}
 	pkPos := map[int64]int{}
 	for i, r := range rows {
 		m.Columns = append(m.Columns, Column{Name: asString(r[1]), DataType: strings.ToLower(asString(r[2]))})

@@ -21,8 +21,8 @@ type Column struct {
 
 // TableMeta is what the proxy knows of a table: its columns and keys.
 type TableMeta struct {
-	// Name is the table's name, schema-qualified when the statement
-	// qualified it.
+	// Name is the table's one canonical name: as stored (SQLite: lower
+	// case), schema-qualified only outside the current database.
 	Name    string
 	Columns []Column
 	// PK holds the positions in Columns of the primary key's columns.
@@ -85,7 +85,7 @@ type metaCache struct {
 func newMetaCache() *metaCache { return &metaCache{tables: make(map[string]*TableMeta)} }
 
 func (c *metaCache) get(ctx context.Context, d Dialect, q queryer, ref TableRef) (*TableMeta, error) {
-	key := strings.ToLower(ref.QualifiedName())
+	key := ref.QualifiedName()
 	c.mu.Lock()
 	m := c.tables[key]
 	c.mu.Unlock()
