@@ -27,11 +27,11 @@ type Config struct {
 }
 
 // DefaultConfig returns a Config with a 10 s TTL, renewal every TTL/3, a
-// 100 ms fallback poll and at most 8 consecutive local hand-offs.
+// 500 ms fallback poll and at most 8 consecutive local hand-offs.
 func DefaultConfig() Config {
 	return Config{
 		TTL:          10 * time.Second,
-		PollInterval: 100 * time.Millisecond,
+		PollInterval: 500 * time.Millisecond,
 		MaxHandoffs:  8,
 	}
 }

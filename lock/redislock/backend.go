@@ -78,12 +78,20 @@ func (ws *waiters) watch(ctx context.Context, notes []*notifier, n names, token 
 		})
 	}
 	wg.Wait()
-	stop := func() {
+	stop := sync.OnceFunc(func() {
 		ws.m.Delete(token)
 		for _, s := range stops {
 			s()
 		}
-	}
+		if w.woken.Load() {
+			// Woken but leaving without an attempt: pass the turn on.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			defer cancel()
+			for _, note := range notes {
+				_ = wakeNextScript.Run(ctx, note.rdb, []string{n.queue}, n.waiter).Err()
+			}
+		}
+	})
 	for _, err := range errs {
 		if err == nil {
 			ws.m.Store(token, w)

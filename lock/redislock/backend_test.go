@@ -129,17 +129,19 @@ func TestBackendWakesOneWaiterInTurn(t *testing.T) {
 	if !acquire("t1") {
 		t.Fatal("first Acquire failed")
 	}
-	w2, w3 := make(chan struct{}, 1), make(chan struct{}, 1)
-	for _, w := range []struct {
-		token string
-		ch    chan struct{}
-	}{{"t2", w2}, {"t3", w3}} {
-		stop, err := be.Watch(ctx, "w", w.token, w.ch)
+	stops := map[string]func(){}
+	watch := func(token string) chan struct{} {
+		t.Helper()
+		ch := make(chan struct{}, 1)
+		stop, err := be.Watch(ctx, "w", token, ch)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer stop()
+		stops[token] = stop
+		t.Cleanup(stop)
+		return ch
 	}
+	w2, w3 := watch("t2"), watch("t3")
 	if q := queued(); len(q) != 2 || q[0] != "t2" || q[1] != "t3" {
 		t.Fatalf("queue after Watch = %v, want [t2 t3]", q)
 	}
@@ -190,6 +192,18 @@ func TestBackendWakesOneWaiterInTurn(t *testing.T) {
 	}
 	if q := queued(); len(q) != 1 || q[0] != "t3" {
 		t.Fatalf("queue after t2 acquired = %v, want [t3]", q)
+	}
+	// A woken waiter that leaves without trying passes its turn on.
+	w5 := watch("t5")
+	stops["t2"]()
+	if _, err := be.Release(ctx, "w", "t2"); err != nil {
+		t.Fatal(err)
+	}
+	<-w3
+	stops["t3"]()
+	<-w5
+	if !acquire("t5") {
+		t.Fatal("waiter woken in place of one that left could not take the lock")
 	}
 }
 

@@ -72,6 +72,21 @@ while true do
 end
 `)
 
+// KEYS[1] waiter queue; ARGV[1] prefix of the waiter channels. Wakes the
+// first queued waiter still subscribed: a woken waiter that leaves without
+// trying passes its turn on. Returns 1 when a waiter was woken, else 0.
+var wakeNextScript = redis.NewScript(`
+while true do
+	local w = redis.call('lpop', KEYS[1])
+	if not w then
+		return 0
+	end
+	if redis.call('publish', ARGV[1] .. w, '') > 0 then
+		return 1
+	end
+end
+`)
+
 // KEYS[1] waiter queue; ARGV[1] token, ARGV[2] idle expiry ms. Queues a new
 // waiter at the back.
 var enqueueScript = redis.NewScript(`
