@@ -6,9 +6,9 @@
 // the token first, and count fencing tokens with INCR on a per-name counter.
 // Waiting contenders (one per process and name, thanks to lock.Client's
 // single-flight) queue in a per-name list and each subscribes to a channel of
-// its own; a release wakes the first queued waiter that is still subscribed,
-// so one release costs one retry rather than one per waiting process, and
-// waiters take turns. A bounded poll (lock.Config.PollInterval, or the
+// its own; a release wakes the first queued waiter that is still subscribed
+// (a woken waiter that leaves passes its turn on), so one release costs one
+// retry rather than one per waiting process, and waiters take turns. A bounded poll (lock.Config.PollInterval, or the
 // holder's remaining TTL) covers lost messages and crashed holders. Keys of
 // one lock name share a hash tag:
 //
