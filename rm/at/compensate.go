@@ -148,10 +148,11 @@ func (s undoStore) compensate(ctx context.Context, q queryer, log *UndoLog, xid 
 
 // restore puts one row back to its before image.
 func (s undoStore) restore(ctx context.Context, q queryer, m *TableMeta, r RowImage) error {
+	if r.Before == nil && r.After == nil {
+		return nil // inserted and deleted again by the branch
+	}
 	name := s.d.Quote(m.Name)
 	switch {
-	case r.Before == nil && r.After == nil:
-		return nil
 	case r.Before == nil:
 		_, err := q.exec(ctx, "DELETE FROM "+name+" WHERE "+pkCondition(s.d, m, "", 1), pkArgs(m, m.PK, []Row{r.After}))
 		return err

@@ -184,3 +184,41 @@ func TestCompressedUndoAndCleanup(t *testing.T) {
 		}
 	})
 }
+
+// FuzzRandomDMLRollback is TestRandomDMLRollback as a fuzz target on
+// SQLite: each input seeds the random statements of one global transaction
+// that rolls back, after which the tables must equal their seed.
+func FuzzRandomDMLRollback(f *testing.F) {
+	for _, s := range []int64{1, 2, 3} {
+		f.Add(s)
+	}
+	c := attest.StartCoordinator(f)
+	b := attest.SQLiteBackend(f)
+	db := attest.OpenAT(f, b, attest.NewRM(f, c), c)
+	f.Fuzz(func(t *testing.T, seedValue int64) {
+		attest.MustExec(t, b.Raw, schema(b)...)
+		seed := dumpAll(t, b.Raw)
+		rng := rand.New(rand.NewSource(seedValue))
+		err := c.TM.WithGlobalTx(context.Background(), "fuzz", func(ctx context.Context) error {
+			tx, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			for i := 0; i < 1+rng.Intn(8); i++ {
+				q, args := randomStatement(rng)
+				if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+					tx.Rollback()
+					return fmt.Errorf("%s %v: %w", q, args, err)
+				}
+			}
+			if err := tx.Commit(); err != nil {
+				return err
+			}
+			return errForceRollback
+		})
+		if !errors.Is(err, errForceRollback) {
+			t.Fatal(err)
+		}
+		compare(t, "after rollback", dumpAll(t, b.Raw), seed)
+	})
+}
