@@ -497,3 +497,43 @@ func TestUnlockWithDoneContext(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestClose(t *testing.T) {
+	prefix := newPrefix(t)
+	ctx := context.Background()
+	a := newProc(t, prefix, testConfig())
+	b := newProc(t, prefix, testConfig())
+
+	lease, err := a.locks.Lock(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan error)
+	go func() {
+		_, err := a.locks.Lock(ctx, "c")
+		waiting <- err
+	}()
+	time.Sleep(20 * time.Millisecond) // let the waiter queue
+	if err := a.locks.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waiting; !errors.Is(err, lock.ErrClosed) {
+		t.Fatalf("waiter after Close = %v, want ErrClosed", err)
+	}
+	if cause := context.Cause(lease.Context()); !errors.Is(cause, lock.ErrClosed) {
+		t.Fatalf("lease context cause after Close = %v, want ErrClosed", cause)
+	}
+	l, err := b.locks.TryLock(ctx, "c")
+	if err != nil {
+		t.Fatalf("Close left the lock taken: %v", err)
+	}
+	if err := lease.Unlock(ctx); err != nil {
+		t.Fatalf("Unlock after Close = %v", err)
+	}
+	if _, err := a.locks.Lock(ctx, "d"); !errors.Is(err, lock.ErrClosed) {
+		t.Fatalf("Lock after Close = %v, want ErrClosed", err)
+	}
+	if err := l.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
