@@ -1,0 +1,185 @@
+package statemachine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// Instance statuses, as stored.
+const (
+	StatusRunning      = "Running"
+	StatusCompensating = "Compensating"
+	StatusSucceeded    = "Succeeded"
+	StatusFailed       = "Failed"
+)
+
+// State execution statuses, as stored.
+const (
+	execRunning   = "Running"
+	execSucceeded = "Succeeded"
+	execFailed    = "Failed"
+)
+
+// instanceRow is one state-machine instance.
+type instanceRow struct {
+	ID           string `gorm:"column:id;primaryKey;size:128"`
+	Machine      string `gorm:"column:machine;size:255;not null"`
+	XID          string `gorm:"column:xid;size:128;not null;index"`
+	ParentID     string `gorm:"column:parent_id;size:128;not null;index"`
+	Status       string `gorm:"column:status;size:32;not null;index"`
+	CurrentState string `gorm:"column:current_state;size:255;not null"`
+	// ActiveSeq is the seq of the execution of CurrentState, 0 when it has
+	// none yet.
+	ActiveSeq    int    `gorm:"column:active_seq;not null"`
+	NextSeq      int    `gorm:"column:next_seq;not null"`
+	Context      string `gorm:"column:context;type:text;not null"`
+	ErrorCode    string `gorm:"column:error_code;size:255;not null"`
+	ErrorMessage string `gorm:"column:error_message;type:text;not null"`
+	// Reported is set once the coordinator has the final status.
+	Reported  bool  `gorm:"column:reported;not null"`
+	CreatedAt int64 `gorm:"column:created_ms;not null"`
+	UpdatedAt int64 `gorm:"column:updated_ms;not null"`
+}
+
+func (instanceRow) TableName() string { return "gtx_saga_instances" }
+
+// execRow is one execution of a task or a SubStateMachine state, forward or
+// compensating.
+type execRow struct {
+	ID         int64  `gorm:"column:id;primaryKey;autoIncrement"`
+	InstanceID string `gorm:"column:instance_id;size:128;not null;index"`
+	// Seq orders forward executions within the instance; a compensation has
+	// the Seq of the execution it undoes.
+	Seq          int    `gorm:"column:seq;not null"`
+	Name         string `gorm:"column:name;size:255;not null"`
+	Compensation bool   `gorm:"column:compensation;not null"`
+	Status       string `gorm:"column:status;size:32;not null"`
+	Key          string `gorm:"column:idem_key;size:255;not null;uniqueIndex"`
+	Attempts     int    `gorm:"column:attempts;not null"`
+	Input        string `gorm:"column:input;type:text;not null"`
+	Output       string `gorm:"column:output;type:text;not null"`
+	ErrorCode    string `gorm:"column:error_code;size:255;not null"`
+	ErrorMessage string `gorm:"column:error_message;type:text;not null"`
+	// Compensated is set on a forward execution once it is undone.
+	Compensated bool   `gorm:"column:compensated;not null"`
+	ChildID     string `gorm:"column:child_id;size:128;not null"`
+	// ForwardKey is, on a compensation, the Key of the execution it undoes.
+	ForwardKey string `gorm:"column:forward_key;size:255;not null"`
+	UpdatedAt  int64  `gorm:"column:updated_ms;not null"`
+}
+
+func (execRow) TableName() string { return "gtx_saga_states" }
+
+// Migrate creates or updates the engine's tables in db: gtx_saga_instances
+// and gtx_saga_states. Engine.Start calls it.
+func Migrate(ctx context.Context, db *gorm.DB) error {
+	if err := db.WithContext(ctx).AutoMigrate(&instanceRow{}, &execRow{}); err != nil {
+		return fmt.Errorf("statemachine: migrate: %w", err)
+	}
+	return nil
+}
+
+// store is the engine's persistence over gorm.
+type store struct {
+	db *gorm.DB
+}
+
+func nowMs() int64 { return time.Now().UnixMilli() }
+
+func (s *store) createInstance(ctx context.Context, r *instanceRow) error {
+	r.CreatedAt, r.UpdatedAt = nowMs(), nowMs()
+	return s.db.WithContext(ctx).Create(r).Error
+}
+
+func (s *store) instance(ctx context.Context, id string) (*instanceRow, error) {
+	var r instanceRow
+	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&r).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrInstanceNotFound, id)
+	}
+	return &r, err
+}
+
+// saveInstance writes the mutable fields of r.
+func (s *store) saveInstance(ctx context.Context, db *gorm.DB, r *instanceRow) error {
+	r.UpdatedAt = nowMs()
+	return db.WithContext(ctx).Model(&instanceRow{}).Where("id = ?", r.ID).Updates(map[string]any{
+		"status": r.Status, "current_state": r.CurrentState, "active_seq": r.ActiveSeq, "next_seq": r.NextSeq,
+		"context": r.Context, "error_code": r.ErrorCode, "error_message": r.ErrorMessage, "reported": r.Reported,
+		"updated_ms": r.UpdatedAt,
+	}).Error
+}
+
+// startExec inserts e and saves inst (whose NextSeq and ActiveSeq the caller
+// advanced) in one transaction.
+func (s *store) startExec(ctx context.Context, inst *instanceRow, e *execRow) error {
+	e.UpdatedAt = nowMs()
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(e).Error; err != nil {
+			return err
+		}
+		return s.saveInstance(ctx, tx, inst)
+	})
+}
+
+func (s *store) exec(ctx context.Context, key string) (*execRow, error) {
+	var r execRow
+	err := s.db.WithContext(ctx).Where("idem_key = ?", key).Take(&r).Error
+	return &r, err
+}
+
+// finishExec records the outcome of attempt of the execution key, if it is
+// still running that attempt. It reports whether it did: false means the
+// outcome was recorded already (a duplicate reply) or the attempt is stale.
+func (s *store) finishExec(ctx context.Context, key string, attempt int, output, code, msg string) (bool, error) {
+	st := execSucceeded
+	if code != "" {
+		st = execFailed
+	}
+	res := s.db.WithContext(ctx).Model(&execRow{}).
+		Where("idem_key = ? AND status = ? AND attempts = ?", key, execRunning, attempt).
+		Updates(map[string]any{"status": st, "output": output, "error_code": code, "error_message": msg, "updated_ms": nowMs()})
+	return res.RowsAffected == 1, res.Error
+}
+
+// retryExec puts a failed execution back to running for its next attempt.
+func (s *store) retryExec(ctx context.Context, key string, attempt int) error {
+	return s.db.WithContext(ctx).Model(&execRow{}).
+		Where("idem_key = ? AND status = ? AND attempts = ?", key, execFailed, attempt).
+		Updates(map[string]any{"status": execRunning, "attempts": attempt + 1, "error_code": "", "error_message": "", "updated_ms": nowMs()}).Error
+}
+
+// forwardExecs returns inst's forward executions, newest first.
+func (s *store) forwardExecs(ctx context.Context, instID string) ([]execRow, error) {
+	var rows []execRow
+	err := s.db.WithContext(ctx).Where("instance_id = ? AND compensation = ?", instID, false).Order("seq DESC").Find(&rows).Error
+	return rows, err
+}
+
+func (s *store) execs(ctx context.Context, instID string) ([]execRow, error) {
+	var rows []execRow
+	err := s.db.WithContext(ctx).Where("instance_id = ?", instID).Order("id").Find(&rows).Error
+	return rows, err
+}
+
+// markCompensated records that the forward execution id is undone.
+func (s *store) markCompensated(ctx context.Context, id int64) error {
+	return s.db.WithContext(ctx).Model(&execRow{}).Where("id = ?", id).
+		Updates(map[string]any{"compensated": true, "updated_ms": nowMs()}).Error
+}
+
+// unfinished returns the root instances still running or compensating, and
+// the finished ones whose status the coordinator has not got.
+func (s *store) unfinished(ctx context.Context) (active, unreported []instanceRow, err error) {
+	db := s.db.WithContext(ctx)
+	if err = db.Where("parent_id = ? AND status IN ?", "", []string{StatusRunning, StatusCompensating}).Order("created_ms").Find(&active).Error; err != nil {
+		return nil, nil, err
+	}
+	err = db.Where("parent_id = ? AND status IN ? AND reported = ?", "", []string{StatusSucceeded, StatusFailed}, false).Find(&unreported).Error
+	return active, unreported, err
+}
