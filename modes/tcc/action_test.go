@@ -39,6 +39,8 @@ type service struct {
 	action *Action[freeze]
 
 	tries, confirms, cancels atomic.Int64
+	// confirmHook, when set, runs in Confirm after its business work.
+	confirmHook atomic.Pointer[func(ctx context.Context) error]
 }
 
 // newService registers the action on a new resource manager of c, started
@@ -65,7 +67,13 @@ func newService(t testing.TB, c *cluster, b *backend, name, flavour string, star
 			if err != nil {
 				return err
 			}
-			return b.exec(ctx, tx, spendSQL, held, held, bc.Request.Account)
+			if err := b.exec(ctx, tx, spendSQL, held, held, bc.Request.Account); err != nil {
+				return err
+			}
+			if h := s.confirmHook.Load(); h != nil {
+				return (*h)(ctx)
+			}
+			return nil
 		},
 		Cancel: func(ctx context.Context, tx Tx, bc *BranchContext[freeze]) error {
 			s.cancels.Add(1)
@@ -274,36 +282,73 @@ func TestCancelBeforeTryRefusesLateTry(t *testing.T) {
 
 func TestRMRestartConfirms(t *testing.T) {
 	backends(t, func(t *testing.T, b *backend) {
-		c := startCluster(t)
-		s1 := newService(t, c, b, "a", backendFlavour(b), true)
-		b.addAccount(t, "r1", 100)
-		ctx := context.Background()
-		tx, err := c.tm.Begin(ctx, "restart")
-		if err != nil {
-			t.Fatal(err)
+		tests := []struct {
+			name string
+			// midConfirm kills the participant while its Confirm runs,
+			// after the business work, before the local commit.
+			midConfirm bool
+		}{
+			{"between try and confirm", false},
+			{"during confirm", true},
 		}
-		if _, err := s1.action.Try(tx.Context(), freeze{Account: "r1", Amount: 40}); err != nil {
-			t.Fatal(err)
-		}
-		// The participant dies between Try and Confirm.
-		must(t, s1.rm.Close())
-		st, err := tx.Commit(ctx)
-		if err != nil {
-			t.Fatalf("commit: %v", err)
-		}
-		if st == tcv1.GlobalStatus_COMMITTED {
-			t.Fatal("committed with the only participant down")
-		}
-		wantAccount(t, b, "r1", account{balance: 60, frozen: 40})
-		// It comes back: a new resource manager serving the same action.
-		s2 := newService(t, c, b, "a", backendFlavour(b), true)
-		wantAccount(t, b, "r1", account{balance: 60, spent: 40})
-		eventually(t, "the global transaction to be committed", func() bool {
-			st, err := c.tm.Status(ctx, tx.XID())
-			return err == nil && st == tcv1.GlobalStatus_COMMITTED
-		})
-		if s1.confirms.Load()+s2.confirms.Load() != 1 {
-			t.Fatalf("confirm ran %d times before and %d after the restart, want once", s1.confirms.Load(), s2.confirms.Load())
+		for i, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				c := startCluster(t)
+				s1 := newService(t, c, b, "a", backendFlavour(b), true)
+				acct := fmt.Sprintf("r%d", i)
+				b.addAccount(t, acct, 100)
+				ctx := context.Background()
+				tx, err := c.tm.Begin(ctx, "restart")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := s1.action.Try(tx.Context(), freeze{Account: acct, Amount: 40}); err != nil {
+					t.Fatal(err)
+				}
+				type result struct {
+					st  tcv1.GlobalStatus
+					err error
+				}
+				committed := make(chan result, 1)
+				if tt.midConfirm {
+					entered := make(chan struct{})
+					hook := func(ctx context.Context) error {
+						close(entered)
+						<-ctx.Done()
+						return ctx.Err()
+					}
+					s1.confirmHook.Store(&hook)
+					go func() {
+						st, err := tx.Commit(ctx)
+						committed <- result{st, err}
+					}()
+					<-entered
+					must(t, s1.rm.Close())
+				} else {
+					must(t, s1.rm.Close())
+					st, err := tx.Commit(ctx)
+					committed <- result{st, err}
+				}
+				r := <-committed
+				if r.err != nil {
+					t.Fatalf("commit: %v", r.err)
+				}
+				if r.st == tcv1.GlobalStatus_COMMITTED {
+					t.Fatal("committed with the only participant down")
+				}
+				wantAccount(t, b, acct, account{balance: 60, frozen: 40})
+				// It comes back: a new resource manager serving the same
+				// action.
+				s2 := newService(t, c, b, "a", backendFlavour(b), true)
+				wantAccount(t, b, acct, account{balance: 60, spent: 40})
+				eventually(t, "the global transaction to be committed", func() bool {
+					st, err := c.tm.Status(ctx, tx.XID())
+					return err == nil && st == tcv1.GlobalStatus_COMMITTED
+				})
+				if s2.confirms.Load() != 1 {
+					t.Fatalf("confirm ran %d times after the restart, want once", s2.confirms.Load())
+				}
+			})
 		}
 	})
 }
