@@ -19,6 +19,8 @@ type conn struct {
 	res *resource
 	cfg *Config
 	tx  *localTx
+	// stmts holds the proxy's prepared statements on raw.
+	stmts stmtCache
 }
 
 var (
@@ -45,7 +47,10 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 	return &stmt{c: c, raw: raw, query: query}, nil
 }
 
-func (c *conn) Close() error { return c.raw.Close() }
+func (c *conn) Close() error {
+	c.stmts.close()
+	return c.raw.Close()
+}
 
 func (c *conn) Begin() (driver.Tx, error) {
 	return c.BeginTx(context.Background(), driver.TxOptions{})

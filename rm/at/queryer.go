@@ -33,8 +33,13 @@ type execResult struct {
 }
 
 // connQueryer runs statements on a driver connection, inside whatever
-// transaction the connection is in.
-type connQueryer struct{ conn driver.Conn }
+// transaction the connection is in. Statements the driver wants prepared
+// (go-sql-driver/mysql with arguments) are prepared once per connection and
+// kept in stmts.
+type connQueryer struct {
+	conn  driver.Conn
+	stmts *stmtCache
+}
 
 func namedValues(args []any) []driver.NamedValue {
 	nv := make([]driver.NamedValue, len(args))
@@ -45,7 +50,25 @@ func namedValues(args []any) []driver.NamedValue {
 }
 
 func (q connQueryer) Query(ctx context.Context, query string, args []any) ([][]any, error) {
-	rows, err := rawQuery(ctx, q.conn, query, namedValues(args))
+	nv := namedValues(args)
+	if qc, ok := q.conn.(driver.QueryerContext); ok {
+		rows, err := qc.QueryContext(ctx, query, nv)
+		if !errors.Is(err, driver.ErrSkip) {
+			if err != nil {
+				return nil, err
+			}
+			return readRows(rows)
+		}
+	}
+	st, err := q.stmts.get(ctx, q.conn, query)
+	if err != nil {
+		return nil, err
+	}
+	sq, ok := st.(driver.StmtQueryContext)
+	if !ok {
+		return nil, fmt.Errorf("at: driver statement %T cannot query with a context", st)
+	}
+	rows, err := sq.QueryContext(ctx, nv)
 	if err != nil {
 		return nil, err
 	}
@@ -53,11 +76,65 @@ func (q connQueryer) Query(ctx context.Context, query string, args []any) ([][]a
 }
 
 func (q connQueryer) exec(ctx context.Context, query string, args []any) (execResult, error) {
-	res, err := rawExec(ctx, q.conn, query, namedValues(args))
+	nv := namedValues(args)
+	if ec, ok := q.conn.(driver.ExecerContext); ok {
+		res, err := ec.ExecContext(ctx, query, nv)
+		if !errors.Is(err, driver.ErrSkip) {
+			if err != nil {
+				return execResult{}, err
+			}
+			return resultOf(res)
+		}
+	}
+	st, err := q.stmts.get(ctx, q.conn, query)
+	if err != nil {
+		return execResult{}, err
+	}
+	se, ok := st.(driver.StmtExecContext)
+	if !ok {
+		return execResult{}, fmt.Errorf("at: driver statement %T cannot exec with a context", st)
+	}
+	res, err := se.ExecContext(ctx, nv)
 	if err != nil {
 		return execResult{}, err
 	}
 	return resultOf(res)
+}
+
+// maxCachedStmts bounds the statements one connection keeps prepared.
+const maxCachedStmts = 64
+
+// stmtCache keeps the proxy's own prepared statements of one connection:
+// the image and undo log queries repeat for every transaction.
+type stmtCache struct {
+	stmts map[string]driver.Stmt
+}
+
+func (c *stmtCache) get(ctx context.Context, conn driver.Conn, query string) (driver.Stmt, error) {
+	if st := c.stmts[query]; st != nil {
+		return st, nil
+	}
+	st, err := prepare(ctx, conn, query)
+	if err != nil {
+		return nil, err
+	}
+	if c.stmts == nil {
+		c.stmts = make(map[string]driver.Stmt)
+	}
+	if len(c.stmts) >= maxCachedStmts {
+		c.close()
+		c.stmts = make(map[string]driver.Stmt)
+	}
+	c.stmts[query] = st
+	return st, nil
+}
+
+// close closes every cached statement.
+func (c *stmtCache) close() {
+	for _, st := range c.stmts {
+		_ = st.Close()
+	}
+	c.stmts = nil
 }
 
 func resultOf(res driver.Result) (execResult, error) {
@@ -94,26 +171,6 @@ func rawQuery(ctx context.Context, conn driver.Conn, query string, args []driver
 		return nil, err
 	}
 	return &stmtRows{Rows: rows, stmt: st}, nil
-}
-
-// rawExec runs a statement on conn, preparing it when the driver asks to.
-func rawExec(ctx context.Context, conn driver.Conn, query string, args []driver.NamedValue) (driver.Result, error) {
-	if ec, ok := conn.(driver.ExecerContext); ok {
-		res, err := ec.ExecContext(ctx, query, args)
-		if !errors.Is(err, driver.ErrSkip) {
-			return res, err
-		}
-	}
-	st, err := prepare(ctx, conn, query)
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
-	se, ok := st.(driver.StmtExecContext)
-	if !ok {
-		return nil, fmt.Errorf("at: driver statement %T cannot exec with a context", st)
-	}
-	return se.ExecContext(ctx, args)
 }
 
 func prepare(ctx context.Context, conn driver.Conn, query string) (driver.Stmt, error) {

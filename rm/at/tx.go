@@ -28,7 +28,7 @@ type localTx struct {
 func (t *localTx) guarded() bool { return !t.done && (t.xid != "" || t.globalLock) }
 
 func (t *localTx) executor() *executor {
-	return &executor{d: t.c.cfg.Dialect, cache: t.c.res.cache, q: connQueryer{conn: t.c.raw}}
+	return &executor{d: t.c.cfg.Dialect, cache: t.c.res.cache, q: connQueryer{conn: t.c.raw, stmts: &t.c.stmts}}
 }
 
 // parse parses query and checks its placeholders against args.
@@ -218,7 +218,7 @@ func (t *localTx) commitBranch(ctx context.Context) error {
 	if err != nil {
 		return fail(fmt.Errorf("at: encode undo log of %s branch %d: %w", t.xid, branchID, err))
 	}
-	q := connQueryer{conn: t.c.raw}
+	q := connQueryer{conn: t.c.raw, stmts: &t.c.stmts}
 	if _, err := q.exec(ctx, res.undo.insertSQL(), []any{t.xid, branchID, stateNormal, blob}); err != nil {
 		if res.cfg.Dialect.IsDuplicateKey(err) {
 			return fail(fmt.Errorf("%w: %s branch %d; the local transaction is rolled back", ErrBranchRolledBack, t.xid, branchID))
