@@ -11,6 +11,9 @@ type queries struct {
 	// insert adds a row (xid, branch_id, action, status, created_at,
 	// updated_at) unless one exists; it affects no row then.
 	insert string
+	// suspend is Cancel's insert of a suspended row: like insert, and on
+	// MySQL it locks an existing row exclusively.
+	suspend string
 	// move sets (status, updated_at) where (xid, branch_id, status).
 	move string
 	// status reads the status of (xid, branch_id), locking the row.
@@ -37,6 +40,7 @@ func newQueries(d Dialect, table string) queries {
 	case MySQL:
 		q.create = []string{body + ",\n\tKEY " + index + " (updated_at)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"}
 		q.insert = "INSERT IGNORE INTO " + table + " " + cols + " VALUES (?, ?, ?, ?, ?, ?)"
+		q.suspend = "INSERT INTO " + table + " " + cols + " VALUES (?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE updated_at = updated_at"
 		q.status = "SELECT status FROM " + table + " WHERE xid = ? AND branch_id = ? FOR UPDATE"
 		q.clean = "DELETE FROM " + table + " WHERE " + finished + " AND updated_at < ? LIMIT ?"
 	case Postgres:
@@ -50,9 +54,12 @@ func newQueries(d Dialect, table string) queries {
 		q.status = "SELECT status FROM " + table + " WHERE xid = ? AND branch_id = ?"
 		q.clean = "DELETE FROM " + table + " WHERE rowid IN (SELECT rowid FROM " + table + " WHERE " + finished + " AND updated_at < ? LIMIT ?)"
 	}
+	if q.suspend == "" {
+		q.suspend = q.insert
+	}
 	q.move = "UPDATE " + table + " SET status = ?, updated_at = ? WHERE xid = ? AND branch_id = ? AND status = ?"
 	if d == Postgres {
-		q.insert, q.move, q.status, q.clean = numbered(q.insert), numbered(q.move), numbered(q.status), numbered(q.clean)
+		q.insert, q.suspend, q.move, q.status, q.clean = numbered(q.insert), numbered(q.suspend), numbered(q.move), numbered(q.status), numbered(q.clean)
 	}
 	return q
 }

@@ -229,16 +229,13 @@ func (f *Fence) Cancel(ctx context.Context, xid string, branchID int64, action s
 	}
 	return f.inTx(ctx, func(tx Tx) error {
 		// Insert first: on MySQL a statement finding no row would take a gap
-		// lock, and a racing Try's insert into that gap would deadlock
-		// with ours. An insert waits for a racing Try to finish instead.
+		// lock, and a racing Try's insert into that gap would deadlock with
+		// ours; an insert waits for the racing Try instead. On MySQL the
+		// insert also locks an existing row exclusively, so that duplicate
+		// Cancels queue up rather than deadlock upgrading shared locks.
 		ms := f.now().UnixMilli()
-		n, err := f.exec(ctx, tx.SQL, f.q.insert, xid, branchID, action, string(FenceSuspended), ms, ms)
-		if err != nil {
+		if _, err := tx.SQL.ExecContext(ctx, f.q.suspend, xid, branchID, action, string(FenceSuspended), ms, ms); err != nil {
 			return fmt.Errorf("tcc: cancel of %s branch %d: insert suspended fence row: %w", xid, branchID, err)
-		}
-		if n == 1 {
-			f.log.Info("empty rollback: cancel before try", "xid", xid, "branch_id", branchID, "action", action)
-			return nil
 		}
 		moved, err := f.move(ctx, tx.SQL, xid, branchID, FenceTried, FenceCancelled)
 		if err != nil {
@@ -252,7 +249,10 @@ func (f *Fence) Cancel(ctx context.Context, xid string, branchID int64, action s
 			return err
 		}
 		switch st {
-		case FenceCancelled, FenceSuspended:
+		case FenceSuspended:
+			f.log.Debug("cancel without try: empty rollback", "xid", xid, "branch_id", branchID, "action", action)
+			return nil
+		case FenceCancelled:
 			return nil
 		case FenceConfirmed:
 			return &FenceError{Op: "cancel", XID: xid, BranchID: branchID, Status: st, kind: ErrFenceConflict}

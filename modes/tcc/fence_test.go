@@ -205,32 +205,48 @@ func TestFenceConcurrent(t *testing.T) {
 		f := b.fence(t, "gorm")
 		ctx := context.Background()
 		const n = 32
-		t.Run("duplicate confirms", func(t *testing.T) {
-			if err := f.Try(ctx, "dup:1", 1, "a", func(context.Context, Tx) error { return nil }); err != nil {
-				t.Fatal(err)
-			}
-			var c counter
-			var wg sync.WaitGroup
-			errs := make(chan error, n)
-			for range n {
-				wg.Go(func() {
-					if err := f.Confirm(ctx, "dup:1", 1, c.phase); err != nil {
-						errs <- err
-					}
-				})
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				if !retryableRace(err) {
-					t.Fatal(err)
+		duplicates := []struct {
+			name  string
+			xid   string
+			phase func(Phase) error
+			want  FenceStatus
+		}{
+			{"duplicate confirms", "dup:1", func(p Phase) error { return f.Confirm(ctx, "dup:1", 1, p) }, FenceConfirmed},
+			{"duplicate cancels", "dup:2", func(p Phase) error { return f.Cancel(ctx, "dup:2", 1, "a", p) }, FenceCancelled},
+		}
+		for _, tt := range duplicates {
+			t.Run(tt.name, func(t *testing.T) {
+				must(t, f.Try(ctx, tt.xid, 1, "a", func(context.Context, Tx) error { return nil }))
+				var c counter
+				var wg sync.WaitGroup
+				errs := make(chan error, n)
+				for range n {
+					wg.Go(func() {
+						if err := tt.phase(c.phase); err != nil {
+							errs <- err
+						}
+					})
 				}
-				t.Logf("a duplicate confirm lost a race, to be retried: %v", err)
-			}
-			if got := c.n.Load(); got != 1 {
-				t.Fatalf("confirm work ran %d times, want 1", got)
-			}
-		})
+				wg.Wait()
+				close(errs)
+				lost := 0
+				for err := range errs {
+					if !retryableRace(err) {
+						t.Fatal(err)
+					}
+					lost++
+				}
+				if lost > 0 {
+					t.Logf("%d of %d duplicates lost a race and would be retried", lost, n)
+				}
+				if got := c.n.Load(); got != 1 {
+					t.Fatalf("work ran %d times, want 1", got)
+				}
+				if st, err := f.Status(ctx, tt.xid, 1); err != nil || st != tt.want {
+					t.Fatalf("fence row %q, %v; want %q", st, err, tt.want)
+				}
+			})
+		}
 		t.Run("cancel races try", func(t *testing.T) {
 			var wg sync.WaitGroup
 			type result struct {
