@@ -4,11 +4,17 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/gtx-io/gtx"
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 	"github.com/gtx-io/gtx/rm/at"
 	"github.com/gtx-io/gtx/rm/at/internal/attest"
@@ -236,37 +242,40 @@ func TestGlobalLocalDeadlockFailsFast(t *testing.T) {
 	})
 }
 
-// TestRollbackAfterRMRestart commits a branch locally, takes its resource
-// manager down before phase 2, rolls back, and brings a new one up: the
-// attest.Coordinator's retries reach it and the before state comes back.
-func TestRollbackAfterRMRestart(t *testing.T) {
+// TestRollbackAfterRMCrash commits a branch locally in a child process
+// that then dies before phase 2 (os.Exit, no cleanup), rolls the global
+// transaction back, and brings a new resource manager up: the coordinator's
+// retries reach it and the before state comes back.
+func TestRollbackAfterRMCrash(t *testing.T) {
+	if os.Getenv("GTX_AT_CRASH_CHILD") != "" {
+		t.Skip("runs as the crashing child only")
+	}
 	c := attest.StartCoordinator(t)
 	attest.Backends(t, func(t *testing.T, b *attest.Backend) {
-		m1 := attest.NewRM(t, c)
-		db1 := attest.OpenAT(t, b, m1, c)
 		attest.MustExec(t, b.Raw, schema(b)...)
+		// The undo table, as the child will use it.
+		if err := at.Migrate(context.Background(), b.Raw, attest.DialectOf(b), ""); err != nil {
+			t.Fatal(err)
+		}
 		seed := dumpAll(t, b.Raw)
 		ctx := context.Background()
 		tx, err := c.TM.Begin(ctx, "crash")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := updateInBranch(tx.Context(), db1, "UPDATE acct SET balance = 1 WHERE id = 1; DELETE FROM line WHERE order_id = 1"); err != nil {
-			t.Fatal(err)
+		child := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
+		child.Env = append(os.Environ(), "GTX_AT_CRASH_CHILD=1", "GTX_AT_TC="+c.Addr, "GTX_AT_XID="+tx.XID(),
+			"GTX_AT_DRIVER="+b.Driver, "GTX_AT_DSN="+b.DSN)
+		out, err := child.CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != crashExitCode {
+			t.Fatalf("child: %v\n%s", err, out)
 		}
-		// The crash: the RM and its database handle go away after the
-		// local commit, before phase 2.
-		m1.Close()
-		db1.Close()
+		if got := dumpAll(t, b.Raw); attest.SameRows(got[0], seed[0]) {
+			t.Fatal("the child's local commit is not in the database")
+		}
 		if _, err := c.Client.Rollback(ctx, &tcv1.RollbackRequest{Xid: tx.XID(), Reason: "crash"}); err != nil {
-			t.Logf("rollback with the RM down: %v", err)
-		}
-		resp, err := c.Client.GetStatus(ctx, &tcv1.GetStatusRequest{Xid: tx.XID()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if resp.GetStatus() == tcv1.GlobalStatus_ROLLBACKED {
-			t.Fatal("rolled back with no RM to run phase 2")
+			t.Logf("rollback with the RM dead: %v", err)
 		}
 		// The restart.
 		attest.OpenAT(t, b, attest.NewRM(t, c), c)
@@ -275,4 +284,26 @@ func TestRollbackAfterRMRestart(t *testing.T) {
 		}
 		compare(t, "after rollback by the restarted RM", dumpAll(t, b.Raw), seed)
 	})
+}
+
+const crashExitCode = 3
+
+// TestCrashChild is the child of TestRollbackAfterRMCrash: it commits one
+// branch locally and exits at once, as a crash would.
+func TestCrashChild(t *testing.T) {
+	if os.Getenv("GTX_AT_CRASH_CHILD") == "" {
+		t.Skip("run by TestRollbackAfterRMCrash")
+	}
+	conn, err := grpc.NewClient(os.Getenv("GTX_AT_TC"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := tcv1.NewCoordinatorClient(conn)
+	b := &attest.Backend{Driver: os.Getenv("GTX_AT_DRIVER"), DSN: os.Getenv("GTX_AT_DSN")}
+	db := attest.OpenATOn(t, b, attest.NewRMOn(t, client), client)
+	ctx := gtx.ContextWithXID(context.Background(), os.Getenv("GTX_AT_XID"))
+	if err := updateInBranch(ctx, db, "UPDATE acct SET balance = 1 WHERE id = 1; DELETE FROM line WHERE order_id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	os.Exit(crashExitCode)
 }

@@ -33,6 +33,8 @@ import (
 type Coordinator struct {
 	// Client is a gRPC client of the coordinator.
 	Client tcv1.CoordinatorClient
+	// Addr is the coordinator's gRPC address, for other processes.
+	Addr string
 	// TM begins and ends global transactions through Client.
 	TM *tm.Manager
 }
@@ -89,15 +91,21 @@ func StartCoordinator(t testing.TB) *Coordinator {
 		gs.Stop()
 		store.Close()
 	})
-	return &Coordinator{Client: client, TM: tmgr}
+	return &Coordinator{Client: client, TM: tmgr, Addr: lis.Addr().String()}
 }
 
 // NewRM starts a resource manager attached to c.
 func NewRM(t testing.TB, c *Coordinator) *rm.Manager {
 	t.Helper()
+	return NewRMOn(t, c.Client)
+}
+
+// NewRMOn starts a resource manager attached to the coordinator client.
+func NewRMOn(t testing.TB, client tcv1.CoordinatorClient) *rm.Manager {
+	t.Helper()
 	cfg := rm.DefaultConfig()
 	cfg.Application = "at-test"
-	cfg.Coordinators = []tcv1.CoordinatorClient{c.Client}
+	cfg.Coordinators = []tcv1.CoordinatorClient{client}
 	cfg.ReconnectInitial = 20 * time.Millisecond
 	cfg.ReconnectMax = 200 * time.Millisecond
 	m, err := rm.New(cfg)
@@ -185,8 +193,14 @@ func Backends(t *testing.T, f func(t *testing.T, b *Backend)) {
 // OpenAT opens b through the AT driver, with its undo table migrated.
 func OpenAT(t testing.TB, b *Backend, m *rm.Manager, c *Coordinator, tune ...func(*at.Config)) *sql.DB {
 	t.Helper()
+	return OpenATOn(t, b, m, c.Client, tune...)
+}
+
+// OpenATOn is OpenAT with a coordinator client.
+func OpenATOn(t testing.TB, b *Backend, m *rm.Manager, client tcv1.CoordinatorClient, tune ...func(*at.Config)) *sql.DB {
+	t.Helper()
 	cfg := at.DefaultConfig()
-	cfg.DriverName, cfg.DSN, cfg.Manager, cfg.Locks = b.Driver, b.DSN, m, c.Client
+	cfg.DriverName, cfg.DSN, cfg.Manager, cfg.Locks = b.Driver, b.DSN, m, client
 	for _, f := range tune {
 		f(&cfg)
 	}
