@@ -3,6 +3,7 @@ package at
 import (
 	"context"
 	"strings"
+	"time"
 )
 
 // Dialect is what the AT mode needs to know of one database family: how to
@@ -32,6 +33,9 @@ type Dialect interface {
 	// FirstInsertID returns the auto-increment value of the first of n
 	// rows one INSERT inserted, given the LastInsertId it reported.
 	FirstInsertID(lastInsertID, n int64) int64
+	// CreatedBefore returns a condition, with its one argument, true for
+	// undo rows created more than age ago by the database's clock.
+	CreatedBefore(age time.Duration) (string, any)
 	// UndoTableDDL returns the statements that create the undo table.
 	UndoTableDDL(table string) []string
 	// LockWrites returns a statement that makes the current transaction

@@ -198,6 +198,10 @@ func toFloat(v any) (float64, error) {
 	return 0, fmt.Errorf("at: cannot read %T as a float", v)
 }
 
+func (d *mysqlDialect) CreatedBefore(age time.Duration) (string, any) {
+	return "created_at < NOW(6) - INTERVAL ? MICROSECOND", age.Microseconds()
+}
+
 func (d *mysqlDialect) UndoTableDDL(table string) []string {
 	return []string{"CREATE TABLE IF NOT EXISTS " + d.Quote(table) + ` (
   xid VARCHAR(128) NOT NULL,

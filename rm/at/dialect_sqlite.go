@@ -153,6 +153,10 @@ func (d *sqliteDialect) Normalize(c Column, v any) (Value, error) {
 	return Value{}, fmt.Errorf("at: cannot keep a %T read from column %s", v, c.Name)
 }
 
+func (d *sqliteDialect) CreatedBefore(age time.Duration) (string, any) {
+	return "created_at < strftime('%Y-%m-%d %H:%M:%f', 'now', ?)", fmt.Sprintf("-%.3f seconds", age.Seconds())
+}
+
 func (d *sqliteDialect) UndoTableDDL(table string) []string {
 	return []string{"CREATE TABLE IF NOT EXISTS " + d.Quote(table) + ` (
   xid TEXT NOT NULL,

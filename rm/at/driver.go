@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	_ "github.com/glebarez/go-sqlite"  // registers "sqlite"
 	_ "github.com/go-sql-driver/mysql" // registers "mysql"
@@ -171,4 +172,25 @@ func Migrate(ctx context.Context, db *sql.DB, d Dialect, undoTable string) error
 		}
 	}
 	return nil
+}
+
+// PurgeDefended deletes the defense rows phase 2 left in the undo table
+// more than age ago, by the database's clock, and returns how many it
+// deleted. A defense row stops a phase 1 still in flight from committing
+// after its rollback; once the longest global transaction timeout has
+// passed, none can be, so operators purge rows older than that (a day is a
+// safe default).
+func PurgeDefended(ctx context.Context, db *sql.DB, d Dialect, undoTable string, age time.Duration) (int64, error) {
+	if undoTable == "" {
+		undoTable = DefaultUndoTable
+	}
+	if age < 0 {
+		return 0, fmt.Errorf("at: purge defense rows: negative age %v", age)
+	}
+	cond, arg := d.CreatedBefore(age)
+	res, err := db.ExecContext(ctx, "DELETE FROM "+d.Quote(undoTable)+" WHERE state = ? AND "+cond, stateDefended, arg)
+	if err != nil {
+		return 0, fmt.Errorf("at: purge defense rows of %s: %w", undoTable, err)
+	}
+	return res.RowsAffected()
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -306,4 +307,42 @@ func TestCrashChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Exit(crashExitCode)
+}
+
+// TestPurgeDefended leaves a defense row (a rollback with no phase 1) and
+// purges it: kept while younger than the age given, deleted after.
+func TestPurgeDefended(t *testing.T) {
+	c := attest.StartCoordinator(t)
+	attest.Backends(t, func(t *testing.T, b *attest.Backend) {
+		db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
+		ctx := context.Background()
+		tx, err := c.TM.Begin(ctx, "defended")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A branch registered with no local commit behind it: its rollback
+		// can only leave a defense row.
+		id, err := at.ResourceID(b.Driver, b.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := attest.NewRM(t, c)
+		if _, err := m.RegisterBranch(ctx, tx.XID(), tcv1.BranchType_AT, id, "", nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Rollback(ctx, "test"); err != nil {
+			t.Logf("rollback: %v", err)
+		}
+		if st := attest.WaitStatus(t, c, tx.XID()); st != tcv1.GlobalStatus_ROLLBACKED {
+			t.Fatalf("status %s", st)
+		}
+		d := attest.DialectOf(b)
+		if n, err := at.PurgeDefended(ctx, db, d, "", time.Hour); err != nil || n != 0 {
+			t.Fatalf("purge of rows older than an hour: %d, %v", n, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+		if n, err := at.PurgeDefended(ctx, db, d, "", time.Millisecond); err != nil || n != 1 {
+			t.Fatalf("purge of rows older than 1ms: %d, %v", n, err)
+		}
+	})
 }
