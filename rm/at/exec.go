@@ -360,7 +360,8 @@ func (e *executor) keyCondition(m *TableMeta, keys [][]int, cols []int, rows [][
 						pos = i
 					}
 				}
-				if pos < 0 || row[pos].Kind != ValueConst {
+				if pos < 0 || row[pos].Kind != ValueConst || hasNil(pick(args, row[pos].Args)) {
+					// A NULL never equals anything: the key cannot find the row.
 					conj = nil
 					break
 				}
@@ -473,6 +474,15 @@ func (e *executor) selectKeys(ctx context.Context, st *Statement, args []any) (s
 		off += len(t.meta.PK)
 	}
 	return u.LockKeys(), nil
+}
+
+func hasNil(vals []any) bool {
+	for _, v := range vals {
+		if v == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func nullKey(m *TableMeta, r Row) bool {

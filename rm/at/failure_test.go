@@ -126,6 +126,7 @@ func TestRefusedStatements(t *testing.T) {
 			{"update of primary key", "UPDATE acct SET id = id + 100 WHERE id = 1"},
 			{"insert key from expression", "INSERT INTO flag (id, acct_id, flag) VALUES (1 + 40, 1, 1)"},
 			{"transaction control", "COMMIT"},
+			{"upsert without a usable key", "INSERT IGNORE INTO flag (id, acct_id, flag) VALUES (NULL, 1, 1)"},
 			{"unparsable", "DELETE FROM acct WHERE id = 1 RETURNING id, balance + 1"},
 		}
 		ctx := context.Background()

@@ -39,6 +39,8 @@ type Coordinator struct {
 	TM *tm.Manager
 }
 
+// StartCoordinator starts a coordinator on a SQLite file in the test's
+// temporary directory, with fast phase-2 retries, and a TM on it.
 func StartCoordinator(t testing.TB) *Coordinator {
 	t.Helper()
 	ctx := context.Background()
