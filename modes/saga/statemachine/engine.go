@@ -50,13 +50,14 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultConfig returns a Config with a one-hour transaction timeout and
+// DefaultConfig returns a Config with a ten-minute transaction timeout (the
+// coordinator's default maximum) and
 // compensation backoff from 100ms to 10s. DB (and the NATS fields, for NATS
 // steps) are left for the caller.
 func DefaultConfig() Config {
 	return Config{
 		Application:              "gtx-saga",
-		TxTimeout:                time.Hour,
+		TxTimeout:                10 * time.Minute,
 		CompensationRetryInitial: 100 * time.Millisecond,
 		CompensationRetryMax:     10 * time.Second,
 		ReplyConsumer:            "gtx-saga-engine",

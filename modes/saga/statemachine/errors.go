@@ -6,9 +6,6 @@ import (
 )
 
 var (
-	// ErrInvalidDefinition is matched by every error of Parse and
-	// Definition.Validate, *ValidationError included.
-	ErrInvalidDefinition = errors.New("statemachine: invalid definition")
 	// ErrInvalidConfig is matched by the errors of Config.Validate and New.
 	ErrInvalidConfig = errors.New("statemachine: invalid config")
 	// ErrUnknownDefinition is returned for an instance or a SubStateMachine
@@ -26,26 +23,6 @@ var (
 	// ErrNotStarted is returned by methods that need Engine.Start first.
 	ErrNotStarted = errors.New("statemachine: engine not started")
 )
-
-// ValidationError is one problem of a definition, naming the state (empty
-// for the definition's own fields) and the field. It matches
-// ErrInvalidDefinition.
-type ValidationError struct {
-	Definition string
-	State      string
-	Field      string
-	Problem    string
-}
-
-func (e *ValidationError) Error() string {
-	if e.State == "" {
-		return fmt.Sprintf("statemachine: definition %q: field %s: %s", e.Definition, e.Field, e.Problem)
-	}
-	return fmt.Sprintf("statemachine: definition %q: state %q: field %s: %s", e.Definition, e.State, e.Field, e.Problem)
-}
-
-// Is makes errors.Is(err, ErrInvalidDefinition) true.
-func (e *ValidationError) Is(target error) bool { return target == ErrInvalidDefinition }
 
 // Error codes the engine gives failures that carry none. Retry and Catch
 // rules match them like any other code.

@@ -6,7 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	_ "io"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -26,7 +26,7 @@ import (
 	sm "github.com/gtx-io/gtx/modes/saga/statemachine"
 )
 
-var quiet = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func env(key, def string) string {
 	if v := os.Getenv(key); v != "" {
@@ -237,3 +237,7 @@ func describe(inst *sm.Instance) string {
 	}
 	return fmt.Sprintf("%s %s %s: %s", inst.ID, inst.Status, inst.ErrorCode, inst.ErrorMessage)
 }
+
+func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
+
+type gormDB = gorm.DB

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
+	"github.com/gtx-io/gtx/modes/saga/statemachine/statelang"
 )
 
 // runner drives one instance (and, through SubStateMachine states, its
@@ -84,7 +85,7 @@ func (r *runner) forward(ctx context.Context) error {
 		case Choice:
 			next := st.Default
 			for _, c := range st.Choices {
-				if e, err := parseExpr(c.Expression); err == nil && e.eval(r.vars) {
+				if e, err := statelang.ParseExpression(c.Expression); err == nil && e.Eval(r.vars) {
 					next = c.Next
 					break
 				}
@@ -159,7 +160,7 @@ func (r *runner) input(st *State) (json.RawMessage, error) {
 	if st.Input == nil {
 		return json.Marshal(r.vars)
 	}
-	v, err := resolve(st.Input, r.vars)
+	v, err := statelang.Resolve(st.Input, r.vars)
 	if err != nil {
 		return nil, err
 	}
@@ -197,11 +198,11 @@ func (r *runner) output(st *State, x *execRow) error {
 		}
 	}
 	for k, p := range st.Output {
-		pp, err := parsePath(p)
+		pp, err := statelang.ParsePath(p)
 		if err != nil {
 			return err
 		}
-		r.vars[k] = pp.get(result)
+		r.vars[k] = pp.Get(result)
 	}
 	return nil
 }
@@ -321,7 +322,7 @@ func (r *runner) attempt(ctx context.Context, st *State, x *execRow) error {
 		if ctx.Err() != nil {
 			return errStopped
 		}
-		if err != nil && errors.Is(err, context.DeadlineExceeded) && cctx.Err() != nil {
+		if err != nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
 			err = &TaskError{Code: CodeTimeout, Message: fmt.Sprintf("no answer within %vs: %v", st.TimeoutSeconds, err)}
 		}
 	default:

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -65,7 +66,8 @@ const IdempotencyKeyHeader = "x-md-global-gtx-idempotency-key"
 
 // GRPC returns a Service that calls the methods of the gRPC service
 // (fully qualified, "inventory.v1.Inventory") on cc: ServiceMethod names the
-// method. The request and response are google.protobuf.Value messages
+// method. A gRPC error's code name ("Unavailable") is the failure's code for
+// Retry and Catch. The request and response are google.protobuf.Value messages
 // holding the JSON input and result. The outgoing metadata carries the XID
 // (gtx.MetadataKey) and Task.Key (IdempotencyKeyHeader).
 func GRPC(cc grpc.ClientConnInterface, service string) Service {
@@ -90,6 +92,9 @@ func (g *grpcService) Call(ctx context.Context, t Task) (json.RawMessage, error)
 	ctx = metadata.AppendToOutgoingContext(ctx, gtx.MetadataKey, t.XID, IdempotencyKeyHeader, t.Key)
 	out := new(structpb.Value)
 	if err := g.cc.Invoke(ctx, "/"+g.service+"/"+t.Method, in, out); err != nil {
+		if st, ok := status.FromError(err); ok && ctx.Err() == nil {
+			return nil, &TaskError{Code: st.Code().String(), Message: fmt.Sprintf("grpc %s/%s: %s", g.service, t.Method, st.Message())}
+		}
 		return nil, fmt.Errorf("statemachine: grpc %s/%s: %w", g.service, t.Method, err)
 	}
 	return protojson.Marshal(out)

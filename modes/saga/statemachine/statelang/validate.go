@@ -1,4 +1,4 @@
-package statemachine
+package statelang
 
 import (
 	"errors"
@@ -107,7 +107,7 @@ func (v *validator) state(name string, s *State) {
 		}
 		for i, c := range s.Choices {
 			field := fmt.Sprintf("Choices[%d]", i)
-			if _, err := parseExpr(c.Expression); err != nil {
+			if _, err := ParseExpression(c.Expression); err != nil {
 				v.add(name, field+".Expression", "%v", err)
 			}
 			if c.Next == "" {
@@ -212,7 +212,7 @@ func (v *validator) mapping(name string, s *State) {
 		if k == "" {
 			v.add(name, "Output", "has an empty variable name")
 		}
-		if _, err := parsePath(s.Output[k]); err != nil {
+		if _, err := ParsePath(s.Output[k]); err != nil {
 			v.add(name, "Output."+k, "%v", err)
 		}
 	}

@@ -1,4 +1,4 @@
-package statemachine
+package statelang
 
 import (
 	"bytes"
@@ -164,11 +164,11 @@ func Parse(data []byte) (*Definition, error) {
 	if trimmed[0] != '{' {
 		var doc any
 		if err := yaml.Unmarshal(trimmed, &doc); err != nil {
-			return nil, fmt.Errorf("%w: yaml: %v", ErrInvalidDefinition, err)
+			return nil, fmt.Errorf("%w: %v", ErrInvalidDefinition, err)
 		}
 		j, err := json.Marshal(doc)
 		if err != nil {
-			return nil, fmt.Errorf("%w: yaml: %v", ErrInvalidDefinition, err)
+			return nil, fmt.Errorf("%w: the yaml document does not map to JSON (keys must be strings): %v", ErrInvalidDefinition, err)
 		}
 		trimmed = j
 	}

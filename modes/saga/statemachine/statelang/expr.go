@@ -1,4 +1,4 @@
-package statemachine
+package statelang
 
 import (
 	"encoding/json"
@@ -9,8 +9,8 @@ import (
 	"strings"
 )
 
-// path is a parsed path: "$" followed by ".name" and "[index]" parts.
-type path []pathPart
+// Path is a parsed path: "$" followed by ".name" and "[index]" parts.
+type Path []pathPart
 
 type pathPart struct {
 	name  string
@@ -19,11 +19,12 @@ type pathPart struct {
 
 var errPath = errors.New(`a path is "$" followed by .name and [index] parts, as in $.order.items[0].sku`)
 
-func parsePath(s string) (path, error) {
+// ParsePath parses a path such as "$.order.items[0].sku".
+func ParsePath(s string) (Path, error) {
 	if !strings.HasPrefix(s, "$") {
 		return nil, errPath
 	}
-	var p path
+	var p Path
 	rest := s[1:]
 	for rest != "" {
 		switch rest[0] {
@@ -59,8 +60,9 @@ func isNameByte(c byte) bool {
 	return c == '_' || c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
-// get returns the value at p in v, or nil when there is none.
-func (p path) get(v any) any {
+// Get returns the value at p in v (decoded JSON), or nil when there is
+// none.
+func (p Path) Get(v any) any {
 	for _, part := range p {
 		switch x := v.(type) {
 		case map[string]any:
@@ -80,23 +82,23 @@ func (p path) get(v any) any {
 	return v
 }
 
-// resolve returns tmpl with every string starting with "$" replaced by the
-// value its path finds in ctx.
-func resolve(tmpl any, ctx map[string]any) (any, error) {
+// Resolve returns tmpl (decoded JSON) with every string starting with "$"
+// replaced by the value its path finds in ctx.
+func Resolve(tmpl any, ctx map[string]any) (any, error) {
 	switch x := tmpl.(type) {
 	case string:
 		if !strings.HasPrefix(x, "$") {
 			return x, nil
 		}
-		p, err := parsePath(x)
+		p, err := ParsePath(x)
 		if err != nil {
 			return nil, err
 		}
-		return p.get(any(ctx)), nil
+		return p.Get(any(ctx)), nil
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, v := range x {
-			r, err := resolve(v, ctx)
+			r, err := Resolve(v, ctx)
 			if err != nil {
 				return nil, err
 			}
@@ -106,7 +108,7 @@ func resolve(tmpl any, ctx map[string]any) (any, error) {
 	case []any:
 		out := make([]any, len(x))
 		for i, v := range x {
-			r, err := resolve(v, ctx)
+			r, err := Resolve(v, ctx)
 			if err != nil {
 				return nil, err
 			}
@@ -119,13 +121,13 @@ func resolve(tmpl any, ctx map[string]any) (any, error) {
 
 // checkTemplate reports the first malformed path in tmpl.
 func checkTemplate(tmpl any) error {
-	_, err := resolve(tmpl, nil)
+	_, err := Resolve(tmpl, nil)
 	return err
 }
 
-// expr is a parsed Choice expression: alternatives (||) of conjunctions
-// (&&) of terms.
-type expr [][]term
+// Expression is a parsed Choice expression: alternatives (||) of
+// conjunctions (&&) of terms.
+type Expression [][]term
 
 // term is "[!]operand" or "operand op operand".
 type term struct {
@@ -135,25 +137,25 @@ type term struct {
 }
 
 type operand struct {
-	path    path
+	path    Path
 	literal any
 }
 
 func (o operand) value(ctx map[string]any) any {
 	if o.path != nil {
-		return o.path.get(any(ctx))
+		return o.path.Get(any(ctx))
 	}
 	return o.literal
 }
 
 var comparisons = []string{"==", "!=", "<=", ">=", "<", ">"}
 
-// parseExpr parses a Choice expression.
-func parseExpr(s string) (expr, error) {
+// ParseExpression parses a Choice expression.
+func ParseExpression(s string) (Expression, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, errors.New("empty expression")
 	}
-	var e expr
+	var e Expression
 	for alt := range strings.SplitSeq(s, "||") {
 		var conj []term
 		for part := range strings.SplitSeq(alt, "&&") {
@@ -224,7 +226,7 @@ func parseOperand(s string) (operand, error) {
 		return operand{}, errors.New("missing operand")
 	}
 	if strings.HasPrefix(s, "$") {
-		p, err := parsePath(s)
+		p, err := ParsePath(s)
 		return operand{path: p}, err
 	}
 	var v any
@@ -238,8 +240,8 @@ func parseOperand(s string) (operand, error) {
 	return operand{literal: v}, nil
 }
 
-// eval reports whether e holds for ctx.
-func (e expr) eval(ctx map[string]any) bool {
+// Eval reports whether e holds for ctx.
+func (e Expression) Eval(ctx map[string]any) bool {
 	for _, conj := range e {
 		all := true
 		for _, t := range conj {

@@ -1,0 +1,107 @@
+package statemachine_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"testing"
+
+	sm "github.com/gtx-io/gtx/modes/saga/statemachine"
+)
+
+const restartJSON = `{
+  "Name": "restart",
+  "StartState": "A",
+  "RecoverStrategy": "%s",
+  "States": {
+    "A": {"Type": "ServiceTask", "ServiceName": "svc", "ServiceMethod": "a", "CompensateState": "UndoA", "Next": "B"},
+    "UndoA": {"Type": "ServiceTask", "ServiceName": "svc", "ServiceMethod": "undo-a", "IsForCompensation": true},
+    "B": {"Type": "ServiceTask", "ServiceName": "svc", "ServiceMethod": "b", "CompensateState": "UndoB", "Next": "C"},
+    "UndoB": {"Type": "ServiceTask", "ServiceName": "svc", "ServiceMethod": "undo-b", "IsForCompensation": true},
+    "C": {"Type": "ServiceTask", "ServiceName": "svc", "ServiceMethod": "c", "Next": "Done"},
+    "Done": {"Type": "Succeed"}
+  }
+}`
+
+// TestRestartResumes stops an engine while a task is in flight (its call
+// is cut off and nothing more is stored, as in a crash) and starts a new
+// engine, with a new connection pool, on the same store: the instance
+// finishes by its RecoverStrategy.
+func TestRestartResumes(t *testing.T) {
+	tests := []struct {
+		strategy   sm.RecoverStrategy
+		wantCalls2 []string
+		wantCode   string
+	}{
+		{sm.Forward, []string{"b", "c"}, ""},
+		{sm.Compensate, []string{"undo-b", "undo-a"}, "Recovered"},
+	}
+	for kind, open := range databases(t) {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			for _, tt := range tests {
+				t.Run(string(tt.strategy), func(t *testing.T) {
+					def := mustParse(t, sprintf(restartJSON, tt.strategy))
+					ctx := ctxTimeout(t)
+
+					// The first engine blocks in B until it is stopped.
+					j1 := &journal{}
+					inB := make(chan struct{})
+					e1 := newEngine(t, open(t), nil)
+					mustOK(t, e1.Register(def))
+					mustOK(t, e1.RegisterService("svc", sm.ServiceFunc(func(ctx context.Context, tk sm.Task) (json.RawMessage, error) {
+						j1.add(tk.Method, tk.Key)
+						if tk.Method == "b" {
+							close(inB)
+							<-ctx.Done()
+							return nil, ctx.Err()
+						}
+						return nil, nil
+					})))
+					mustOK(t, e1.Start(ctx))
+					id, err := e1.StartInstance(ctx, "restart", nil)
+					mustOK(t, err)
+					<-inB
+					mustOK(t, e1.Close())
+					if _, err := e1.Wait(ctx, id); !errors.Is(err, sm.ErrClosed) {
+						t.Fatalf("Wait on the stopped engine: %v, want ErrClosed", err)
+					}
+
+					j2 := &journal{}
+					e2 := newEngine(t, open(t), nil)
+					mustOK(t, e2.Register(def))
+					mustOK(t, e2.RegisterService("svc", recorder(j2, nil)))
+					mustOK(t, e2.Start(ctx))
+					inst, err := e2.Wait(ctx, id)
+					var fe *sm.FailedError
+					switch {
+					case tt.wantCode == "" && err != nil:
+						t.Fatalf("Wait: %v (%s)", err, describe(inst))
+					case tt.wantCode != "" && (!errors.As(err, &fe) || fe.Code != tt.wantCode):
+						t.Fatalf("Wait: %v (%s), want failure %s", err, describe(inst), tt.wantCode)
+					}
+					if got := j1.list(); !slices.Equal(got, []string{"a", "b"}) {
+						t.Fatalf("first engine's calls %v, want a, b", got)
+					}
+					if got := j2.list(); !slices.Equal(got, tt.wantCalls2) {
+						t.Fatalf("second engine's calls %v, want %v", got, tt.wantCalls2)
+					}
+					if tt.strategy == sm.Forward && j1.keys[1] != j2.keys[0] {
+						t.Fatalf("B ran again with key %q, first with %q", j2.keys[0], j1.keys[1])
+					}
+					if tt.strategy == sm.Compensate && !slices.Contains(inst.Executions, sm.Execution{State: "B", Status: "Failed", Key: j1.keys[1], Attempts: 1, Compensated: true, ErrorCode: "Recovered"}) {
+						t.Fatalf("executions %+v: want B failed as Recovered and compensated", inst.Executions)
+					}
+				})
+			}
+		})
+	}
+}
+
+func mustOK(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
