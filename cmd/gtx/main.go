@@ -1,7 +1,8 @@
 // Command gtx is gtx's one CLI: `gtx tc` runs the transaction coordinator,
 // `gtx tx list|show|retry` inspects and repairs transactions on a running
-// coordinator, and `gtx demo` shows a committed and a rolled-back global
-// transaction with nothing installed.
+// coordinator, `gtx demo` shows a committed and a rolled-back global
+// transaction with nothing installed, and `gtx bench` measures throughput
+// and latency.
 package main
 
 import (
@@ -31,6 +32,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newTCCmd(), newTxCmd(), newDemoCmd())
+	root.AddCommand(newTCCmd(), newTxCmd(), newDemoCmd(), newBenchCmd())
 	return root
 }
