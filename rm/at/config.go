@@ -54,6 +54,11 @@ type Config struct {
 	// back fails the attempt at once.
 	LockRetryInterval time.Duration
 	LockRetryTimes    int
+	// MetadataTTL is how long table metadata is cached. DDL run through
+	// this driver, and statements failing on a missing table or column,
+	// drop the cache at once; DDL run elsewhere is seen after at most
+	// MetadataTTL.
+	MetadataTTL time.Duration
 	// CompressAbove deflates undo logs longer than this many bytes; 0
 	// never compresses.
 	CompressAbove int
@@ -70,13 +75,15 @@ type Config struct {
 const DefaultUndoTable = "gtx_undo_log"
 
 // DefaultConfig returns a Config with the undo table gtx_undo_log, lock
-// retries every 10ms up to 100 times (1s), compression above 64 KiB, and
-// undo cleanup in batches of 500 at least every 200ms.
+// retries every 10ms up to 100 times (1s), metadata cached for a minute,
+// compression above 64 KiB, and undo cleanup in batches of 500 at least
+// every 200ms.
 func DefaultConfig() Config {
 	return Config{
 		UndoTable:         DefaultUndoTable,
 		LockRetryInterval: 10 * time.Millisecond,
 		LockRetryTimes:    100,
+		MetadataTTL:       time.Minute,
 		CompressAbove:     64 << 10,
 		CleanupInterval:   200 * time.Millisecond,
 		CleanupBatch:      500,
@@ -105,6 +112,8 @@ func (c *Config) Validate() error {
 		return bad("UndoTable is empty")
 	case c.LockRetryInterval <= 0 || c.LockRetryTimes < 0:
 		return bad("need LockRetryInterval > 0 and LockRetryTimes >= 0, got %v and %d", c.LockRetryInterval, c.LockRetryTimes)
+	case c.MetadataTTL <= 0:
+		return bad("MetadataTTL must be positive, got %v", c.MetadataTTL)
 	case c.CompressAbove < 0:
 		return bad("CompressAbove is negative")
 	case c.CleanupInterval <= 0 || c.CleanupBatch <= 0:

@@ -105,7 +105,9 @@ func (e *executor) targets(ctx context.Context, st *Statement) ([]target, error)
 			break
 		}
 		if !found {
-			return nil, &RefusedError{SQL: st.SQL, Reason: fmt.Sprintf("SET column %s matches no table of the statement", c.Name)}
+			// The column may have been added since the metadata was read.
+			e.cache.invalidate()
+			return nil, &RefusedError{SQL: st.SQL, Reason: fmt.Sprintf("SET column %s matches no table of the statement (metadata reloads on the next statement)", c.Name)}
 		}
 	}
 	var out []target
@@ -248,7 +250,7 @@ func (e *executor) rebuild(st *Statement, order Fragment, args []any) (string, [
 }
 
 // insertColumns maps the INSERT's columns to positions in m.
-func insertColumns(st *Statement, m *TableMeta) ([]int, error) {
+func (e *executor) insertColumns(st *Statement, m *TableMeta) ([]int, error) {
 	if st.Insert.Columns == nil {
 		cols := make([]int, len(m.Columns))
 		for i := range cols {
@@ -259,7 +261,8 @@ func insertColumns(st *Statement, m *TableMeta) ([]int, error) {
 	cols := make([]int, len(st.Insert.Columns))
 	for i, name := range st.Insert.Columns {
 		if cols[i] = m.ColumnIndex(name); cols[i] < 0 {
-			return nil, fmt.Errorf("at: INSERT names column %s that %s does not have", name, m.Name)
+			e.cache.invalidate()
+			return nil, fmt.Errorf("at: INSERT names column %s that %s does not have (metadata reloads on the next statement)", name, m.Name)
 		}
 	}
 	return cols, nil
@@ -270,7 +273,7 @@ func (e *executor) insert(ctx context.Context, st *Statement, args []any, undo *
 	if err != nil {
 		return execResult{}, err
 	}
-	cols, err := insertColumns(st, m)
+	cols, err := e.insertColumns(st, m)
 	if err != nil {
 		return execResult{}, err
 	}
@@ -382,7 +385,7 @@ func (e *executor) upsert(ctx context.Context, st *Statement, args []any, undo *
 	if err != nil {
 		return execResult{}, err
 	}
-	cols, err := insertColumns(st, m)
+	cols, err := e.insertColumns(st, m)
 	if err != nil {
 		return execResult{}, err
 	}

@@ -222,3 +222,52 @@ func FuzzRandomDMLRollback(f *testing.F) {
 		compare(t, "after rollback", dumpAll(t, b.Raw), seed)
 	})
 }
+
+// TestSchemaChange adds columns behind the proxy's cached metadata: from
+// another connection (the first statement naming the new column is refused
+// and drops the cache, the next one works and rolls back exactly), and
+// through the AT driver itself (seen at once).
+func TestSchemaChange(t *testing.T) {
+	c := attest.StartCoordinator(t)
+	attest.Backends(t, func(t *testing.T, b *attest.Backend) {
+		db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
+		attest.MustExec(t, b.Raw, schema(b)...)
+		ctx := context.Background()
+		inGlobal := func(query string, rollback bool) error {
+			err := c.TM.WithGlobalTx(ctx, "ddl", func(ctx context.Context) error {
+				if err := updateInBranch(ctx, db, query); err != nil {
+					return err
+				}
+				if rollback {
+					return errForceRollback
+				}
+				return nil
+			})
+			if rollback && errors.Is(err, errForceRollback) {
+				return nil
+			}
+			return err
+		}
+		if err := inGlobal("UPDATE acct SET txt = 'warm' WHERE id = 1", false); err != nil {
+			t.Fatal(err)
+		}
+		attest.MustExec(t, b.Raw, "ALTER TABLE acct ADD COLUMN extra INT NOT NULL DEFAULT 5")
+		if err := inGlobal("UPDATE acct SET extra = 7 WHERE id = 1", true); !errors.Is(err, at.ErrRefused) {
+			t.Fatalf("first statement on the new column: got %v, want ErrRefused", err)
+		}
+		attest.MustExec(t, b.Raw, "UPDATE acct SET extra = 9 WHERE id = 1")
+		seed := attest.Dump(t, b.Raw, "acct")
+		if err := inGlobal("DELETE FROM acct WHERE id = 1", true); err != nil {
+			t.Fatal(err)
+		}
+		if got := attest.Dump(t, b.Raw, "acct"); !attest.SameRows(got, seed) {
+			t.Fatalf("after rollback:\n%s want:\n%s", attest.FormatRows(got), attest.FormatRows(seed))
+		}
+		if _, err := db.Exec("ALTER TABLE acct ADD COLUMN extra2 INT NOT NULL DEFAULT 1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := inGlobal("UPDATE acct SET extra2 = 3 WHERE id = 1", false); err != nil {
+			t.Fatalf("statement after DDL through the driver: %v", err)
+		}
+	})
+}

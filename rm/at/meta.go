@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Column describes one column of a table.
@@ -76,28 +77,38 @@ func (m *TableMeta) inUnique(col int) bool {
 }
 
 // metaCache caches table metadata per table name. Entries are dropped when
-// a statement fails with a schema-change error or DDL runs through the proxy.
+// a statement fails with a schema-change error or DDL runs through the
+// proxy, and reloaded once older than ttl, which bounds how long DDL run
+// elsewhere goes unseen.
 type metaCache struct {
+	ttl    time.Duration
 	mu     sync.Mutex
-	tables map[string]*TableMeta
+	tables map[string]cachedMeta
 }
 
-func newMetaCache() *metaCache { return &metaCache{tables: make(map[string]*TableMeta)} }
+type cachedMeta struct {
+	meta     *TableMeta
+	loadedAt time.Time
+}
+
+func newMetaCache(ttl time.Duration) *metaCache {
+	return &metaCache{ttl: ttl, tables: make(map[string]cachedMeta)}
+}
 
 func (c *metaCache) get(ctx context.Context, d Dialect, q queryer, ref TableRef) (*TableMeta, error) {
 	key := ref.QualifiedName()
 	c.mu.Lock()
-	m := c.tables[key]
+	e, ok := c.tables[key]
 	c.mu.Unlock()
-	if m != nil {
-		return m, nil
+	if ok && time.Since(e.loadedAt) < c.ttl {
+		return e.meta, nil
 	}
 	m, err := d.LoadTable(ctx, q, ref)
 	if err != nil {
 		return nil, fmt.Errorf("at: read metadata of table %s: %w", ref.QualifiedName(), err)
 	}
 	c.mu.Lock()
-	c.tables[key] = m
+	c.tables[key] = cachedMeta{meta: m, loadedAt: time.Now()}
 	c.mu.Unlock()
 	return m, nil
 }

@@ -66,7 +66,7 @@ func acquire(cfg Config, raw *sql.DB) (*resource, error) {
 	r := &resource{
 		cfg:     cfg,
 		log:     log.With("resource_id", cfg.ResourceID),
-		cache:   newMetaCache(),
+		cache:   newMetaCache(cfg.MetadataTTL),
 		undo:    undoStore{d: cfg.Dialect, table: cfg.UndoTable},
 		db:      raw,
 		refs:    1,
