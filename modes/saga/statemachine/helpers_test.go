@@ -79,7 +79,7 @@ type opener func(t testing.TB) *gorm.DB
 
 // databases returns an opener per store kind, each on its own database,
 // dropped when t ends.
-func databases(t *testing.T) map[string]opener {
+func databases(t testing.TB) map[string]opener {
 	t.Helper()
 	dsn := sqliteDSN(t)
 	return map[string]opener{
@@ -89,7 +89,7 @@ func databases(t *testing.T) map[string]opener {
 	}
 }
 
-func mysqlDB(t *testing.T) opener {
+func mysqlDB(t testing.TB) opener {
 	base := env("GTX_TEST_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/")
 	name := uniqueName("gtx_saga_")
 	var once sync.Once
@@ -124,7 +124,7 @@ func mysqlDB(t *testing.T) opener {
 	}
 }
 
-func postgresDB(t *testing.T) opener {
+func postgresDB(t testing.TB) opener {
 	base := env("GTX_TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test sslmode=disable")
 	name := uniqueName("gtx_saga_")
 	var once sync.Once

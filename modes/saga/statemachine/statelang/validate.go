@@ -136,6 +136,9 @@ func (v *validator) state(name string, s *State) {
 		if s.Next != "" {
 			v.target(name, "Next", s.Next)
 		}
+		if _, ok := s.Input.(map[string]any); s.Input != nil && !ok {
+			v.add(name, "Input", "must be an object: it becomes the child's context")
+		}
 		v.mapping(name, s)
 		v.catch(name, s)
 	case "":
