@@ -65,7 +65,7 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if bt, ok := c.raw.(driver.ConnBeginTx); ok {
 		rawTx, err = bt.BeginTx(ctx, opts)
 	} else {
-		rawTx, err = c.raw.Begin() //nolint:staticcheck // drivers without BeginTx
+		rawTx, err = c.raw.Begin() // a driver without BeginTx
 	}
 	if err != nil {
 		return nil, err
