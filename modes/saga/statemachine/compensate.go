@@ -13,7 +13,7 @@ import (
 // code and msg.
 func (r *runner) compensateAndFail(ctx context.Context, code, msg string) error {
 	r.inst.Status, r.inst.ErrorCode, r.inst.ErrorMessage = StatusCompensating, code, msg
-	if err := r.e.store.saveInstance(ctx, r.e.cfg.DB, r.inst); err != nil {
+	if err := r.save(ctx, nil); err != nil {
 		return r.stopOr(ctx, fmt.Errorf("statemachine: instance %s: store compensating: %w", r.inst.ID, err))
 	}
 	if err := r.compensate(ctx); err != nil {
@@ -58,7 +58,8 @@ func (r *runner) compensate(ctx context.Context) error {
 				return err
 			}
 		}
-		if err := r.e.store.markCompensated(ctx, x.ID); err != nil {
+		id := x.ID
+		if err := r.save(ctx, func(tx *gorm.DB) error { return markCompensated(tx, id) }); err != nil {
 			return r.stopOr(ctx, err)
 		}
 	}

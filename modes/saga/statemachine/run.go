@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"gorm.io/gorm"
 
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 	"github.com/gtx-io/gtx/modes/saga/statemachine/statelang"
@@ -23,6 +24,32 @@ type runner struct {
 	def  *Definition
 	inst *instanceRow
 	vars map[string]any
+	// pending is a finished execution whose outcome is stored with the
+	// next save of the instance.
+	pending *execRow
+}
+
+// save stores the instance, the pending execution's outcome and, when
+// extra is not nil, what extra writes, in one transaction.
+func (r *runner) save(ctx context.Context, extra func(tx *gorm.DB) error) error {
+	err := r.e.cfg.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if x := r.pending; x != nil {
+			if _, err := finishExecTx(tx, x.Key, x.Attempts, x.Output, "", ""); err != nil {
+				return err
+			}
+		}
+		if extra != nil {
+			if err := extra(tx); err != nil {
+				return err
+			}
+		}
+		return r.e.store.saveInstance(ctx, tx, r.inst)
+	})
+	if err != nil {
+		return err
+	}
+	r.pending = nil
+	return nil
 }
 
 // drive runs a root instance to its end and reports the outcome.
@@ -218,7 +245,7 @@ func (r *runner) transition(ctx context.Context, next string) error {
 		return fmt.Errorf("statemachine: instance %s: context is not JSON: %w", r.inst.ID, err)
 	}
 	r.inst.CurrentState, r.inst.ActiveSeq, r.inst.Context = next, 0, string(vars)
-	if err := r.e.store.saveInstance(ctx, r.e.cfg.DB, r.inst); err != nil {
+	if err := r.save(ctx, nil); err != nil {
 		return r.stopOr(ctx, fmt.Errorf("statemachine: instance %s: store transition to %q: %w", r.inst.ID, next, err))
 	}
 	return nil
@@ -334,6 +361,14 @@ func (r *runner) attempt(ctx context.Context, st *State, x *execRow) error {
 	} else if len(out) > 0 && !json.Valid(out) {
 		code, msg = CodeInput, "the service's result is not JSON"
 	}
+	if code == "" {
+		// A success is stored with what follows from it (the transition,
+		// or the compensation mark), in one transaction. A crash before
+		// that runs the call again, as any crash during it would.
+		x.Status, x.Output = execSucceeded, string(out)
+		r.pending = x
+		return nil
+	}
 	if _, ferr := r.e.store.finishExec(ctx, x.Key, x.Attempts, string(out), code, msg); ferr != nil {
 		return r.stopOr(ctx, ferr)
 	}
@@ -402,7 +437,7 @@ func (r *runner) finish(ctx context.Context, status, code, msg string) error {
 		return fmt.Errorf("statemachine: instance %s: context is not JSON: %w", r.inst.ID, err)
 	}
 	r.inst.Status, r.inst.ErrorCode, r.inst.ErrorMessage, r.inst.Context, r.inst.ActiveSeq = status, code, msg, string(vars), 0
-	if err := r.e.store.saveInstance(ctx, r.e.cfg.DB, r.inst); err != nil {
+	if err := r.save(ctx, nil); err != nil {
 		return r.stopOr(ctx, fmt.Errorf("statemachine: instance %s: store its end: %w", r.inst.ID, err))
 	}
 	return nil

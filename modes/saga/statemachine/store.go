@@ -133,18 +133,23 @@ func (s *store) exec(ctx context.Context, key string) (*execRow, error) {
 	return &r, err
 }
 
-// finishExec records the outcome of attempt of the execution key, if it is
-// still running that attempt. It reports whether it did: false means the
-// outcome was recorded already (a duplicate reply) or the attempt is stale.
-func (s *store) finishExec(ctx context.Context, key string, attempt int, output, code, msg string) (bool, error) {
+// finishExecTx is finishExec in the transaction tx.
+func finishExecTx(tx *gorm.DB, key string, attempt int, output, code, msg string) (bool, error) {
 	st := execSucceeded
 	if code != "" {
 		st = execFailed
 	}
-	res := s.db.WithContext(ctx).Model(&execRow{}).
+	res := tx.Model(&execRow{}).
 		Where("idem_key = ? AND status = ? AND attempts = ?", key, execRunning, attempt).
 		Updates(map[string]any{"status": st, "output": output, "error_code": code, "error_message": msg, "updated_ms": nowMs()})
 	return res.RowsAffected == 1, res.Error
+}
+
+// finishExec records the outcome of attempt of the execution key, if it is
+// still running that attempt. It reports whether it did: false means the
+// outcome was recorded already (a duplicate reply) or the attempt is stale.
+func (s *store) finishExec(ctx context.Context, key string, attempt int, output, code, msg string) (bool, error) {
+	return finishExecTx(s.db.WithContext(ctx), key, attempt, output, code, msg)
 }
 
 // retryExec puts a failed execution back to running for its next attempt.
@@ -167,9 +172,9 @@ func (s *store) execs(ctx context.Context, instID string) ([]execRow, error) {
 	return rows, err
 }
 
-// markCompensated records that the forward execution id is undone.
-func (s *store) markCompensated(ctx context.Context, id int64) error {
-	return s.db.WithContext(ctx).Model(&execRow{}).Where("id = ?", id).
+// markCompensated records, in tx, that the forward execution id is undone.
+func markCompensated(tx *gorm.DB, id int64) error {
+	return tx.Model(&execRow{}).Where("id = ?", id).
 		Updates(map[string]any{"compensated": true, "updated_ms": nowMs()}).Error
 }
 
