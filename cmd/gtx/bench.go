@@ -64,8 +64,9 @@ end). Mode "code" runs Go sagas (package modes/saga): each step is enlisted
 as a SAGA branch with the coordinator, which then commits both branches.
 Mode "engine" runs the state-machine engine (modes/saga/statemachine) with
 its store on SQLite: every step is persisted, and the outcome is reported
-to the coordinator. The coordinator is an embedded one on SQLite in a
-temporary directory unless --tc names a running one.`,
+to the coordinator. Mode "plain" makes the two calls with no saga at all:
+the baseline. The coordinator is an embedded one on SQLite in a temporary
+directory unless --tc names a running one.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			res, err := runSagaBench(cmd.Context(), c, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn + 4})))
@@ -78,7 +79,7 @@ temporary directory unless --tc names a running one.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&c.TC, "tc", "", "address of a running coordinator; empty starts an embedded one on SQLite")
-	fs.StringVar(&c.Mode, "mode", c.Mode, `"code" (Go sagas, branches enlisted with the coordinator) or "engine" (state-machine engine)`)
+	fs.StringVar(&c.Mode, "mode", c.Mode, `"code" (Go sagas, branches enlisted with the coordinator), "engine" (state-machine engine) or "plain" (the two calls alone, a baseline)`)
 	fs.IntVarP(&c.Concurrency, "concurrency", "c", c.Concurrency, "sagas in flight at once")
 	fs.DurationVarP(&c.Duration, "duration", "d", c.Duration, "how long to measure")
 	fs.DurationVar(&c.Warmup, "warmup", c.Warmup, "how long to run before measuring")
@@ -87,8 +88,8 @@ temporary directory unless --tc names a running one.`,
 
 func (c sagaBenchConfig) validate() error {
 	switch {
-	case c.Mode != "code" && c.Mode != "engine":
-		return fmt.Errorf("bench saga: --mode is %q; use code or engine", c.Mode)
+	case c.Mode != "code" && c.Mode != "engine" && c.Mode != "plain":
+		return fmt.Errorf("bench saga: --mode is %q; use code, engine or plain", c.Mode)
 	case c.Concurrency < 1:
 		return fmt.Errorf("bench saga: --concurrency must be at least 1, got %d", c.Concurrency)
 	case c.Duration <= 0 || c.Warmup < 0:
@@ -245,8 +246,11 @@ func noopHandler(_ any, _ context.Context, dec func(any) error, _ grpc.UnaryServ
 
 // sagaFunc returns the function that runs one saga in mode c.Mode.
 func (e *benchEnv) sagaFunc(ctx context.Context, c sagaBenchConfig, log *slog.Logger) (func(ctx context.Context) error, error) {
-	if c.Mode == "engine" {
+	switch c.Mode {
+	case "engine":
 		return e.engineSaga(ctx, log)
+	case "plain":
+		return e.plainCalls(), nil
 	}
 	return e.codeSaga(ctx, log)
 }
@@ -294,6 +298,19 @@ func (e *benchEnv) codeSaga(ctx context.Context, log *slog.Logger) (func(ctx con
 		Then(saga.Step{Name: "one", Action: call("Do"), Compensation: "undo"}).
 		Then(saga.Step{Name: "two", Action: call("Do"), Compensation: "undo"})
 	return func(ctx context.Context) error { return o.Run(ctx, s) }, nil
+}
+
+// plainCalls makes the two gRPC calls of a saga with no transaction at
+// all: the baseline the saga modes are measured against.
+func (e *benchEnv) plainCalls() func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		for range 2 {
+			if err := e.noop.Invoke(ctx, "/gtx.bench.Noop/Do", &emptypb.Empty{}, new(structpb.Value)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }
 
 const benchDefinition = `{

@@ -10,7 +10,7 @@ import (
 )
 
 func TestBenchSaga(t *testing.T) {
-	for _, mode := range []string{"code", "engine"} {
+	for _, mode := range []string{"code", "engine", "plain"} {
 		t.Run(mode, func(t *testing.T) {
 			c := sagaBenchConfig{Mode: mode, Concurrency: 2, Duration: 300 * time.Millisecond}
 			res, err := runSagaBench(t.Context(), c, slog.New(slog.NewTextHandler(io.Discard, nil)))
