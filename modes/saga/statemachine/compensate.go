@@ -63,7 +63,6 @@ func (r *runner) compensate(ctx context.Context) error {
 			return r.stopOr(ctx, err)
 		}
 	}
-	r.inst.ActiveSeq = 0
 	return nil
 }
 
@@ -80,7 +79,7 @@ func (r *runner) compensateTask(ctx context.Context, x *execRow, comp string) er
 			in = []byte(x.Input)
 		}
 		c.Input = string(in)
-		if err := r.e.store.startExec(ctx, r.inst, c); err != nil {
+		if err := r.e.store.startExec(ctx, c); err != nil {
 			return r.stopOr(ctx, err)
 		}
 		c, err = r.e.store.exec(ctx, key)

@@ -27,6 +27,9 @@ type runner struct {
 	// pending is a finished execution whose outcome is stored with the
 	// next save of the instance.
 	pending *execRow
+	// active is the stored execution of the current state, found when the
+	// instance was loaded.
+	active *execRow
 }
 
 // save stores the instance, the pending execution's outcome and, when
@@ -78,6 +81,13 @@ func (e *Engine) execute(ctx context.Context, inst *instanceRow, recovering bool
 	}
 	if inst.Status == StatusCompensating {
 		return r.compensateAndFail(ctx, inst.ErrorCode, inst.ErrorMessage)
+	}
+	latest, err := e.store.latestForward(ctx, inst.ID)
+	if err != nil {
+		return r.stopOr(ctx, err)
+	}
+	if latest != nil && latest.Seq >= inst.NextSeq {
+		r.active, inst.NextSeq = latest, latest.Seq+1
 	}
 	if recovering && strategy(def) == Compensate {
 		e.log.Info("compensating an instance interrupted by a restart", "instance", inst.ID, "state", inst.CurrentState)
@@ -157,8 +167,9 @@ func (r *runner) forward(ctx context.Context) error {
 // execution returns the execution of the current state: the one stored
 // (after a restart) or a new one.
 func (r *runner) execution(ctx context.Context, st *State) (*execRow, error) {
-	if r.inst.ActiveSeq != 0 {
-		return r.e.store.exec(ctx, r.key(r.inst.CurrentState, r.inst.ActiveSeq))
+	if x := r.active; x != nil {
+		r.active = nil
+		return x, nil
 	}
 	seq := r.inst.NextSeq
 	x := &execRow{InstanceID: r.inst.ID, Seq: seq, Name: r.inst.CurrentState, Status: execRunning, Key: r.key(r.inst.CurrentState, seq), Attempts: 1}
@@ -171,8 +182,8 @@ func (r *runner) execution(ctx context.Context, st *State) (*execRow, error) {
 	} else {
 		x.ChildID = r.inst.ID + "." + fmt.Sprint(seq)
 	}
-	r.inst.NextSeq, r.inst.ActiveSeq = seq+1, seq
-	if err := r.e.store.startExec(ctx, r.inst, x); err != nil {
+	r.inst.NextSeq = seq + 1
+	if err := r.e.store.startExec(ctx, x); err != nil {
 		return nil, r.stopOr(ctx, fmt.Errorf("statemachine: instance %s: store execution of %q: %w", r.inst.ID, x.Name, err))
 	}
 	return x, nil
@@ -244,7 +255,7 @@ func (r *runner) transition(ctx context.Context, next string) error {
 	if err != nil {
 		return fmt.Errorf("statemachine: instance %s: context is not JSON: %w", r.inst.ID, err)
 	}
-	r.inst.CurrentState, r.inst.ActiveSeq, r.inst.Context = next, 0, string(vars)
+	r.inst.CurrentState, r.inst.Context = next, string(vars)
 	if err := r.save(ctx, nil); err != nil {
 		return r.stopOr(ctx, fmt.Errorf("statemachine: instance %s: store transition to %q: %w", r.inst.ID, next, err))
 	}
@@ -436,7 +447,7 @@ func (r *runner) finish(ctx context.Context, status, code, msg string) error {
 	if err != nil {
 		return fmt.Errorf("statemachine: instance %s: context is not JSON: %w", r.inst.ID, err)
 	}
-	r.inst.Status, r.inst.ErrorCode, r.inst.ErrorMessage, r.inst.Context, r.inst.ActiveSeq = status, code, msg, string(vars), 0
+	r.inst.Status, r.inst.ErrorCode, r.inst.ErrorMessage, r.inst.Context = status, code, msg, string(vars)
 	if err := r.save(ctx, nil); err != nil {
 		return r.stopOr(ctx, fmt.Errorf("statemachine: instance %s: store its end: %w", r.inst.ID, err))
 	}

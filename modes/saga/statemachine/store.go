@@ -33,9 +33,9 @@ type instanceRow struct {
 	ParentID     string `gorm:"column:parent_id;size:128;not null;index"`
 	Status       string `gorm:"column:status;size:32;not null;index"`
 	CurrentState string `gorm:"column:current_state;size:255;not null"`
-	// ActiveSeq is the seq of the execution of CurrentState, 0 when it has
-	// none yet.
-	ActiveSeq    int    `gorm:"column:active_seq;not null"`
+	// NextSeq is the seq the next forward execution takes, as of the last
+	// transition: a forward execution with a seq at least NextSeq was
+	// started in CurrentState and is its execution.
 	NextSeq      int    `gorm:"column:next_seq;not null"`
 	Context      string `gorm:"column:context;type:text;not null"`
 	ErrorCode    string `gorm:"column:error_code;size:255;not null"`
@@ -109,22 +109,27 @@ func (s *store) instance(ctx context.Context, id string) (*instanceRow, error) {
 func (s *store) saveInstance(ctx context.Context, db *gorm.DB, r *instanceRow) error {
 	r.UpdatedAt = nowMs()
 	return db.WithContext(ctx).Model(&instanceRow{}).Where("id = ?", r.ID).Updates(map[string]any{
-		"status": r.Status, "current_state": r.CurrentState, "active_seq": r.ActiveSeq, "next_seq": r.NextSeq,
+		"status": r.Status, "current_state": r.CurrentState, "next_seq": r.NextSeq,
 		"context": r.Context, "error_code": r.ErrorCode, "error_message": r.ErrorMessage, "reported": r.Reported,
 		"updated_ms": r.UpdatedAt,
 	}).Error
 }
 
-// startExec inserts e and saves inst (whose NextSeq and ActiveSeq the caller
-// advanced) in one transaction.
-func (s *store) startExec(ctx context.Context, inst *instanceRow, e *execRow) error {
+// startExec inserts e; an execution with its key stored already is kept.
+func (s *store) startExec(ctx context.Context, e *execRow) error {
 	e.UpdatedAt = nowMs()
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(e).Error; err != nil {
-			return err
-		}
-		return s.saveInstance(ctx, tx, inst)
-	})
+	return s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(e).Error
+}
+
+// latestForward returns the instance's forward execution with the highest
+// seq, or nil when it has none.
+func (s *store) latestForward(ctx context.Context, instID string) (*execRow, error) {
+	var rows []execRow
+	err := s.db.WithContext(ctx).Where("instance_id = ? AND compensation = ?", instID, false).Order("seq DESC").Limit(1).Find(&rows).Error
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	return &rows[0], nil
 }
 
 func (s *store) exec(ctx context.Context, key string) (*execRow, error) {

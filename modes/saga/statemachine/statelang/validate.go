@@ -157,7 +157,7 @@ func (v *validator) serviceTask(name string, s *State) {
 		v.add(name, "TimeoutSeconds", "is %v; use 0 (no bound) or a positive number", s.TimeoutSeconds)
 	}
 	if s.IsForCompensation {
-		v.forbid(name, s, "Next", "CompensateState", "Catch")
+		v.forbid(name, s, "Next", "CompensateState", "Catch", "Retry")
 	} else {
 		if s.Next != "" {
 			v.target(name, "Next", s.Next)
