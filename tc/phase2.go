@@ -63,7 +63,7 @@ func (s *Server) attempt(ctx context.Context, g *GlobalSession) (tcv1.GlobalStat
 	// recorded so it is never repeated needlessly.
 	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.BranchTimeout)
 	defer wcancel()
-	if _, err := s.store.UpdateGlobal(wctx, g.XID, []tcv1.GlobalStatus{g.Status}, u); err != nil {
+	if err := s.store.UpdateGlobal(wctx, g.XID, []tcv1.GlobalStatus{g.Status}, u); err != nil {
 		return g.Status, fmt.Errorf("record phase 2 of %s: %w", g.XID, err)
 	}
 	if (next == tcv1.GlobalStatus_ROLLBACKED || next == tcv1.GlobalStatus_TIMEOUT_ROLLBACKED) && hasLocks(g) {
@@ -222,7 +222,7 @@ func (s *Server) startPhase2(ctx context.Context, xid string, to tcv1.GlobalStat
 	if to == tcv1.GlobalStatus_ASYNC_COMMITTING {
 		u = GlobalUpdate{Status: to}
 	}
-	if _, err := s.store.UpdateGlobal(ctx, xid, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, u); err != nil {
+	if err := s.store.UpdateGlobal(ctx, xid, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, u); err != nil {
 		return 0, err
 	}
 	g, err := s.store.GetGlobal(ctx, xid)

@@ -102,6 +102,9 @@ func (s *Server) Begin(ctx context.Context, req *tcv1.BeginRequest) (*tcv1.Begin
 // past its timeout is rolled back instead, and the answer is
 // FailedPrecondition with its rollback status.
 func (s *Server) Commit(ctx context.Context, req *tcv1.CommitRequest) (*tcv1.CommitResponse, error) {
+	if done, err := s.finishEmpty(ctx, req.GetXid(), tcv1.GlobalStatus_COMMITTED); done || err != nil {
+		return &tcv1.CommitResponse{Status: tcv1.GlobalStatus_COMMITTED}, err
+	}
 	g, err := s.load(ctx, req.GetXid())
 	if err != nil {
 		return nil, err
@@ -144,6 +147,9 @@ func (s *Server) Commit(ctx context.Context, req *tcv1.CommitRequest) (*tcv1.Com
 // is already rolling back or rolled back answers its status; rolling back one
 // that is committing or committed fails with FailedPrecondition.
 func (s *Server) Rollback(ctx context.Context, req *tcv1.RollbackRequest) (*tcv1.RollbackResponse, error) {
+	if done, err := s.finishEmpty(ctx, req.GetXid(), tcv1.GlobalStatus_ROLLBACKED); done || err != nil {
+		return &tcv1.RollbackResponse{Status: tcv1.GlobalStatus_ROLLBACKED}, err
+	}
 	g, err := s.load(ctx, req.GetXid())
 	if err != nil {
 		return nil, err
@@ -171,6 +177,22 @@ func (s *Server) Rollback(ctx context.Context, req *tcv1.RollbackRequest) (*tcv1
 			return nil, err
 		}
 	}
+}
+
+// finishEmpty ends xid in status in one write when the store can and the
+// transaction is in BEGIN with no branch and not past its timeout. It
+// reports false, and no error, whenever that does not apply: the caller
+// takes the general path, which also answers bad input.
+func (s *Server) finishEmpty(ctx context.Context, xid string, status tcv1.GlobalStatus) (bool, error) {
+	f, ok := s.store.(EmptyFinisher)
+	if !ok || gtx.ValidateXID(xid) != nil {
+		return false, nil
+	}
+	done, err := f.FinishEmpty(ctx, xid, status, s.now())
+	if err != nil {
+		return false, s.toStatus(err)
+	}
+	return done, nil
 }
 
 // canCommitAsync reports whether every branch of g may commit after the
@@ -215,7 +237,7 @@ func (s *Server) Report(ctx context.Context, req *tcv1.ReportRequest) (*tcv1.Rep
 	if g.Status == to {
 		return &tcv1.ReportResponse{Status: to}, nil
 	}
-	if _, err := s.store.UpdateGlobal(ctx, g.XID, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, GlobalUpdate{Status: to}); err != nil {
+	if err := s.store.UpdateGlobal(ctx, g.XID, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, GlobalUpdate{Status: to}); err != nil {
 		return nil, s.toStatus(err)
 	}
 	if err := s.locks.ReleaseGlobalLocks(ctx, g.XID); err != nil {
@@ -391,7 +413,7 @@ func (s *Server) Retry(ctx context.Context, req *tcv1.RetryRequest) (*tcv1.Retry
 	default:
 		return nil, status.Errorf(codes.FailedPrecondition, "tc: global transaction %s is %s; only COMMIT_FAILED and ROLLBACK_FAILED can be retried", g.XID, g.Status)
 	}
-	if _, err := s.store.UpdateGlobal(ctx, g.XID, []tcv1.GlobalStatus{g.Status}, GlobalUpdate{Status: to}); err != nil {
+	if err := s.store.UpdateGlobal(ctx, g.XID, []tcv1.GlobalStatus{g.Status}, GlobalUpdate{Status: to}); err != nil {
 		return nil, s.toStatus(err)
 	}
 	s.wake()

@@ -20,11 +20,11 @@ type Store interface {
 	// GetGlobal returns the session with its branches (oldest first), or
 	// ErrNotFound.
 	GetGlobal(ctx context.Context, xid string) (*GlobalSession, error)
-	// UpdateGlobal applies u only when the current status is one of from, and
-	// returns the session as it is afterwards (without branches). When the
-	// status is not one of from it changes nothing and returns a *StatusError
-	// carrying the current status; an unknown XID gives ErrNotFound.
-	UpdateGlobal(ctx context.Context, xid string, from []tcv1.GlobalStatus, u GlobalUpdate) (*GlobalSession, error)
+	// UpdateGlobal applies u only when the current status is one of from.
+	// When the status is not one of from it changes nothing and returns a
+	// *StatusError carrying the current status; an unknown XID gives
+	// ErrNotFound.
+	UpdateGlobal(ctx context.Context, xid string, from []tcv1.GlobalStatus, u GlobalUpdate) error
 	// AddBranch stores a branch only while its global session is in BEGIN;
 	// otherwise it changes nothing and returns a *StatusError (or ErrNotFound).
 	AddBranch(ctx context.Context, b *BranchSession) error
@@ -47,6 +47,17 @@ type Store interface {
 	DeleteFinished(ctx context.Context, before time.Time, limit int) (int, error)
 	// Ping checks that the store is reachable.
 	Ping(ctx context.Context) error
+}
+
+// EmptyFinisher is an optional Store capability: ending a transaction that
+// has no branch in one atomic write, which makes the common empty commit and
+// rollback cost one statement. The coordinator uses it when its Store has it.
+type EmptyFinisher interface {
+	// FinishEmpty moves xid from BEGIN to status when, atomically, it has no
+	// branch and its deadline (BeginTime plus Timeout) is not before now, and
+	// reports whether it did. It changes nothing and returns false
+	// otherwise, also for an unknown XID.
+	FinishEmpty(ctx context.Context, xid string, status tcv1.GlobalStatus, now time.Time) (bool, error)
 }
 
 // ListFilter selects sessions for Store.ListGlobals.

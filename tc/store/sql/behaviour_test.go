@@ -65,8 +65,7 @@ func TestInvalidInput(t *testing.T) {
 		{"long name", func() error { return s.CreateGlobal(ctx, &tc.GlobalSession{XID: "x1", Name: long}) }, sqlstore.ErrInvalidInput},
 		{"negative timeout", func() error { return s.CreateGlobal(ctx, &tc.GlobalSession{XID: "x2", Timeout: -1}) }, sqlstore.ErrInvalidInput},
 		{"long owner", func() error {
-			_, err := s.UpdateGlobal(ctx, "ok", []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, tc.GlobalUpdate{Status: tcv1.GlobalStatus_COMMITTING, Owner: long})
-			return err
+			return s.UpdateGlobal(ctx, "ok", []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, tc.GlobalUpdate{Status: tcv1.GlobalStatus_COMMITTING, Owner: long})
 		}, sqlstore.ErrInvalidInput},
 		{"long resource", func() error { return s.AddBranch(ctx, &tc.BranchSession{XID: "ok", BranchID: 1, ResourceID: long}) }, sqlstore.ErrInvalidInput},
 		{"negative list limit", func() error { _, err := s.ListGlobals(ctx, tc.ListFilter{Limit: -1}); return err }, sqlstore.ErrInvalidInput},
@@ -130,7 +129,7 @@ func workload(ctx context.Context, s *sqlstore.Store, worker, rounds int) error 
 		if err := s.AddBranch(ctx, &tc.BranchSession{XID: xid, BranchID: 1, Status: tcv1.BranchStatus_PHASE1_DONE}); err != nil {
 			return err
 		}
-		if _, err := s.UpdateGlobal(ctx, xid, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, tc.GlobalUpdate{Status: tcv1.GlobalStatus_COMMITTING}); err != nil {
+		if err := s.UpdateGlobal(ctx, xid, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, tc.GlobalUpdate{Status: tcv1.GlobalStatus_COMMITTING}); err != nil {
 			return err
 		}
 		if _, err := s.ClaimDue(ctx, fmt.Sprint("owner-", worker), tc.Phase2Statuses, time.Now(), time.Minute, 4); err != nil {
@@ -139,7 +138,7 @@ func workload(ctx context.Context, s *sqlstore.Store, worker, rounds int) error 
 		if err := s.UpdateBranch(ctx, xid, 1, tcv1.BranchStatus_PHASE2_COMMITTED, nil); err != nil {
 			return err
 		}
-		if _, err := s.UpdateGlobal(ctx, xid, tc.Phase2Statuses, tc.GlobalUpdate{Status: tcv1.GlobalStatus_COMMITTED}); err != nil {
+		if err := s.UpdateGlobal(ctx, xid, tc.Phase2Statuses, tc.GlobalUpdate{Status: tcv1.GlobalStatus_COMMITTED}); err != nil {
 			return err
 		}
 		if err := s.ReleaseGlobalLocks(ctx, xid); err != nil {
@@ -275,7 +274,7 @@ func TestConflictHolderStatus(t *testing.T) {
 			if err := errors.Join(s.AcquireLocks(ctx, "holder", 1, key), s.AcquireLocks(ctx, "no-session", 1, orphan)); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.UpdateGlobal(ctx, "holder", []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, tc.GlobalUpdate{Status: tcv1.GlobalStatus_ROLLBACKING}); err != nil {
+			if err := s.UpdateGlobal(ctx, "holder", []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, tc.GlobalUpdate{Status: tcv1.GlobalStatus_ROLLBACKING}); err != nil {
 				t.Fatal(err)
 			}
 			tests := []struct {

@@ -27,7 +27,7 @@ func BenchmarkCreateUpdate(b *testing.B) {
 				if err := s.AddBranch(ctx, &tc.BranchSession{XID: xid, BranchID: 1, Type: tcv1.BranchType_AT, ResourceID: "db", LockKeys: "t:1", Status: tcv1.BranchStatus_PHASE1_DONE}); err != nil {
 					b.Fatal(err)
 				}
-				if _, err := s.UpdateGlobal(ctx, xid, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, tc.GlobalUpdate{Status: tcv1.GlobalStatus_COMMITTING}); err != nil {
+				if err := s.UpdateGlobal(ctx, xid, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, tc.GlobalUpdate{Status: tcv1.GlobalStatus_COMMITTING}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -46,15 +46,19 @@ func Example() {
 	}
 
 	// Commit: only a session still in BEGIN may be committed.
-	g, err := s.UpdateGlobal(ctx, "tc-1:42", []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN},
+	err = s.UpdateGlobal(ctx, "tc-1:42", []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN},
 		tc.GlobalUpdate{Status: tcv1.GlobalStatus_COMMITTING})
+	if err != nil {
+		log.Fatal(err)
+	}
+	g, err := s.GetGlobal(ctx, "tc-1:42")
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(g.XID, g.Status)
 
 	// A rollback racing the commit finds it decided.
-	_, err = s.UpdateGlobal(ctx, "tc-1:42", []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN},
+	err = s.UpdateGlobal(ctx, "tc-1:42", []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN},
 		tc.GlobalUpdate{Status: tcv1.GlobalStatus_ROLLBACKING})
 	fmt.Println(errors.Is(err, tc.ErrStatusConflict))
 	// Output:

@@ -45,6 +45,10 @@ type globalRow struct {
 	Owner       string `gorm:"column:owner;size:255;not null"`
 	LeaseUntil  int64  `gorm:"column:lease_until;not null"`
 	Version     int64  `gorm:"column:version;not null"`
+	// BranchCount counts the branches AddBranch stored. AddBranch bumps it
+	// in the global row itself, so that FinishEmpty's single conditional
+	// UPDATE of that row sees every branch, in every database.
+	BranchCount int64 `gorm:"column:branch_count;not null;default:0"`
 }
 
 func (globalRow) TableName() string { return globalTable }
@@ -59,6 +63,7 @@ type branchRow struct {
 	ApplicationData []byte `gorm:"column:application_data;size:16777215;not null"`
 	Status          int32  `gorm:"column:status;not null"`
 	CreateTime      int64  `gorm:"column:create_time;not null"`
+	AsyncCommit     bool   `gorm:"column:async_commit;not null;default:false"`
 }
 
 func (branchRow) TableName() string { return branchTable }
@@ -115,8 +120,9 @@ func (r *branchRow) branch() *tc.BranchSession {
 		Type:       tcv1.BranchType(r.Type),
 		ResourceID: r.ResourceID,
 		LockKeys:   r.LockKeys,
-		Status:     tcv1.BranchStatus(r.Status),
-		CreateTime: fromMicros(r.CreateTime),
+		Status:      tcv1.BranchStatus(r.Status),
+		CreateTime:  fromMicros(r.CreateTime),
+		AsyncCommit: r.AsyncCommit,
 	}
 	if len(r.ApplicationData) > 0 {
 		b.ApplicationData = r.ApplicationData

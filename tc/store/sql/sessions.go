@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/gtx-io/gtx"
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
@@ -45,16 +44,6 @@ func checkXID(xid string) error {
 		return fmt.Errorf("%w: %w", ErrInvalidInput, err)
 	}
 	return nil
-}
-
-// forUpdate locks the rows a query reads until the transaction ends, where
-// the dialect supports it; a SQLite write transaction holds the whole
-// database already.
-func (s *Store) forUpdate(tx *gorm.DB) *gorm.DB {
-	if s.dialect == DriverSQLite {
-		return tx
-	}
-	return tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
 }
 
 // transact runs fn in a transaction, and again (up to maxAttempts times)
@@ -140,14 +129,15 @@ func (s *Store) branches(db *gorm.DB, xids []string) (map[string][]*tc.BranchSes
 }
 
 // UpdateGlobal applies u when the status is one of from, in one conditional
-// UPDATE, and reads the session back in the same transaction.
-func (s *Store) UpdateGlobal(ctx context.Context, xid string, from []tcv1.GlobalStatus, u tc.GlobalUpdate) (*tc.GlobalSession, error) {
+// UPDATE; only when it matches no row does it read the row, to tell a
+// missing session from a status conflict.
+func (s *Store) UpdateGlobal(ctx context.Context, xid string, from []tcv1.GlobalStatus, u tc.GlobalUpdate) error {
 	if err := errors.Join(checkLen("Owner", u.Owner, maxNameLen), checkLen("LastError", u.LastError, MaxLastErrorLen)); err != nil {
-		return nil, fmt.Errorf("sqlstore: update global session %s: %w", xid, err)
+		return fmt.Errorf("sqlstore: update global session %s: %w", xid, err)
 	}
-	var row globalRow
-	err := s.transact(ctx, func(tx *gorm.DB) error {
-		res := tx.Model(&globalRow{}).Where("xid = ? AND status IN ?", xid, statusValues(from)).Updates(map[string]any{
+	err := retry(ctx, s.log, func() error {
+		db := s.db.WithContext(ctx)
+		res := db.Model(&globalRow{}).Where("xid = ? AND status IN ?", xid, statusValues(from)).Updates(map[string]any{
 			"status":       int32(u.Status),
 			"attempts":     int64(u.Attempts),
 			"next_attempt": micros(u.NextAttempt),
@@ -159,29 +149,49 @@ func (s *Store) UpdateGlobal(ctx context.Context, xid string, from []tcv1.Global
 			// rows even on MySQL, which otherwise counts changed ones.
 			"version": gorm.Expr("version + 1"),
 		})
-		if res.Error != nil {
+		if res.Error != nil || res.RowsAffected > 0 {
 			return res.Error
 		}
-		if err := tx.Where("xid = ?", xid).Take(&row).Error; err != nil {
-			if errors.Is(err, gorm.ErrRecordNotFound) {
-				return tc.ErrNotFound
-			}
-			return err
-		}
-		if res.RowsAffected == 0 {
-			return &tc.StatusError{XID: xid, Status: tcv1.GlobalStatus(row.Status)}
-		}
-		return nil
+		return s.statusConflict(db, xid)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: update global session %s to %v: %w", xid, u.Status, err)
+		return fmt.Errorf("sqlstore: update global session %s to %v: %w", xid, u.Status, err)
 	}
-	return row.session(), nil
+	return nil
 }
 
-// AddBranch stores b while its global session is in BEGIN. It locks the
-// global row (SELECT ... FOR UPDATE) so that a concurrent status change
-// waits for the branch, or the branch for the status change.
+// statusConflict explains why a conditional UPDATE of xid matched no row:
+// tc.ErrNotFound, or a *tc.StatusError with the current status.
+func (s *Store) statusConflict(db *gorm.DB, xid string) error {
+	var row globalRow
+	if err := db.Select("status").Where("xid = ?", xid).Take(&row).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return tc.ErrNotFound
+		}
+		return err
+	}
+	return &tc.StatusError{XID: xid, Status: tcv1.GlobalStatus(row.Status)}
+}
+
+// FinishEmpty implements tc.EmptyFinisher: one conditional UPDATE moves a
+// BEGIN session with no branch, not past its deadline, to status.
+func (s *Store) FinishEmpty(ctx context.Context, xid string, status tcv1.GlobalStatus, now time.Time) (bool, error) {
+	var done bool
+	err := retry(ctx, s.log, func() error {
+		res := s.db.WithContext(ctx).Model(&globalRow{}).
+			Where("xid = ? AND status = ? AND branch_count = 0 AND deadline >= ?", xid, int32(tcv1.GlobalStatus_BEGIN), micros(now)).
+			Updates(map[string]any{"status": int32(status), "update_time": micros(time.Now()), "version": gorm.Expr("version + 1")})
+		done = res.RowsAffected > 0
+		return res.Error
+	})
+	if err != nil {
+		return false, fmt.Errorf("sqlstore: finish empty session %s as %v: %w", xid, status, err)
+	}
+	return done, nil
+}
+
+// AddBranch stores b while its global session is in BEGIN, counting it in
+// the global row in the same transaction.
 func (s *Store) AddBranch(ctx context.Context, b *tc.BranchSession) error {
 	if err := errors.Join(checkXID(b.XID), checkLen("ResourceID", b.ResourceID, maxNameLen)); err != nil {
 		return fmt.Errorf("sqlstore: add branch: %w", err)
@@ -203,17 +213,19 @@ func (s *Store) AddBranch(ctx context.Context, b *tc.BranchSession) error {
 		ApplicationData: data,
 		Status:          int32(b.Status),
 		CreateTime:      micros(created),
+		AsyncCommit:     b.AsyncCommit,
 	}
 	err := s.transact(ctx, func(tx *gorm.DB) error {
-		var g globalRow
-		if err := s.forUpdate(tx.Select("status")).Where("xid = ?", b.XID).Take(&g).Error; err != nil {
-			if errors.Is(err, gorm.ErrRecordNotFound) {
-				return tc.ErrNotFound
-			}
-			return err
+		// Counting the branch in the global row locks that row until the
+		// transaction ends, so a concurrent status change waits for the
+		// branch, or the branch for the status change.
+		res := tx.Model(&globalRow{}).Where("xid = ? AND status = ?", b.XID, int32(tcv1.GlobalStatus_BEGIN)).
+			Updates(map[string]any{"branch_count": gorm.Expr("branch_count + 1"), "version": gorm.Expr("version + 1")})
+		if res.Error != nil {
+			return res.Error
 		}
-		if g.Status != int32(tcv1.GlobalStatus_BEGIN) {
-			return &tc.StatusError{XID: b.XID, Status: tcv1.GlobalStatus(g.Status)}
+		if res.RowsAffected == 0 {
+			return s.statusConflict(tx, b.XID)
 		}
 		if err := tx.Create(&row).Error; err != nil {
 			if isDuplicateKey(err) {

@@ -36,6 +36,9 @@ func RunStore(t *testing.T, newStore func(t *testing.T) tc.Store) {
 		{"ClaimDueExclusive", testClaimDueExclusive},
 		{"ListTimedOut", testListTimedOut},
 		{"DeleteFinished", testDeleteFinished},
+		{"FinishEmpty", testFinishEmpty},
+		{"FinishEmptyRacingAddBranch", testFinishEmptyRace},
+		{"AsyncCommitRoundTrip", testAsyncCommit},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore(t)) })
@@ -75,14 +78,13 @@ func mustGet(t *testing.T, s tc.Store, xid string) *tc.GlobalSession {
 }
 
 // mustUpdate applies u whatever the current status, and returns the session
-// as the store returned it.
+// as the store has it afterwards.
 func mustUpdate(t *testing.T, s tc.Store, xid string, u tc.GlobalUpdate) *tc.GlobalSession {
 	t.Helper()
-	g, err := s.UpdateGlobal(t.Context(), xid, allStatuses, u)
-	if err != nil {
+	if err := s.UpdateGlobal(t.Context(), xid, allStatuses, u); err != nil {
 		t.Fatalf("UpdateGlobal(%s, %v): %v", xid, u.Status, err)
 	}
-	return g
+	return mustGet(t, s, xid)
 }
 
 // wantStatusError fails t unless err is a *tc.StatusError for xid in status.
@@ -181,7 +183,7 @@ func testUpdateGlobal(t *testing.T, s tc.Store) {
 			if tt.unknown {
 				xid = newXID("unknown")
 			}
-			got, err := s.UpdateGlobal(t.Context(), xid, tt.from, tt.update)
+			err := s.UpdateGlobal(t.Context(), xid, tt.from, tt.update)
 			switch {
 			case tt.unknown:
 				if !errors.Is(err, tc.ErrNotFound) {
@@ -194,10 +196,8 @@ func testUpdateGlobal(t *testing.T, s tc.Store) {
 					t.Fatalf("UpdateGlobal: %v", err)
 				}
 				want = applyUpdate(want, tt.update)
+				got := mustGet(t, s, g.XID)
 				checkGlobal(t, &want, got)
-				if len(got.Branches) != 0 {
-					t.Errorf("UpdateGlobal returned %d branches, want none", len(got.Branches))
-				}
 				if got.UpdateTime.IsZero() {
 					t.Error("UpdateTime is zero after UpdateGlobal")
 				}
@@ -229,7 +229,7 @@ func testUpdateGlobalConcurrent(t *testing.T, s tc.Store) {
 	for i := range callers {
 		wg.Go(func() {
 			<-start
-			_, errs[i] = s.UpdateGlobal(t.Context(), g.XID, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN},
+			errs[i] = s.UpdateGlobal(t.Context(), g.XID, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN},
 				tc.GlobalUpdate{Status: targets[i%2], LastError: fmt.Sprint("caller ", i)})
 		})
 	}
@@ -348,7 +348,7 @@ func testAddBranchRace(t *testing.T, s tc.Store) {
 	)
 	wg.Go(func() {
 		<-start
-		_, updErr = s.UpdateGlobal(t.Context(), g.XID, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN},
+		updErr = s.UpdateGlobal(t.Context(), g.XID, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN},
 			tc.GlobalUpdate{Status: tcv1.GlobalStatus_ROLLBACKING})
 		if updErr == nil {
 			afterUpd, updErr = s.GetGlobal(t.Context(), g.XID)
@@ -630,7 +630,7 @@ func testClaimDueReleased(t *testing.T, s tc.Store) {
 	if got := claim(t, s, "replica-b", t0, time.Hour, 10); len(got) != 0 {
 		t.Fatalf("replica-b claimed %v while replica-a holds the lease", xids(got))
 	}
-	_, err := s.UpdateGlobal(t.Context(), g.XID, []tcv1.GlobalStatus{tcv1.GlobalStatus_COMMITTING},
+	err := s.UpdateGlobal(t.Context(), g.XID, []tcv1.GlobalStatus{tcv1.GlobalStatus_COMMITTING},
 		tc.GlobalUpdate{Status: tcv1.GlobalStatus_COMMIT_RETRYING, Attempts: 1, NextAttempt: t0.Add(time.Second)})
 	if err != nil {
 		t.Fatalf("UpdateGlobal releasing the lease: %v", err)
@@ -815,5 +815,114 @@ func testDeleteFinished(t *testing.T, s tc.Store) {
 		if len(got.Branches) != 1 {
 			t.Errorf("kept %s (%v) has %d branches, want 1", g.XID, got.Status, len(got.Branches))
 		}
+	}
+}
+
+// testFinishEmpty checks tc.EmptyFinisher where the store has it.
+func testFinishEmpty(t *testing.T, s tc.Store) {
+	f, ok := s.(tc.EmptyFinisher)
+	if !ok {
+		t.Skip("the store does not implement tc.EmptyFinisher")
+	}
+	now := time.Now()
+	empty := newGlobal("empty", now, time.Minute)
+	mustCreate(t, s, empty)
+	withBranch := newGlobal("branch", now, time.Minute)
+	mustCreate(t, s, withBranch)
+	mustAddBranch(t, s, newBranch(withBranch.XID, now, nil))
+	expired := newGlobal("expired", now.Add(-time.Hour), time.Minute)
+	mustCreate(t, s, expired)
+	decided := newGlobal("decided", now, time.Minute)
+	mustCreate(t, s, decided)
+	mustUpdate(t, s, decided.XID, tc.GlobalUpdate{Status: tcv1.GlobalStatus_ROLLBACKING})
+
+	tests := []struct {
+		name string
+		xid  string
+		want bool
+		then tcv1.GlobalStatus
+	}{
+		{"empty", empty.XID, true, tcv1.GlobalStatus_COMMITTED},
+		{"again", empty.XID, false, tcv1.GlobalStatus_COMMITTED},
+		{"with a branch", withBranch.XID, false, tcv1.GlobalStatus_BEGIN},
+		{"past its deadline", expired.XID, false, tcv1.GlobalStatus_BEGIN},
+		{"not in BEGIN", decided.XID, false, tcv1.GlobalStatus_ROLLBACKING},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := f.FinishEmpty(t.Context(), tt.xid, tcv1.GlobalStatus_COMMITTED, now)
+			if err != nil || got != tt.want {
+				t.Fatalf("FinishEmpty = %v, %v; want %v", got, err, tt.want)
+			}
+			if st := mustGet(t, s, tt.xid).Status; st != tt.then {
+				t.Fatalf("status %s afterwards, want %s", st, tt.then)
+			}
+		})
+	}
+	if got, err := f.FinishEmpty(t.Context(), newXID("unknown"), tcv1.GlobalStatus_COMMITTED, now); err != nil || got {
+		t.Fatalf("FinishEmpty(unknown) = %v, %v; want false, nil", got, err)
+	}
+}
+
+// testFinishEmptyRace races FinishEmpty against AddBranch on fresh sessions:
+// either the branch is stored and the session stays in BEGIN, or the session
+// finished and the branch was refused; never both.
+func testFinishEmptyRace(t *testing.T, s tc.Store) {
+	f, ok := s.(tc.EmptyFinisher)
+	if !ok {
+		t.Skip("the store does not implement tc.EmptyFinisher")
+	}
+	for i := 0; i < 20; i++ {
+		g := newGlobal("race", time.Now(), time.Minute)
+		mustCreate(t, s, g)
+		var (
+			wg       sync.WaitGroup
+			finished bool
+			finErr   error
+			addErr   error
+		)
+		start := make(chan struct{})
+		wg.Go(func() {
+			<-start
+			finished, finErr = f.FinishEmpty(t.Context(), g.XID, tcv1.GlobalStatus_ROLLBACKED, time.Now())
+		})
+		wg.Go(func() {
+			<-start
+			addErr = s.AddBranch(t.Context(), newBranch(g.XID, time.Now(), nil))
+		})
+		close(start)
+		wg.Wait()
+		if finErr != nil {
+			t.Fatalf("FinishEmpty: %v", finErr)
+		}
+		after := mustGet(t, s, g.XID)
+		switch {
+		case finished && addErr == nil:
+			t.Fatalf("round %d: the session finished and a branch was stored too", i)
+		case finished:
+			wantStatusError(t, addErr, g.XID, tcv1.GlobalStatus_ROLLBACKED)
+			if len(after.Branches) != 0 {
+				t.Fatalf("round %d: refused branch stored", i)
+			}
+		case addErr != nil:
+			t.Fatalf("round %d: neither finished nor stored the branch: %v", i, addErr)
+		default:
+			if after.Status != tcv1.GlobalStatus_BEGIN || len(after.Branches) != 1 {
+				t.Fatalf("round %d: %s with %d branches", i, after.Status, len(after.Branches))
+			}
+		}
+	}
+}
+
+// testAsyncCommit checks that a branch's AsyncCommit flag is kept.
+func testAsyncCommit(t *testing.T, s tc.Store) {
+	g := newGlobal("async", time.Now(), time.Minute)
+	mustCreate(t, s, g)
+	b := newBranch(g.XID, time.Now(), nil)
+	b.AsyncCommit = true
+	mustAddBranch(t, s, b)
+	got := mustGet(t, s, g.XID)
+	if len(got.Branches) != 1 || !got.Branches[0].AsyncCommit {
+		t.Fatalf("AsyncCommit lost: %+v", got.Branches)
 	}
 }
