@@ -115,11 +115,11 @@ func (r *globalRow) session() *tc.GlobalSession {
 
 func (r *branchRow) branch() *tc.BranchSession {
 	b := &tc.BranchSession{
-		XID:        r.XID,
-		BranchID:   r.BranchID,
-		Type:       tcv1.BranchType(r.Type),
-		ResourceID: r.ResourceID,
-		LockKeys:   r.LockKeys,
+		XID:         r.XID,
+		BranchID:    r.BranchID,
+		Type:        tcv1.BranchType(r.Type),
+		ResourceID:  r.ResourceID,
+		LockKeys:    r.LockKeys,
 		Status:      tcv1.BranchStatus(r.Status),
 		CreateTime:  fromMicros(r.CreateTime),
 		AsyncCommit: r.AsyncCommit,
