@@ -18,6 +18,8 @@ type queries struct {
 	move string
 	// status reads the status of (xid, branch_id), locking the row.
 	status string
+	// peek reads the status of (xid, branch_id) without locking.
+	peek string
 	// clean deletes at most a batch of finished rows updated before a time:
 	// (updated_at, limit).
 	clean string
@@ -57,9 +59,12 @@ func newQueries(d Dialect, table string) queries {
 	if q.suspend == "" {
 		q.suspend = q.insert
 	}
+	q.peek = "SELECT status FROM " + table + " WHERE xid = ? AND branch_id = ?"
 	q.move = "UPDATE " + table + " SET status = ?, updated_at = ? WHERE xid = ? AND branch_id = ? AND status = ?"
 	if d == Postgres {
-		q.insert, q.suspend, q.move, q.status, q.clean = numbered(q.insert), numbered(q.suspend), numbered(q.move), numbered(q.status), numbered(q.clean)
+		for _, p := range []*string{&q.insert, &q.suspend, &q.move, &q.status, &q.peek, &q.clean} {
+			*p = numbered(*p)
+		}
 	}
 	return q
 }
