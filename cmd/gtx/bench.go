@@ -69,7 +69,7 @@ the baseline. The coordinator is an embedded one on SQLite in a temporary
 directory unless --tc names a running one.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			res, err := runSagaBench(cmd.Context(), c, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn + 4})))
+			res, err := runSagaBench(cmd.Context(), c, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError + 4})))
 			if err != nil {
 				return err
 			}
@@ -331,9 +331,14 @@ func (e *benchEnv) engineSaga(ctx context.Context, log *slog.Logger) (func(ctx c
 	if err != nil {
 		return nil, err
 	}
-	if sqlDB, err := db.DB(); err == nil {
-		e.closers = append(e.closers, func() { sqlDB.Close() })
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, err
 	}
+	// SQLite has one writer: queueing for one connection in the pool is
+	// fairer and faster than many connections retrying on SQLITE_BUSY.
+	sqlDB.SetMaxOpenConns(1)
+	e.closers = append(e.closers, func() { sqlDB.Close() })
 	cfg := statemachine.DefaultConfig()
 	cfg.DB = db
 	cfg.Coordinator = e.tc
