@@ -21,6 +21,8 @@ import (
 type Config struct {
 	// DB stores instances and state executions (SQLite through
 	// github.com/glebarez/sqlite, MySQL or PostgreSQL). Start migrates it.
+	// On SQLite, a pool of one connection (SetMaxOpenConns(1)) serves
+	// concurrent instances best: SQLite has one writer.
 	DB *gorm.DB
 	// Coordinator, when set, gives each instance its XID (Begin) and is
 	// told its final status (Report: COMMITTED or ROLLBACKED). Nil runs

@@ -239,3 +239,53 @@ func TestNATSFailedReplyCompensates(t *testing.T) {
 		t.Fatalf("commands %v, want book then cancel", seen)
 	}
 }
+
+const natsTimeoutJSON = `{
+  "Name": "slow",
+  "StartState": "Book",
+  "States": {
+    "Book": {"Type": "ServiceTask", "ServiceName": "shipping", "ServiceMethod": "book", "TimeoutSeconds": 0.2,
+             "Retry": [{"Exceptions": ["Timeout"], "IntervalSeconds": 0.01, "MaxAttempts": 5}],
+             "Output": {"tracking": "$.tracking"}, "Next": "Done"},
+    "Done": {"Type": "Succeed"}
+  }
+}`
+
+// TestNATSTimeoutRetryIgnoresStaleReply: the first command gets no reply in
+// time, so the step is retried with a new attempt; the reply to the first
+// attempt, arriving late, is ignored. (Should a busy machine let a later
+// attempt time out too, the next one is answered the same way.)
+func TestNATSTimeoutRetryIgnoresStaleReply(t *testing.T) {
+	n := newNATSEnv(t, gtxtest.StartNATS(t))
+	ctx := ctxTimeout(t)
+	var mu sync.Mutex
+	var first *sm.Command
+	n.worker(t, func(c *sm.Command) {
+		mu.Lock()
+		defer mu.Unlock()
+		if c.Attempt == 1 {
+			first = c // answered only after the second attempt
+			return
+		}
+		if err := first.Reply(ctx, n.js, json.RawMessage(`{"tracking":"stale"}`), nil); err != nil {
+			t.Errorf("Reply: %v", err)
+		}
+		if err := c.Reply(ctx, n.js, json.RawMessage(`{"tracking":"fresh"}`), nil); err != nil {
+			t.Errorf("Reply: %v", err)
+		}
+	})
+	e := newEngine(t, openSQLite(t, sqliteDSN(t)), n.config)
+	mustOK(t, e.Register(mustParse(t, natsTimeoutJSON)))
+	mustOK(t, e.RegisterAsyncService("shipping", sm.NATS(n.js, n.prefix+".cmd.shipping")))
+	mustOK(t, e.Start(ctx))
+	inst, err := e.Run(ctx, "slow", nil)
+	if err != nil {
+		t.Fatalf("Run: %v (%s)", err, describe(inst))
+	}
+	waitDrained(t, n.js, n.replyStream, "engine")
+	inst, err = e.Instance(ctx, inst.ID)
+	mustOK(t, err)
+	if inst.Context["tracking"] != "fresh" || inst.Executions[0].Attempts < 2 {
+		t.Fatalf("tracking %v after %d attempts, want fresh after 2 or more", inst.Context["tracking"], inst.Executions[0].Attempts)
+	}
+}
