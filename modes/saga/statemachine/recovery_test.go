@@ -1,10 +1,16 @@
 package statemachine_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
 	"slices"
+	"strings"
+	"syscall"
 	"testing"
 
 	sm "github.com/gtx-io/gtx/modes/saga/statemachine"
@@ -103,5 +109,81 @@ func mustOK(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// helperEnv, when set, makes TestKilledEngineHelper run an engine on the
+// SQLite file it names and block in task B: the process the kill test
+// kills.
+const helperEnv = "GTX_SAGA_KILL_HELPER_DSN"
+
+// TestKilledEngineHelper is the engine process of TestKilledEngineResumes;
+// it does nothing in a normal run.
+func TestKilledEngineHelper(t *testing.T) {
+	dsn := os.Getenv(helperEnv)
+	if dsn == "" {
+		t.Skip("helper process of TestKilledEngineResumes")
+	}
+	e := newEngine(t, openSQLite(t, dsn), nil)
+	mustOK(t, e.Register(mustParse(t, sprintf(restartJSON, sm.Forward))))
+	mustOK(t, e.RegisterService("svc", sm.ServiceFunc(func(ctx context.Context, tk sm.Task) (json.RawMessage, error) {
+		if tk.Method == "b" {
+			fmt.Printf("in-b %s %s\n", tk.InstanceID, tk.Key)
+			select {} // until killed
+		}
+		return nil, nil
+	})))
+	ctx := context.Background()
+	mustOK(t, e.Start(ctx))
+	_, err := e.StartInstance(ctx, "restart", nil)
+	mustOK(t, err)
+	select {}
+}
+
+// TestKilledEngineResumes kills (SIGKILL) a process running an engine
+// while a task is in flight, then starts an engine on the same SQLite file:
+// the instance finishes (RecoverStrategy Forward), B running again with the
+// same idempotency key.
+func TestKilledEngineResumes(t *testing.T) {
+	dsn := sqliteDSN(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKilledEngineHelper$", "-test.v")
+	cmd.Env = append(os.Environ(), helperEnv+"="+dsn)
+	out, err := cmd.StdoutPipe()
+	mustOK(t, err)
+	mustOK(t, cmd.Start())
+	killed := false
+	t.Cleanup(func() {
+		if !killed {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	var id, key string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) == 3 && f[0] == "in-b" {
+			id, key = f[1], f[2]
+			break
+		}
+	}
+	if id == "" {
+		t.Fatalf("the helper never reached B: %v", sc.Err())
+	}
+	mustOK(t, cmd.Process.Signal(syscall.SIGKILL))
+	_ = cmd.Wait()
+	killed = true
+
+	j := &journal{}
+	e := newEngine(t, openSQLite(t, dsn), nil)
+	mustOK(t, e.Register(mustParse(t, sprintf(restartJSON, sm.Forward))))
+	mustOK(t, e.RegisterService("svc", recorder(j, nil)))
+	ctx := ctxTimeout(t)
+	mustOK(t, e.Start(ctx))
+	inst, err := e.Wait(ctx, id)
+	if err != nil {
+		t.Fatalf("Wait: %v (%s)", err, describe(inst))
+	}
+	if got := j.list(); !slices.Equal(got, []string{"b", "c"}) || j.keys[0] != key {
+		t.Fatalf("calls after the restart %v with keys %v, want b (key %s), c", got, j.keys, key)
 	}
 }
