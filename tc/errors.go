@@ -18,6 +18,10 @@ var (
 	ErrStatusConflict = errors.New("tc: global transaction status does not allow this")
 	// ErrLockConflict is matched by a *LockConflictError.
 	ErrLockConflict = errors.New("tc: global row lock held by another transaction")
+	// ErrTimedOut is returned by Store.AddBranch for a session still in
+	// BEGIN whose deadline (BeginTime plus Timeout) is before the branch's
+	// CreateTime: the coordinator is about to roll it back.
+	ErrTimedOut = errors.New("tc: global transaction timed out")
 	// ErrInvalidLockKeys is returned for lock keys not in the
 	// "table:pk1,pk2;table2:pk3" form.
 	ErrInvalidLockKeys = errors.New("tc: invalid lock keys")

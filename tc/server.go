@@ -262,23 +262,16 @@ func (s *Server) RegisterBranch(ctx context.Context, req *tcv1.RegisterBranchReq
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	g, err := s.load(ctx, req.GetXid())
-	if err != nil {
-		return nil, err
-	}
-	if g.Status != tcv1.GlobalStatus_BEGIN {
-		return nil, s.toStatus(&StatusError{XID: g.XID, Status: g.Status})
-	}
-	if s.expired(g) {
-		s.wake()
-		return nil, status.Errorf(codes.FailedPrecondition, "tc: global transaction %s timed out after %v; it is being rolled back", g.XID, g.Timeout)
+	xid := req.GetXid()
+	if err := gtx.ValidateXID(xid); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	branchID, err := s.cfg.IDs.NextID()
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "tc: cannot generate a branch id, try another replica: %v", err)
 	}
 	b := &BranchSession{
-		XID:             g.XID,
+		XID:             xid,
 		BranchID:        branchID,
 		Type:            req.GetBranchType(),
 		ResourceID:      req.GetResourceId(),
@@ -288,16 +281,22 @@ func (s *Server) RegisterBranch(ctx context.Context, req *tcv1.RegisterBranchReq
 		CreateTime:      s.now(),
 		AsyncCommit:     req.GetAsyncCommit(),
 	}
+	// Locks first, then the branch: the store refuses the branch unless the
+	// transaction is still in BEGIN and within its timeout, and the locks of
+	// a refused branch are given back.
 	if len(locks) > 0 {
-		if err := s.locks.AcquireLocks(ctx, g.XID, b.BranchID, locks); err != nil {
+		if err := s.locks.AcquireLocks(ctx, xid, b.BranchID, locks); err != nil {
 			return nil, s.toStatus(s.withHolderStatus(ctx, err))
 		}
 	}
 	if err := s.store.AddBranch(ctx, b); err != nil {
 		if len(locks) > 0 {
-			if rerr := s.locks.ReleaseBranchLocks(context.WithoutCancel(ctx), g.XID, b.BranchID); rerr != nil {
-				s.log.Warn("release locks of refused branch", "xid", g.XID, "branch", b.BranchID, "err", rerr)
+			if rerr := s.locks.ReleaseBranchLocks(context.WithoutCancel(ctx), xid, b.BranchID); rerr != nil {
+				s.log.Warn("release locks of refused branch", "xid", xid, "branch", b.BranchID, "err", rerr)
 			}
+		}
+		if errors.Is(err, ErrTimedOut) {
+			s.wake()
 		}
 		return nil, s.toStatus(err)
 	}
@@ -459,6 +458,8 @@ func (s *Server) toStatus(err error) error {
 			Metadata: map[string]string{"xid": se.XID, "status": se.Status.String()},
 		})
 		return st.Err()
+	case errors.Is(err, ErrTimedOut):
+		return status.Error(codes.FailedPrecondition, "tc: the global transaction timed out; it is being rolled back")
 	case errors.Is(err, ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, ErrInvalidLockKeys):

@@ -25,8 +25,10 @@ type Store interface {
 	// *StatusError carrying the current status; an unknown XID gives
 	// ErrNotFound.
 	UpdateGlobal(ctx context.Context, xid string, from []tcv1.GlobalStatus, u GlobalUpdate) error
-	// AddBranch stores a branch only while its global session is in BEGIN;
-	// otherwise it changes nothing and returns a *StatusError (or ErrNotFound).
+	// AddBranch stores a branch only while its global session is in BEGIN and
+	// b.CreateTime is not after the session's deadline (BeginTime plus
+	// Timeout); otherwise it changes nothing and returns a *StatusError,
+	// ErrTimedOut or ErrNotFound.
 	AddBranch(ctx context.Context, b *BranchSession) error
 	// UpdateBranch sets a branch's status, and its application data when data
 	// is not nil. An unknown branch gives ErrNotFound.

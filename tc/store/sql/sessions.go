@@ -190,8 +190,8 @@ func (s *Store) FinishEmpty(ctx context.Context, xid string, status tcv1.GlobalS
 	return done, nil
 }
 
-// AddBranch stores b while its global session is in BEGIN, counting it in
-// the global row in the same transaction.
+// AddBranch stores b while its global session is in BEGIN and not past its
+// deadline, counting it in the global row in the same transaction.
 func (s *Store) AddBranch(ctx context.Context, b *tc.BranchSession) error {
 	if err := errors.Join(checkXID(b.XID), checkLen("ResourceID", b.ResourceID, maxNameLen)); err != nil {
 		return fmt.Errorf("sqlstore: add branch: %w", err)
@@ -219,13 +219,18 @@ func (s *Store) AddBranch(ctx context.Context, b *tc.BranchSession) error {
 		// Counting the branch in the global row locks that row until the
 		// transaction ends, so a concurrent status change waits for the
 		// branch, or the branch for the status change.
-		res := tx.Model(&globalRow{}).Where("xid = ? AND status = ?", b.XID, int32(tcv1.GlobalStatus_BEGIN)).
+		res := tx.Model(&globalRow{}).Where("xid = ? AND status = ? AND deadline >= ?", b.XID, int32(tcv1.GlobalStatus_BEGIN), micros(created)).
 			Updates(map[string]any{"branch_count": gorm.Expr("branch_count + 1"), "version": gorm.Expr("version + 1")})
 		if res.Error != nil {
 			return res.Error
 		}
 		if res.RowsAffected == 0 {
-			return s.statusConflict(tx, b.XID)
+			err := s.statusConflict(tx, b.XID)
+			var se *tc.StatusError
+			if errors.As(err, &se) && se.Status == tcv1.GlobalStatus_BEGIN {
+				return tc.ErrTimedOut
+			}
+			return err
 		}
 		if err := tx.Create(&row).Error; err != nil {
 			if isDuplicateKey(err) {

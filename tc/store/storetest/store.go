@@ -39,6 +39,7 @@ func RunStore(t *testing.T, newStore func(t *testing.T) tc.Store) {
 		{"FinishEmpty", testFinishEmpty},
 		{"FinishEmptyRacingAddBranch", testFinishEmptyRace},
 		{"AsyncCommitRoundTrip", testAsyncCommit},
+		{"AddBranchPastDeadline", testAddBranchPastDeadline},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore(t)) })
@@ -527,7 +528,8 @@ func testClaimDue(t *testing.T, s tc.Store) {
 		g := newGlobal(tag, t0.Add(-time.Hour), time.Minute)
 		mustCreate(t, s, g)
 		for i := range branches {
-			mustAddBranch(t, s, newBranch(g.XID, t0.Add(time.Duration(i)*time.Millisecond), []byte(tag)))
+			// Branches come within the session's timeout.
+			mustAddBranch(t, s, newBranch(g.XID, t0.Add(-time.Hour+time.Duration(i)*time.Millisecond), []byte(tag)))
 		}
 		if u.Status != tcv1.GlobalStatus_BEGIN {
 			mustUpdate(t, s, g.XID, u)
@@ -925,4 +927,22 @@ func testAsyncCommit(t *testing.T, s tc.Store) {
 	if len(got.Branches) != 1 || !got.Branches[0].AsyncCommit {
 		t.Fatalf("AsyncCommit lost: %+v", got.Branches)
 	}
+}
+
+// testAddBranchPastDeadline checks that a branch created after its session's
+// deadline is refused with tc.ErrTimedOut and changes nothing.
+func testAddBranchPastDeadline(t *testing.T, s tc.Store) {
+	begin := time.Now().Add(-time.Minute)
+	g := newGlobal("late", begin, time.Second)
+	mustCreate(t, s, g)
+	err := s.AddBranch(t.Context(), newBranch(g.XID, time.Now(), nil))
+	if !errors.Is(err, tc.ErrTimedOut) {
+		t.Fatalf("AddBranch past the deadline: %v, want tc.ErrTimedOut", err)
+	}
+	got := mustGet(t, s, g.XID)
+	if got.Status != tcv1.GlobalStatus_BEGIN || len(got.Branches) != 0 {
+		t.Fatalf("changed: %s with %d branches", got.Status, len(got.Branches))
+	}
+	// Within the deadline it is stored.
+	mustAddBranch(t, s, newBranch(g.XID, begin.Add(500*time.Millisecond), nil))
 }
