@@ -341,10 +341,30 @@ func (e *Engine) spawn(inst *instanceRow, recovering bool) {
 			e.mu.Unlock()
 			close(done)
 		}()
-		if err := e.drive(e.ctx, inst, recovering); err != nil && e.ctx.Err() == nil {
-			e.log.Error("instance stopped", "instance", inst.ID, "machine", inst.Machine, "xid", inst.XID, "err", err)
-		}
+		e.run(inst, recovering)
 	}()
+}
+
+// run drives inst until it ends or the engine closes. A failure to store
+// progress (the database unreachable, a definition missing) stops the
+// instance where it is; it is loaded again from the store and carried on
+// after a backoff, a task in flight running again with its key.
+func (e *Engine) run(inst *instanceRow, recovering bool) {
+	wait := time.Second
+	for {
+		err := e.drive(e.ctx, inst, recovering)
+		if err == nil || e.ctx.Err() != nil {
+			return
+		}
+		e.log.Error("instance stopped; retrying", "instance", inst.ID, "machine", inst.Machine, "xid", inst.XID, "in", wait, "err", err)
+		if sleep(e.ctx, wait) != nil {
+			return
+		}
+		wait = min(2*wait, 30*time.Second)
+		if fresh, err := e.store.instance(e.ctx, inst.ID); err == nil {
+			inst, recovering = fresh, false
+		}
+	}
 }
 
 // Wait waits until the instance id ends and returns it, with a

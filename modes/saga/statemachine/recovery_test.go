@@ -10,8 +10,11 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
+
+	"gorm.io/gorm"
 
 	sm "github.com/gtx-io/gtx/modes/saga/statemachine"
 )
@@ -185,5 +188,37 @@ func TestKilledEngineResumes(t *testing.T) {
 	}
 	if got := j.list(); !slices.Equal(got, []string{"b", "c"}) || j.keys[0] != key {
 		t.Fatalf("calls after the restart %v with keys %v, want b (key %s), c", got, j.keys, key)
+	}
+}
+
+// TestStoreFailureRetried: the transaction that stores A's success and the
+// move to B fails once (injected); the runner loads the instance again and
+// carries on, running A again with its key, and the instance succeeds.
+func TestStoreFailureRetried(t *testing.T) {
+	db := openSQLite(t, sqliteDSN(t))
+	var failed atomic.Bool
+	mustOK(t, db.Callback().Update().Before("gorm:update").Register("inject", func(tx *gorm.DB) {
+		if tx.Statement.Table == "gtx_saga_instances" && !failed.Load() {
+			if v, ok := tx.Statement.Dest.(map[string]any); ok && v["current_state"] == "B" {
+				failed.Store(true)
+				_ = tx.AddError(errors.New("injected: the database went away"))
+			}
+		}
+	}))
+	j := &journal{}
+	e := newEngine(t, db, nil)
+	mustOK(t, e.Register(mustParse(t, sprintf(restartJSON, sm.Compensate))))
+	mustOK(t, e.RegisterService("svc", recorder(j, nil)))
+	ctx := ctxTimeout(t)
+	mustOK(t, e.Start(ctx))
+	inst, err := e.Run(ctx, "restart", nil)
+	if err != nil {
+		t.Fatalf("Run: %v (%s)", err, describe(inst))
+	}
+	if !failed.Load() {
+		t.Fatal("the failure was never injected")
+	}
+	if got := j.list(); !slices.Equal(got, []string{"a", "a", "b", "c"}) || j.keys[0] != j.keys[1] {
+		t.Fatalf("calls %v with keys %v, want a twice with one key, then b, c", got, j.keys)
 	}
 }

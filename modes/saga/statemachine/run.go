@@ -112,7 +112,7 @@ func (r *runner) forward(ctx context.Context) error {
 		name := r.inst.CurrentState
 		st := r.def.States[name]
 		if st == nil {
-			return r.fail(ctx, CodeError, fmt.Sprintf("state %q is not in definition %q", name, r.def.Name))
+			return r.compensateAndFail(ctx, CodeError, fmt.Sprintf("state %q is not in definition %q", name, r.def.Name))
 		}
 		switch st.Type {
 		case Succeed:
@@ -128,7 +128,7 @@ func (r *runner) forward(ctx context.Context) error {
 				}
 			}
 			if next == "" {
-				return r.fail(ctx, CodeNoChoice, fmt.Sprintf("no choice of state %q holds and it has no Default", name))
+				return r.compensateAndFail(ctx, CodeNoChoice, fmt.Sprintf("no choice of state %q holds and it has no Default", name))
 			}
 			if err := r.transition(ctx, next); err != nil {
 				return err
@@ -209,7 +209,7 @@ func (r *runner) input(st *State) (json.RawMessage, error) {
 func (r *runner) after(ctx context.Context, st *State, x *execRow) error {
 	if x.Status == execSucceeded {
 		if err := r.output(st, x); err != nil {
-			return r.fail(ctx, CodeInput, fmt.Sprintf("state %q: output: %v", st.Type, err))
+			return r.compensateAndFail(ctx, CodeInput, fmt.Sprintf("state %q: output: %v", x.Name, err))
 		}
 		if st.Next == "" {
 			return r.finish(ctx, StatusSucceeded, "", "")
@@ -434,11 +434,6 @@ func (r *runner) runChild(ctx context.Context, st *State, x *execRow) error {
 		return r.stopOr(ctx, err)
 	}
 	return r.reload(ctx, x)
-}
-
-// fail compensates and ends the instance as failed.
-func (r *runner) fail(ctx context.Context, code, msg string) error {
-	return r.compensateAndFail(ctx, code, msg)
 }
 
 // finish ends the instance with status.
