@@ -242,14 +242,28 @@ func (r *runner) await(ctx context.Context, st *State, x *execRow, task Task, sv
 		defer t.Stop()
 		timeout = t.C
 	}
-	select {
-	case <-ch:
-	case <-timeout:
-		if _, err := r.e.store.finishExec(ctx, x.Key, x.Attempts, "", CodeTimeout, fmt.Sprintf("no reply within %vs", st.TimeoutSeconds)); err != nil {
-			return r.stopOr(ctx, err)
+	// The store is read again now and then besides: a reply applied by
+	// another process's consumer notifies no one here.
+	poll := time.NewTicker(replyPoll)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ch:
+		case <-poll.C:
+		case <-timeout:
+			if _, err := r.e.store.finishExec(ctx, x.Key, x.Attempts, "", CodeTimeout, fmt.Sprintf("no reply within %vs", st.TimeoutSeconds)); err != nil {
+				return r.stopOr(ctx, err)
+			}
+		case <-ctx.Done():
+			return errStopped
 		}
-	case <-ctx.Done():
-		return errStopped
+		attempt := x.Attempts
+		if err := r.reload(ctx, x); err != nil || x.Status != execRunning || x.Attempts != attempt {
+			return err
+		}
 	}
-	return r.reload(ctx, x)
 }
+
+// replyPoll is how often a task waiting for a reply reads its execution
+// again.
+const replyPoll = 2 * time.Second
