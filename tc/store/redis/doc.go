@@ -1,19 +1,61 @@
-// Package redisstore keeps the coordinator's global row locks in Redis: a
-// tc.LockStore whose acquisition of many keys is one Lua script, so it is
-// all-or-nothing and re-entrant for the same XID.
-//
-// Layout, under a configurable prefix:
-//
-//	<prefix>row:<len>:<resource><len>:<table><pk>  hash {x: xid, b: branch}
-//	<prefix>{<xid>}:rows                            set of the xid's row keys
-//	<prefix>{<xid>}:branch:<branchID>               set of the branch's row keys
-//	<prefix>{<xid>}:branches                        set of the xid's branch IDs
+// Package redisstore keeps the coordinator's state in Redis: Store is a
+// tc.Store (and tc.EmptyFinisher) for global and branch sessions, LockStore
+// a tc.LockStore for global row locks. Every change that depends on the
+// current state is one Lua script, so replicas sharing the server never
+// race.
 //
 // Usage:
 //
+//	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+//	store, err := redisstore.NewStore(rdb, redisstore.Config{Prefix: "gtx:tc:"})
+//	if err != nil { ... }
 //	locks, err := redisstore.NewLockStore(rdb, redisstore.Config{Prefix: "gtx:tc:"})
 //	if err != nil { ... }
-//	err = locks.AcquireLocks(ctx, xid, branchID, rowLocks)
-//	var conflict *tc.LockConflictError
-//	if errors.As(err, &conflict) { ... } // held by conflict.Lock.XID
+//	srv, err := tc.NewServer(cfg, store, locks)
+//
+// # Session layout
+//
+// Under the prefix P, a transaction's keys share its XID as hash tag, so on
+// a Redis Cluster they live in one slot and each session script runs there:
+//
+//	P{<xid>}:g   hash: the global session
+//	P{<xid>}:b   hash: its branches (per branch ID: fixed part, status, data)
+//
+// Four cross-session indexes are sorted sets of XIDs, each split into
+// Config.Buckets buckets by a hash of the XID; bucket n is P{ix<n>}:<index>,
+// one slot of its own, so the indexes spread over a cluster too:
+//
+//	list      every session, by begin time         (ListGlobals)
+//	deadline  sessions in BEGIN, by deadline       (ListTimedOut)
+//	due       sessions in phase 2, by next attempt (ClaimDue)
+//	done      finished sessions, by update time    (DeleteFinished)
+//
+// A session and its index entries live in different slots, so no script
+// can change both. The indexes are therefore hints that the session hash
+// overrules: a change of status adds the session to its new index before
+// the script and again after it, then removes it from the old one; readers
+// check every entry against the session in the session's own slot (a claim
+// is one script there, so no session goes to two owners) and repair entries
+// that are stale, removing before they re-read, so a concurrent change is
+// never undone. On a single server the index writes and the script go out
+// as one pipeline. A crash between two steps leaves at worst a stale entry,
+// which the next scan repairs; the window in which a crash and a concurrent
+// repair together could drop a phase-2 session from the due index is the
+// few microseconds between a status script and the write after it.
+//
+// ClaimDue finds only sessions in tc.Phase2Statuses, the ones the due index
+// holds.
+//
+// # Lock layout
+//
+//	P row:<len>:<resource><len>:<table><pk>  hash {x: xid, b: branch}
+//	P{<xid>}:rows                            set of the xid's row keys
+//	P{<xid>}:branch:<branchID>               set of the branch's row keys
+//	P{<xid>}:branches                        set of the xid's branch IDs
+//
+// Acquisition of many row locks is one script over every row key, which is
+// what makes it all-or-nothing; row keys of one call hash to any slot, so
+// LockStore needs a Redis that is not in cluster mode (a primary with
+// replicas, or Sentinel). Use it with a separate non-cluster Redis, or the
+// SQL lock store, when the sessions are on a cluster.
 package redisstore

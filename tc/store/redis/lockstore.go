@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -15,10 +17,28 @@ import (
 // without resource, table or primary key; nothing is changed.
 var ErrInvalidArgument = errors.New("redisstore: invalid argument")
 
-// Config configures a LockStore.
+// Config configures a Store or a LockStore.
 type Config struct {
-	// Prefix starts every key the store uses. Empty means "gtx:tc:".
+	// Prefix starts every key the store uses. Empty means "gtx:tc:". It
+	// must not contain '{' or '}', which would change the hash tags.
 	Prefix string
+	// Buckets is how many Redis Cluster slots each cross-session index of a
+	// Store is spread over; 0 means 8. Every replica sharing a store must
+	// use the same value.
+	Buckets int
+	// Logger receives warnings; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// prefix returns the key prefix to use, or an error for a bad one.
+func (c Config) prefix() (string, error) {
+	if strings.ContainsAny(c.Prefix, "{}") {
+		return "", fmt.Errorf("%w: prefix %q contains a brace", ErrInvalidArgument, c.Prefix)
+	}
+	if c.Prefix == "" {
+		return "gtx:tc:", nil
+	}
+	return c.Prefix, nil
 }
 
 // LockStore is a tc.LockStore on Redis. Each row lock is a hash holding the
@@ -42,9 +62,9 @@ func NewLockStore(rdb redis.UniversalClient, cfg Config) (*LockStore, error) {
 	if rdb == nil {
 		return nil, fmt.Errorf("%w: nil redis client", ErrInvalidArgument)
 	}
-	p := cfg.Prefix
-	if p == "" {
-		p = "gtx:tc:"
+	p, err := cfg.prefix()
+	if err != nil {
+		return nil, err
 	}
 	return &LockStore{rdb: rdb, prefix: p}, nil
 }

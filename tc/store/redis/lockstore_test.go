@@ -22,9 +22,34 @@ func redisAddr() string {
 	return "127.0.0.1:6379"
 }
 
-// newLockStore returns a store under a prefix of its own, whose keys are
-// deleted when the test ends.
+// newLockStore returns a lock store under a prefix of its own, whose keys
+// are deleted when the test ends.
 func newLockStore(t *testing.T) *redisstore.LockStore {
+	t.Helper()
+	rdb, prefix := newClient(t)
+	s, err := redisstore.NewLockStore(rdb, redisstore.Config{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// newStore returns a session store under a prefix of its own, whose keys are
+// deleted when the test ends; cfg.Prefix is replaced.
+func newStore(t *testing.T, cfg redisstore.Config) *redisstore.Store {
+	t.Helper()
+	rdb, prefix := newClient(t)
+	cfg.Prefix = prefix
+	s, err := redisstore.NewStore(rdb, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// newClient returns a client and a key prefix no other test uses; the keys
+// under the prefix are deleted and the client closed when the test ends.
+func newClient(t *testing.T) (*redis.Client, string) {
 	t.Helper()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
@@ -38,11 +63,7 @@ func newLockStore(t *testing.T) *redisstore.LockStore {
 		}
 		_ = rdb.Close()
 	})
-	s, err := redisstore.NewLockStore(rdb, redisstore.Config{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return rdb, prefix
 }
 
 func TestLockStoreConformance(t *testing.T) {

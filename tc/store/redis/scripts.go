@@ -61,16 +61,20 @@ redis.call('hset', KEYS[1], 's', ARGV[1], 'ut', ARGV[3])
 return 1
 `)
 
-// addBranchScript: ARGV branch ID, immutable part, status, data, BEGIN.
-// Returns {1}, {0, status} when the session is not in BEGIN, {-1} for an
-// unknown XID, {-2} for a branch ID in use.
+// addBranchScript: ARGV branch ID, immutable part, status, data, BEGIN,
+// creation time. Returns {1}, {0, status} when the session is not in BEGIN,
+// {-1} for an unknown XID, {-2} for a branch ID in use, {-3} when the
+// creation time is past the session's deadline.
 var addBranchScript = redis.NewScript(`
-local s = redis.call('hget', KEYS[1], 's')
-if not s then
+local c = redis.call('hmget', KEYS[1], 's', 'dl')
+if not c[1] then
 	return {-1}
 end
-if s ~= ARGV[5] then
-	return {0, s}
+if c[1] ~= ARGV[5] then
+	return {0, c[1]}
+end
+if tonumber(c[2]) < tonumber(ARGV[6]) then
+	return {-3}
 end
 if redis.call('hsetnx', KEYS[2], ARGV[1], ARGV[2]) == 0 then
 	return {-2}

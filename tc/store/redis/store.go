@@ -321,7 +321,7 @@ func (s *Store) AddBranch(ctx context.Context, b *tc.BranchSession) error {
 		return fmt.Errorf("redisstore: add branch %d to %s: %w", b.BranchID, b.XID, err)
 	}
 	res, err := addBranchScript.Run(ctx, s.rdb, s.keys(b.XID), b.BranchID, meta, int(b.Status),
-		b.ApplicationData, statusArg(tcv1.GlobalStatus_BEGIN)).Slice()
+		b.ApplicationData, statusArg(tcv1.GlobalStatus_BEGIN), micros(created)).Slice()
 	if err != nil {
 		return fmt.Errorf("redisstore: add branch %d to %s: %w", b.BranchID, b.XID, err)
 	}
@@ -330,6 +330,8 @@ func (s *Store) AddBranch(ctx context.Context, b *tc.BranchSession) error {
 		return fmt.Errorf("redisstore: add branch %d to %s: %w", b.BranchID, b.XID, tc.ErrNotFound)
 	case -2:
 		return fmt.Errorf("redisstore: add branch %d to %s: %w", b.BranchID, b.XID, ErrDuplicateBranch)
+	case -3:
+		return fmt.Errorf("redisstore: add branch %d to %s: %w", b.BranchID, b.XID, tc.ErrTimedOut)
 	case 0:
 		return &tc.StatusError{XID: b.XID, Status: parseStatus(res[1])}
 	}
