@@ -20,7 +20,6 @@ import (
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 	"github.com/gtx-io/gtx/idgen"
 	"github.com/gtx-io/gtx/tc"
-	sqlstore "github.com/gtx-io/gtx/tc/store/sql"
 )
 
 // tcConfig is the configuration of `gtx tc`, from a YAML file, GTX_*
@@ -31,6 +30,7 @@ type tcConfig struct {
 	NodeID         int64         `yaml:"node_id"`
 	StoreDriver    string        `yaml:"store_driver"`
 	StoreDSN       string        `yaml:"store_dsn"`
+	StorePrefix    string        `yaml:"store_prefix"`
 	DefaultTimeout time.Duration `yaml:"default_timeout"`
 	MaxTimeout     time.Duration `yaml:"max_timeout"`
 	BranchTimeout  time.Duration `yaml:"branch_timeout"`
@@ -67,8 +67,9 @@ func (c *tcConfig) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", c.Listen, "gRPC listen address (GTX_LISTEN)")
 	fs.StringVar(&c.ServerID, "server-id", c.ServerID, "name of this replica, unique per replica sharing a store (GTX_SERVER_ID)")
 	fs.Int64Var(&c.NodeID, "node-id", c.NodeID, "snowflake node ID 0-1023 for XIDs, unique per replica (GTX_NODE_ID)")
-	fs.StringVar(&c.StoreDriver, "store-driver", c.StoreDriver, "session store: sqlite, mysql or postgres (GTX_STORE_DRIVER)")
-	fs.StringVar(&c.StoreDSN, "store-dsn", c.StoreDSN, "session store DSN; for sqlite a file path (GTX_STORE_DSN)")
+	fs.StringVar(&c.StoreDriver, "store-driver", c.StoreDriver, "session store: sqlite, mysql, postgres or redis (GTX_STORE_DRIVER)")
+	fs.StringVar(&c.StoreDSN, "store-dsn", c.StoreDSN, "session store DSN; for sqlite a file path, for redis redis://host:port/db (GTX_STORE_DSN)")
+	fs.StringVar(&c.StorePrefix, "store-prefix", c.StorePrefix, "key prefix in a redis store; empty means gtx:tc: (GTX_STORE_PREFIX)")
 	fs.DurationVar(&c.DefaultTimeout, "default-timeout", c.DefaultTimeout, "timeout of a transaction that asks for none (GTX_DEFAULT_TIMEOUT)")
 	fs.DurationVar(&c.MaxTimeout, "max-timeout", c.MaxTimeout, "largest timeout a client may ask for (GTX_MAX_TIMEOUT)")
 	fs.DurationVar(&c.BranchTimeout, "branch-timeout", c.BranchTimeout, "bound on one phase-2 command to a resource manager (GTX_BRANCH_TIMEOUT)")
@@ -114,7 +115,11 @@ func applyEnv(fs *pflag.FlagSet) error {
 	return err
 }
 
-func newTCCmd() *cobra.Command {
+func newTCCmd() *cobra.Command { return tcCommand(runTC) }
+
+// tcCommand builds `gtx tc` around run, which gets the layered
+// configuration.
+func tcCommand(run func(context.Context, tcConfig) error) *cobra.Command {
 	cfg := defaultTCConfig()
 	var file string
 	cmd := &cobra.Command{
@@ -130,7 +135,7 @@ stops it gracefully.`,
 			if err := layerConfig(cmd.Flags(), file, &cfg); err != nil {
 				return err
 			}
-			return runTC(cmd.Context(), cfg)
+			return run(cmd.Context(), cfg)
 		},
 	}
 	cfg.bind(cmd.Flags())
@@ -182,11 +187,11 @@ func runTC(ctx context.Context, c tcConfig) error {
 	if err != nil {
 		return err
 	}
-	store, err := sqlstore.Open(ctx, sqlstore.Config{Driver: c.StoreDriver, DSN: c.StoreDSN, Logger: log})
+	store, locks, closeStores, err := openStores(ctx, c, log)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer closeStores()
 
 	tcfg := tc.DefaultConfig()
 	tcfg.ServerID = c.ServerID
@@ -201,7 +206,7 @@ func runTC(ctx context.Context, c tcConfig) error {
 	tcfg.Lease = c.Lease
 	tcfg.Retention = c.Retention
 	tcfg.Logger = log
-	srv, err := tc.NewServer(tcfg, store, store)
+	srv, err := tc.NewServer(tcfg, store, locks)
 	if err != nil {
 		return err
 	}
