@@ -1,0 +1,241 @@
+// Package account is the sample's account service: balances per user, read
+// over HTTP (GET /v1/accounts/{user}) and debited by the order service over
+// gRPC (samplev1.Account). A debit is an AT branch in mode "at", a TCC
+// action in mode "tcc" (Try freezes the amount: balance down, frozen up;
+// Confirm drops the frozen amount; Cancel gives it back), and an idempotent
+// local transaction with compensation in mode "saga".
+package account
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/http"
+
+	kerrors "github.com/go-kratos/kratos/v2/errors"
+	khttp "github.com/go-kratos/kratos/v2/transport/http"
+
+	"github.com/gtx-io/gtx/modes/tcc"
+	"github.com/gtx-io/gtx/samples/order-inventory/api/samplev1"
+	"github.com/gtx-io/gtx/samples/order-inventory/service"
+)
+
+// Seed data: users u1 to u100 with SeedBalance cents each.
+const (
+	SeedUsers   = 100
+	SeedBalance = 100000000
+)
+
+// Reasons of the errors Debit answers.
+const (
+	ReasonUnknownUser  = "UNKNOWN_USER"
+	ReasonInsufficient = "INSUFFICIENT_FUNDS"
+	ReasonFailed       = "FAILED_AS_ASKED"
+	ReasonBadRequest   = "BAD_REQUEST"
+	ReasonCompensate   = "STEP_COMPENSATED"
+	ReasonTryFailed    = "TRY_FAILED"
+)
+
+// FreezeAction is the TCC action's name: the resource ID its branches have.
+const FreezeAction = "account.freeze"
+
+// Account is the JSON of GET /v1/accounts/{user}. Balance is what the user
+// can spend; Frozen is held by TCC Trys whose transactions have not ended.
+type Account struct {
+	User    string `json:"user"`
+	Balance int64  `json:"balance"`
+	Frozen  int64  `json:"frozen"`
+}
+
+// Freeze is the TCC action's request.
+type Freeze struct {
+	User   string `json:"user"`
+	Amount int64  `json:"amount"`
+}
+
+// Service is a running account service.
+type Service struct {
+	samplev1.UnimplementedAccountServer
+	*service.Base
+	freeze *tcc.Action[Freeze]
+}
+
+// New opens the service's database (creating and seeding its tables),
+// registers the TCC action, its routes, and starts serving.
+func New(ctx context.Context, cfg service.Config) (*Service, error) {
+	b, err := service.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{Base: b}
+	if err := s.setup(ctx); err != nil {
+		b.Close()
+		return nil, err
+	}
+	b.HTTP.Route("/").GET("/v1/accounts/{user}", s.getAccount)
+	samplev1.RegisterAccountServer(b.GRPC, s)
+	if err := b.Start(ctx); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Service) setup(ctx context.Context) error {
+	err := s.Exec(ctx, `CREATE TABLE IF NOT EXISTS accounts (
+	user_id VARCHAR(64) NOT NULL PRIMARY KEY,
+	balance BIGINT NOT NULL,
+	frozen BIGINT NOT NULL
+)`, service.SagaStepsDDL)
+	if err != nil {
+		return err
+	}
+	err = s.Seed(ctx, "accounts", func(tx *sql.Tx) error {
+		for i := 1; i <= SeedUsers; i++ {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO accounts (user_id, balance, frozen) VALUES (?, ?, 0)", fmt.Sprintf("u%d", i), SeedBalance); err != nil {
+				return fmt.Errorf("account: seed u%d: %w", i, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fcfg := tcc.DefaultFenceConfig()
+	fcfg.Dialect = tcc.SQLite
+	if s.MySQL() {
+		fcfg.Dialect = tcc.MySQL
+	}
+	fcfg.Logger = s.Log
+	fence, err := tcc.OpenFence(ctx, s.Plain, fcfg)
+	if err != nil {
+		return fmt.Errorf("account: %w", err)
+	}
+	s.OnClose(fence.Close)
+	p := tcc.NewParticipant(s.RM, s.Log)
+	s.freeze, err = tcc.Register(p, FreezeAction, fence, tcc.Phases[Freeze]{
+		Try: func(ctx context.Context, tx tcc.Tx, bc *tcc.BranchContext[Freeze]) error {
+			return debit(ctx, tx.SQL, bc.Request.User, bc.Request.Amount, "frozen = frozen + ?")
+		},
+		Confirm: func(ctx context.Context, tx tcc.Tx, bc *tcc.BranchContext[Freeze]) error {
+			_, err := tx.SQL.ExecContext(ctx, "UPDATE accounts SET frozen = frozen - ? WHERE user_id = ?", bc.Request.Amount, bc.Request.User)
+			return err
+		},
+		Cancel: func(ctx context.Context, tx tcc.Tx, bc *tcc.BranchContext[Freeze]) error {
+			_, err := tx.SQL.ExecContext(ctx, "UPDATE accounts SET frozen = frozen - ?, balance = balance + ? WHERE user_id = ?",
+				bc.Request.Amount, bc.Request.Amount, bc.Request.User)
+			return err
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("account: %w", err)
+	}
+	return nil
+}
+
+func (s *Service) getAccount(c khttp.Context) error {
+	user := c.Vars().Get("user")
+	a := Account{User: user}
+	err := s.Plain.QueryRowContext(c, "SELECT balance, frozen FROM accounts WHERE user_id = ?", user).Scan(&a.Balance, &a.Frozen)
+	if errors.Is(err, sql.ErrNoRows) {
+		return service.Fail(c, http.StatusNotFound, fmt.Sprintf("account: no user %q", user))
+	}
+	if err != nil {
+		return service.Fail(c, http.StatusInternalServerError, "account: read the balance: "+err.Error())
+	}
+	return c.JSON(http.StatusOK, a)
+}
+
+// Debit implements samplev1.AccountServer.
+func (s *Service) Debit(ctx context.Context, r *samplev1.DebitRequest) (*samplev1.DebitResponse, error) {
+	if r.GetUser() == "" || r.GetAmount() <= 0 {
+		return nil, kerrors.BadRequest(ReasonBadRequest, "account: debit needs a user and a positive amount")
+	}
+	var err error
+	switch r.GetMode() {
+	case "tcc":
+		_, err = s.freeze.Try(ctx, Freeze{User: r.GetUser(), Amount: r.GetAmount()})
+		if err != nil && kerrors.FromError(err).GetReason() == "" {
+			err = kerrors.Conflict(ReasonTryFailed, err.Error())
+		}
+	case "saga":
+		if r.GetKey() == "" {
+			return nil, kerrors.BadRequest(ReasonBadRequest, "account: a saga debit needs its step key")
+		}
+		err = s.SagaDo(ctx, r.GetKey(), r.GetUser(), r.GetAmount(), func(tx *sql.Tx) error {
+			return debit(ctx, tx, r.GetUser(), r.GetAmount(), "")
+		})
+		if errors.Is(err, service.ErrStepCompensated) {
+			err = kerrors.Conflict(ReasonCompensate, err.Error())
+		}
+	default:
+		err = s.debitAT(ctx, r.GetUser(), r.GetAmount())
+	}
+	if err != nil {
+		return nil, err
+	}
+	if r.GetFail() {
+		return nil, kerrors.Conflict(ReasonFailed, fmt.Sprintf("account: took %d cents from %s, then failed as the order asked", r.GetAmount(), r.GetUser()))
+	}
+	return &samplev1.DebitResponse{}, nil
+}
+
+// debitAT debits in a local transaction of the AT database: with the XID in
+// ctx it is a branch of the caller's global transaction.
+func (s *Service) debitAT(ctx context.Context, user string, amount int64) error {
+	tx, err := s.AT.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("account: begin: %w", err)
+	}
+	if err := debit(ctx, tx, user, amount, ""); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("account: commit the debit: %w", err)
+	}
+	return nil
+}
+
+// debit takes amount from user's balance, setting also the extra
+// assignment (which takes amount as its argument) when it is not empty.
+func debit(ctx context.Context, tx *sql.Tx, user string, amount int64, extra string) error {
+	q, args := "UPDATE accounts SET balance = balance - ?", []any{amount}
+	if extra != "" {
+		q += ", " + extra
+		args = append(args, amount)
+	}
+	q += " WHERE user_id = ? AND balance >= ?"
+	args = append(args, user, amount)
+	res, err := tx.ExecContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("account: debit %s: %w", user, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		var one int
+		if err := tx.QueryRowContext(ctx, "SELECT 1 FROM accounts WHERE user_id = ?", user).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+			return kerrors.NotFound(ReasonUnknownUser, fmt.Sprintf("account: no user %q", user))
+		}
+		return kerrors.Conflict(ReasonInsufficient, fmt.Sprintf("account: %s has less than %d cents", user, amount))
+	}
+	return nil
+}
+
+// Refund implements samplev1.AccountServer: the compensation of a saga
+// Debit.
+func (s *Service) Refund(ctx context.Context, r *samplev1.RefundRequest) (*samplev1.RefundResponse, error) {
+	if r.GetKey() == "" {
+		return nil, kerrors.BadRequest(ReasonBadRequest, "account: refund needs the step key")
+	}
+	err := s.SagaUndo(ctx, r.GetKey(), func(tx *sql.Tx, user string, amount int64) error {
+		if _, err := tx.ExecContext(ctx, "UPDATE accounts SET balance = balance + ? WHERE user_id = ?", amount, user); err != nil {
+			return fmt.Errorf("account: refund %d cents to %s: %w", amount, user, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &samplev1.RefundResponse{}, nil
+}

@@ -1,0 +1,220 @@
+package service
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	_ "github.com/glebarez/sqlite" // the "sqlite" driver
+	"github.com/go-kratos/kratos/v2/middleware"
+	"github.com/go-kratos/kratos/v2/middleware/metadata"
+	"github.com/go-kratos/kratos/v2/middleware/recovery"
+	kgrpc "github.com/go-kratos/kratos/v2/transport/grpc"
+	khttp "github.com/go-kratos/kratos/v2/transport/http"
+	_ "github.com/go-sql-driver/mysql" // the "mysql" driver
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
+	"github.com/gtx-io/gtx/interceptors/kratosgtx"
+	"github.com/gtx-io/gtx/rm"
+	"github.com/gtx-io/gtx/rm/at"
+	"github.com/gtx-io/gtx/tm"
+)
+
+// Base is a service's shared machinery. Its fields are set by Open.
+type Base struct {
+	Cfg Config
+	Log *slog.Logger
+	// TC is the coordinator client; RM and TM are this service's resource
+	// and transaction managers on it.
+	TC tcv1.CoordinatorClient
+	RM *rm.Manager
+	TM *tm.Manager
+	// AT is the service's database through the AT driver: a local
+	// transaction whose context carries an XID is an AT branch. Plain is
+	// the same database without AT, for TCC phases and saga steps.
+	AT    *sql.DB
+	Plain *sql.DB
+	// HTTP and GRPC are the service's kratos servers; register routes and
+	// services on them before Start.
+	HTTP *khttp.Server
+	GRPC *kgrpc.Server
+
+	conn    *grpc.ClientConn
+	closers []func() error
+	once    sync.Once
+}
+
+// Open dials the coordinator, creates the resource and transaction
+// managers, opens the database both ways, creates the AT undo table, and
+// builds the servers with recovery, kratosgtx.Server() and
+// metadata.Server() followed by extra. Nothing is served until Start.
+func Open(ctx context.Context, cfg Config, extra ...func(*Base) (middleware.Middleware, error)) (b *Base, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	b = &Base{Cfg: cfg, Log: log.With("service", cfg.Name)}
+	defer func() {
+		if err != nil {
+			b.Close()
+		}
+	}()
+	b.conn, err = grpc.NewClient(cfg.TC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return b, fmt.Errorf("service %s: dial the coordinator at %s: %w", cfg.Name, cfg.TC, err)
+	}
+	b.TC = tcv1.NewCoordinatorClient(b.conn)
+	rcfg := rm.DefaultConfig()
+	rcfg.Application = cfg.Name
+	rcfg.Coordinators = []tcv1.CoordinatorClient{b.TC}
+	rcfg.Logger = b.Log
+	if b.RM, err = rm.New(rcfg); err != nil {
+		return b, fmt.Errorf("service %s: %w", cfg.Name, err)
+	}
+	b.closers = append(b.closers, b.RM.Close)
+	tcfg := tm.DefaultConfig()
+	tcfg.Application = cfg.Name
+	tcfg.DefaultTimeout = cfg.TxTimeout
+	tcfg.Logger = b.Log
+	if b.TM, err = tm.New(b.TC, tcfg); err != nil {
+		return b, fmt.Errorf("service %s: %w", cfg.Name, err)
+	}
+
+	if b.Plain, err = sql.Open(cfg.Driver, cfg.DSN); err != nil {
+		return b, fmt.Errorf("service %s: open the database: %w", cfg.Name, err)
+	}
+	b.closers = append(b.closers, b.Plain.Close)
+	if err := b.Plain.PingContext(ctx); err != nil {
+		return b, fmt.Errorf("service %s: reach the database: %w", cfg.Name, err)
+	}
+	acfg := at.DefaultConfig()
+	acfg.DriverName, acfg.DSN = cfg.Driver, cfg.DSN
+	acfg.Manager = b.RM
+	acfg.Locks = b.TC
+	acfg.Logger = b.Log
+	if b.AT, err = at.Open(acfg); err != nil {
+		return b, fmt.Errorf("service %s: %w", cfg.Name, err)
+	}
+	b.closers = append(b.closers, b.AT.Close)
+	dialect := at.SQLite()
+	if cfg.Driver == MySQL {
+		dialect = at.MySQL()
+		b.Plain.SetMaxOpenConns(32)
+		b.AT.SetMaxOpenConns(32)
+	}
+	if err := at.Migrate(ctx, b.Plain, dialect, acfg.UndoTable); err != nil {
+		return b, fmt.Errorf("service %s: %w", cfg.Name, err)
+	}
+
+	mw := []middleware.Middleware{recovery.Recovery(), kratosgtx.Server(kratosgtx.WithLogger(b.Log)), metadata.Server()}
+	for _, f := range extra {
+		m, err := f(b)
+		if err != nil {
+			return b, fmt.Errorf("service %s: %w", cfg.Name, err)
+		}
+		mw = append(mw, m)
+	}
+	b.HTTP = khttp.NewServer(khttp.Address(cfg.HTTPAddr), khttp.Timeout(cfg.RequestTimeout), khttp.Middleware(mw...))
+	b.GRPC = kgrpc.NewServer(kgrpc.Address(cfg.GRPCAddr), kgrpc.Timeout(cfg.RequestTimeout), kgrpc.Middleware(mw...))
+	return b, nil
+}
+
+// MySQL reports whether the service runs on MySQL or MariaDB.
+func (b *Base) MySQL() bool { return b.Cfg.Driver == MySQL }
+
+// Start attaches the resource manager to the coordinator (waiting up to
+// 10 s for it; the manager keeps trying in the background after that) and
+// serves HTTP and gRPC until Close.
+func (b *Base) Start(ctx context.Context) error {
+	if err := b.RM.Start(ctx); err != nil {
+		return fmt.Errorf("service %s: %w", b.Cfg.Name, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if err := b.RM.WaitAttached(wctx); err != nil {
+		b.Log.Warn("not attached to the coordinator yet; retrying in the background", "tc", b.Cfg.TC, "err", err)
+	}
+	cancel()
+	if _, err := b.HTTP.Endpoint(); err != nil {
+		return fmt.Errorf("service %s: listen for HTTP on %s: %w", b.Cfg.Name, b.Cfg.HTTPAddr, err)
+	}
+	if _, err := b.GRPC.Endpoint(); err != nil {
+		return fmt.Errorf("service %s: listen for gRPC on %s: %w", b.Cfg.Name, b.Cfg.GRPCAddr, err)
+	}
+	var wg sync.WaitGroup
+	b.closers = append(b.closers, func() error { wg.Wait(); return nil })
+	for _, s := range []interface {
+		Start(context.Context) error
+		Stop(context.Context) error
+	}{b.HTTP, b.GRPC} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Start(context.WithoutCancel(ctx)); err != nil && !errors.Is(err, grpc.ErrServerStopped) && !errors.Is(err, http.ErrServerClosed) {
+				b.Log.Error("server stopped", "err", err)
+			}
+		}()
+		b.closers = append(b.closers, func() error { return s.Stop(context.Background()) })
+	}
+	b.Log.Info("serving", "http", b.HTTPAddr(), "grpc", b.GRPCAddr())
+	return nil
+}
+
+// HTTPAddr is the address HTTP is served on (host:port), once Start ran.
+func (b *Base) HTTPAddr() string {
+	u, err := b.HTTP.Endpoint()
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
+
+// GRPCAddr is the address gRPC is served on (host:port), once Start ran.
+func (b *Base) GRPCAddr() string {
+	u, err := b.GRPC.Endpoint()
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
+
+// OnClose adds f to what Close runs, before what Open and Start set up.
+func (b *Base) OnClose(f func() error) { b.closers = append(b.closers, f) }
+
+// Close stops serving and closes the managers, the databases and the
+// coordinator connection, newest first. It runs once.
+func (b *Base) Close() {
+	b.once.Do(func() {
+		for i := len(b.closers) - 1; i >= 0; i-- {
+			if err := b.closers[i](); err != nil {
+				b.Log.Debug("close", "err", err)
+			}
+		}
+		if b.conn != nil {
+			_ = b.conn.Close()
+		}
+	})
+}
+
+// Dial connects to another service's gRPC address with the gtx client
+// middleware, so calls carry the XID of their context.
+func (b *Base) Dial(ctx context.Context, addr string) (*grpc.ClientConn, error) {
+	conn, err := kgrpc.DialInsecure(ctx,
+		kgrpc.WithEndpoint(addr),
+		kgrpc.WithTimeout(b.Cfg.RequestTimeout),
+		kgrpc.WithMiddleware(kratosgtx.Client(), metadata.Client()))
+	if err != nil {
+		return nil, fmt.Errorf("service %s: dial %s: %w", b.Cfg.Name, addr, err)
+	}
+	b.closers = append(b.closers, conn.Close)
+	return conn, nil
+}

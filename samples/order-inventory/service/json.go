@@ -1,0 +1,15 @@
+package service
+
+import (
+	khttp "github.com/go-kratos/kratos/v2/transport/http"
+)
+
+// ErrorBody is the JSON body of an error answer: {"error":"..."}.
+type ErrorBody struct {
+	Error string `json:"error"`
+}
+
+// Fail answers code with {"error": msg}.
+func Fail(c khttp.Context, code int, msg string) error {
+	return c.JSON(code, ErrorBody{Error: msg})
+}

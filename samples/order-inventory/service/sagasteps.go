@@ -1,0 +1,133 @@
+package service
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// SagaStepsTable is the table that makes saga steps idempotent: one row per
+// step key, "done" when the step's work committed, "compensated" when it was
+// undone or when its compensation came first.
+const SagaStepsTable = "saga_steps"
+
+// ErrStepCompensated says a saga step arrived after its compensation and
+// was refused, so nothing stays changed with no one left to undo it.
+var ErrStepCompensated = errors.New("service: saga step refused: it was compensated already")
+
+// SagaStepsDDL creates the saga steps table; it is the same on MySQL and
+// SQLite.
+const SagaStepsDDL = `CREATE TABLE IF NOT EXISTS saga_steps (
+	step_key VARCHAR(191) NOT NULL PRIMARY KEY,
+	status VARCHAR(16) NOT NULL,
+	item VARCHAR(64) NOT NULL,
+	amount BIGINT NOT NULL
+)`
+
+// SagaDo runs work once for key, in one local transaction of the plain
+// database with the step's row: a repeated key does nothing and succeeds, a
+// key compensated already fails with ErrStepCompensated. item and amount
+// are kept for SagaUndo.
+func (b *Base) SagaDo(ctx context.Context, key, item string, amount int64, work func(tx *sql.Tx) error) error {
+	return b.inTx(ctx, func(tx *sql.Tx) error {
+		status, _, _, err := b.sagaRow(ctx, tx, key)
+		switch {
+		case err != nil:
+			return err
+		case status == "done":
+			return nil
+		case status == "compensated":
+			return fmt.Errorf("%w: %s", ErrStepCompensated, key)
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO saga_steps (step_key, status, item, amount) VALUES (?, 'done', ?, ?)", key, item, amount); err != nil {
+			return fmt.Errorf("service %s: record saga step %s: %w", b.Cfg.Name, key, err)
+		}
+		return work(tx)
+	})
+}
+
+// SagaUndo undoes the step of key once: a step done is reverted by revert
+// (given its item and amount) and marked compensated; a step never done is
+// recorded as compensated, so a late SagaDo is refused; a step compensated
+// already is left alone.
+func (b *Base) SagaUndo(ctx context.Context, key string, revert func(tx *sql.Tx, item string, amount int64) error) error {
+	return b.inTx(ctx, func(tx *sql.Tx) error {
+		status, item, amount, err := b.sagaRow(ctx, tx, key)
+		switch {
+		case err != nil:
+			return err
+		case status == "compensated":
+			return nil
+		case status == "":
+			_, err := tx.ExecContext(ctx, "INSERT INTO saga_steps (step_key, status, item, amount) VALUES (?, 'compensated', '', 0)", key)
+			if err != nil {
+				return fmt.Errorf("service %s: record compensation of %s: %w", b.Cfg.Name, key, err)
+			}
+			return nil
+		}
+		if err := revert(tx, item, amount); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE saga_steps SET status = 'compensated' WHERE step_key = ?", key); err != nil {
+			return fmt.Errorf("service %s: mark %s compensated: %w", b.Cfg.Name, key, err)
+		}
+		return nil
+	})
+}
+
+func (b *Base) sagaRow(ctx context.Context, tx *sql.Tx, key string) (status, item string, amount int64, err error) {
+	q := "SELECT status, item, amount FROM saga_steps WHERE step_key = ?"
+	if b.MySQL() {
+		q += " FOR UPDATE"
+	}
+	err = tx.QueryRowContext(ctx, q, key).Scan(&status, &item, &amount)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", 0, nil
+	}
+	if err != nil {
+		return "", "", 0, fmt.Errorf("service %s: read saga step %s: %w", b.Cfg.Name, key, err)
+	}
+	return status, item, amount, nil
+}
+
+// inTx runs f in a local transaction of the plain database.
+func (b *Base) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
+	tx, err := b.Plain.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("service %s: begin: %w", b.Cfg.Name, err)
+	}
+	if err := f(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("service %s: commit: %w", b.Cfg.Name, err)
+	}
+	return nil
+}
+
+// Exec runs each statement on the plain database, for DDL.
+func (b *Base) Exec(ctx context.Context, stmts ...string) error {
+	for _, s := range stmts {
+		if _, err := b.Plain.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("service %s: %s: %w", b.Cfg.Name, s, err)
+		}
+	}
+	return nil
+}
+
+// Seed runs insert in one local transaction when table is empty, and does
+// nothing otherwise, so a restart never re-seeds.
+func (b *Base) Seed(ctx context.Context, table string, insert func(tx *sql.Tx) error) error {
+	return b.inTx(ctx, func(tx *sql.Tx) error {
+		var n int64
+		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+table).Scan(&n); err != nil {
+			return fmt.Errorf("service %s: count %s: %w", b.Cfg.Name, table, err)
+		}
+		if n > 0 {
+			return nil
+		}
+		return insert(tx)
+	})
+}
