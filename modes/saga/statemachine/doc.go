@@ -68,8 +68,8 @@
 // ID + "/" + state + "#" + sequence number, the same for every attempt and
 // after a restart; a compensation has its own key and is told the key of
 // the execution it undoes (Task.ForwardKey). Each execution is stored as
-// running before the service is called, and its outcome after. When an
-// engine starts it resumes every unfinished instance: an instance that was
+// running before the service is called, and its outcome after. An engine
+// resumes every unfinished instance it takes over (see below): one that was
 // compensating carries on compensating; one that was running forward is
 // compensated (RecoverStrategy Compensate) or carries on (Forward), calling
 // a task that was in flight again with the same key.
@@ -87,5 +87,12 @@
 // message ID, so the stream drops it if it was sent before. Services read
 // commands with ParseCommand and answer with Command.Reply.
 //
-// One engine at a time may work on a store.
+// # Several engines on one store
+//
+// Every instance is run by the engine holding its lease (Config.LeaseTTL,
+// renewed every third of it). Every write of an instance checks that the
+// writer still owns it, so an engine that lost its lease (paused past it)
+// stops instead of racing the engine that took over. Close releases the
+// leases at once; a dead engine's run out. Every RecoveryInterval each
+// engine takes over the instances whose lease ran out.
 package statemachine

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -48,13 +49,25 @@ type Config struct {
 	ReplyStream   string
 	ReplySubject  string
 	ReplyConsumer string
+	// EngineID names this engine in the store: the owner of the instances
+	// it runs. DefaultConfig makes one from the host name, the process ID
+	// and a random suffix.
+	EngineID string
+	// LeaseTTL is how long an engine's hold on an instance lasts without
+	// renewal; the engine renews it every LeaseTTL/3. When an engine dies,
+	// another engine on the same store takes its instances over once their
+	// leases ran out.
+	LeaseTTL time.Duration
+	// RecoveryInterval is how often the engine looks for instances whose
+	// lease ran out, to take them over.
+	RecoveryInterval time.Duration
 	// Logger receives the engine's logs; nil means slog.Default().
 	Logger *slog.Logger
 }
 
 // DefaultConfig returns a Config with a ten-minute transaction timeout (the
-// coordinator's default maximum) and
-// compensation backoff from 100ms to 10s. DB (and the NATS fields, for NATS
+// coordinator's default maximum), compensation backoff from 100ms to 10s, a
+// generated EngineID, 30s leases and a recovery pass every 10s. DB (and the NATS fields, for NATS
 // steps) are left for the caller.
 func DefaultConfig() Config {
 	return Config{
@@ -63,7 +76,18 @@ func DefaultConfig() Config {
 		CompensationRetryInitial: 100 * time.Millisecond,
 		CompensationRetryMax:     10 * time.Second,
 		ReplyConsumer:            "gtx-saga-engine",
+		EngineID:                 defaultEngineID(),
+		LeaseTTL:                 30 * time.Second,
+		RecoveryInterval:         10 * time.Second,
 	}
+}
+
+func defaultEngineID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "engine"
+	}
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), newID()[:8])
 }
 
 // Validate reports the first problem with c, as an error matching
@@ -83,6 +107,12 @@ func (c *Config) Validate() error {
 		return bad("need 0 < CompensationRetryInitial <= CompensationRetryMax, got %v and %v", c.CompensationRetryInitial, c.CompensationRetryMax)
 	case c.JetStream != nil && (c.ReplyStream == "" || c.ReplySubject == "" || c.ReplyConsumer == ""):
 		return bad("with JetStream set, ReplyStream, ReplySubject and ReplyConsumer must be set too")
+	case c.EngineID == "":
+		return bad("EngineID is empty: start from DefaultConfig, which generates one")
+	case c.LeaseTTL < 30*time.Millisecond:
+		return bad("LeaseTTL must be at least 30ms, got %v", c.LeaseTTL)
+	case c.RecoveryInterval <= 0:
+		return bad("RecoveryInterval must be positive, got %v", c.RecoveryInterval)
 	}
 	return nil
 }
@@ -172,13 +202,13 @@ func (e *Engine) RegisterAsyncService(name string, s AsyncService) error {
 	return nil
 }
 
-// Start migrates the store, starts reading NATS replies, and resumes every
-// unfinished instance by its definition's RecoverStrategy. Register the
-// definitions and services those instances use before Start. An engine
-// runs instances until Close.
-//
-// One engine at a time may work on a store: two would both resume the same
-// unfinished instances.
+// Start migrates the store, starts reading NATS replies, and takes over
+// every unfinished instance no engine holds (one whose engine closed, or
+// died LeaseTTL ago), resuming it by its definition's RecoverStrategy; it
+// keeps doing so every RecoveryInterval. Register the definitions and
+// services those instances use before Start. An engine runs instances until
+// Close. Several engines may share a store: each instance is run by the one
+// holding its lease.
 func (e *Engine) Start(ctx context.Context) error {
 	e.mu.Lock()
 	if e.closed {
@@ -199,20 +229,65 @@ func (e *Engine) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	active, unreported, err := e.store.unfinished(ctx)
-	if err != nil {
-		return fmt.Errorf("statemachine: list unfinished instances: %w", err)
+	if err := e.recover(ctx); err != nil {
+		return err
 	}
-	for i := range unreported {
-		e.spawn(&unreported[i], false)
-	}
-	for i := range active {
-		e.spawn(&active[i], true)
-	}
-	if n := len(active) + len(unreported); n > 0 {
-		e.log.Info("resuming instances", "running", len(active), "unreported", len(unreported))
-	}
+	e.wg.Add(1)
+	go e.maintain()
 	return nil
+}
+
+// recover takes over the instances whose lease ran out.
+func (e *Engine) recover(ctx context.Context) error {
+	for {
+		rows, err := e.store.orphans(ctx, recoverBatch)
+		if err != nil {
+			return fmt.Errorf("statemachine: list instances to take over: %w", err)
+		}
+		taken := 0
+		for i := range rows {
+			inst := &rows[i]
+			ok, err := e.store.claim(ctx, inst, e.cfg.EngineID, e.cfg.LeaseTTL)
+			if err != nil {
+				return fmt.Errorf("statemachine: take over instance %s: %w", inst.ID, err)
+			}
+			if ok {
+				taken++
+				e.log.Info("resuming an instance", "instance", inst.ID, "machine", inst.Machine, "status", inst.Status, "state", inst.CurrentState)
+				e.spawn(inst, inst.Status == StatusRunning)
+			}
+		}
+		if len(rows) < recoverBatch || taken == 0 {
+			return nil
+		}
+	}
+}
+
+// recoverBatch is how many instances a recovery pass reads at a time.
+const recoverBatch = 100
+
+// maintain renews this engine's leases every LeaseTTL/3 and takes over
+// orphaned instances every RecoveryInterval, until Close.
+func (e *Engine) maintain() {
+	defer e.wg.Done()
+	renew := time.NewTicker(e.cfg.LeaseTTL / 3)
+	defer renew.Stop()
+	recovery := time.NewTicker(e.cfg.RecoveryInterval)
+	defer recovery.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-renew.C:
+			if err := e.store.renew(e.ctx, e.cfg.EngineID, e.cfg.LeaseTTL); err != nil && e.ctx.Err() == nil {
+				e.log.Warn("renewing leases failed", "err", err)
+			}
+		case <-recovery.C:
+			if err := e.recover(e.ctx); err != nil && e.ctx.Err() == nil {
+				e.log.Warn("recovery pass failed", "err", err)
+			}
+		}
+	}
 }
 
 // Close stops the engine: running instances stop where they are, with
@@ -225,6 +300,7 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.closed = true
+	started := e.started
 	e.mu.Unlock()
 	e.cancel()
 	if e.cons != nil {
@@ -232,6 +308,14 @@ func (e *Engine) Close() error {
 		<-e.cons.Closed()
 	}
 	e.wg.Wait()
+	if !started {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.store.release(ctx, e.cfg.EngineID); err != nil {
+		return fmt.Errorf("statemachine: release leases (other engines take the instances over when they run out): %w", err)
+	}
 	return nil
 }
 
@@ -301,7 +385,8 @@ func (e *Engine) StartInstance(ctx context.Context, machine string, input map[st
 		}
 		xid = resp.GetXid()
 	}
-	inst := &instanceRow{ID: id, Machine: def.Name, XID: xid, Status: StatusRunning, CurrentState: def.StartState, NextSeq: 1, Context: string(vars)}
+	inst := &instanceRow{ID: id, Machine: def.Name, XID: xid, Status: StatusRunning, CurrentState: def.StartState, NextSeq: 1, Context: string(vars),
+		Owner: e.cfg.EngineID, LeaseUntil: nowMs() + e.cfg.LeaseTTL.Milliseconds()}
 	if err := e.store.createInstance(ctx, inst); err != nil {
 		return "", fmt.Errorf("statemachine: store instance of %q: %w", machine, err)
 	}
@@ -354,6 +439,10 @@ func (e *Engine) run(inst *instanceRow, recovering bool) {
 	for {
 		err := e.drive(e.ctx, inst, recovering)
 		if err == nil || e.ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, errLostLease) {
+			e.log.Warn("instance taken over by another engine", "instance", inst.ID, "machine", inst.Machine, "xid", inst.XID)
 			return
 		}
 		e.log.Error("instance stopped; retrying", "instance", inst.ID, "machine", inst.Machine, "xid", inst.XID, "in", wait, "err", err)

@@ -205,6 +205,8 @@ func newEngine(t testing.TB, db *gorm.DB, mutate func(*sm.Config)) *sm.Engine {
 	cfg.Logger = quiet
 	cfg.CompensationRetryInitial = 5 * time.Millisecond
 	cfg.CompensationRetryMax = 20 * time.Millisecond
+	cfg.LeaseTTL = 2 * time.Second
+	cfg.RecoveryInterval = 50 * time.Millisecond
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -220,5 +221,57 @@ func TestStoreFailureRetried(t *testing.T) {
 	}
 	if got := j.list(); !slices.Equal(got, []string{"a", "a", "b", "c"}) || j.keys[0] != j.keys[1] {
 		t.Fatalf("calls %v with keys %v, want a twice with one key, then b, c", got, j.keys)
+	}
+}
+
+// TestTakeover runs two engines on one store. The instance stays with the
+// engine that started it while that engine renews its lease, blocked in B
+// for several lease periods; when that engine closes, the other takes the
+// instance over and finishes it.
+func TestTakeover(t *testing.T) {
+	short := func(c *sm.Config) {
+		c.LeaseTTL = 600 * time.Millisecond
+		c.RecoveryInterval = 20 * time.Millisecond
+	}
+	for kind, open := range databases(t) {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			def := mustParse(t, sprintf(restartJSON, sm.Forward))
+			ctx := ctxTimeout(t)
+			inB := make(chan struct{})
+			e1 := newEngine(t, open(t), short)
+			mustOK(t, e1.Register(def))
+			mustOK(t, e1.RegisterService("svc", sm.ServiceFunc(func(ctx context.Context, tk sm.Task) (json.RawMessage, error) {
+				if tk.Method == "b" {
+					close(inB)
+					<-ctx.Done()
+					return nil, ctx.Err()
+				}
+				return nil, nil
+			})))
+			j2 := &journal{}
+			e2 := newEngine(t, open(t), short)
+			mustOK(t, e2.Register(def))
+			mustOK(t, e2.RegisterService("svc", recorder(j2, nil)))
+			mustOK(t, e1.Start(ctx))
+			mustOK(t, e2.Start(ctx))
+
+			id, err := e1.StartInstance(ctx, "restart", nil)
+			mustOK(t, err)
+			<-inB
+			// Several lease periods pass; e1 renews, so e2 must keep off.
+			time.Sleep(3 * 600 * time.Millisecond)
+			if got := j2.list(); len(got) != 0 {
+				t.Fatalf("the second engine ran %v while the first held the lease", got)
+			}
+			mustOK(t, e1.Close())
+			inst, err := e2.Wait(ctx, id)
+			if err != nil {
+				t.Fatalf("Wait: %v (%s)", err, describe(inst))
+			}
+			if got := j2.list(); !slices.Equal(got, []string{"b", "c"}) {
+				t.Fatalf("the second engine ran %v, want b, c", got)
+			}
+		})
 	}
 }

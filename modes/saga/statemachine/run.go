@@ -443,6 +443,8 @@ func (r *runner) finish(ctx context.Context, status, code, msg string) error {
 		return fmt.Errorf("statemachine: instance %s: context is not JSON: %w", r.inst.ID, err)
 	}
 	r.inst.Status, r.inst.ErrorCode, r.inst.ErrorMessage, r.inst.Context = status, code, msg, string(vars)
+	// Only a root instance with a coordinator has a status to report.
+	r.inst.Reported = r.e.cfg.Coordinator == nil || r.inst.ParentID != ""
 	if err := r.save(ctx, nil); err != nil {
 		return r.stopOr(ctx, fmt.Errorf("statemachine: instance %s: store its end: %w", r.inst.ID, err))
 	}

@@ -41,9 +41,13 @@ type instanceRow struct {
 	ErrorCode    string `gorm:"column:error_code;size:255;not null"`
 	ErrorMessage string `gorm:"column:error_message;type:text;not null"`
 	// Reported is set once the coordinator has the final status.
-	Reported  bool  `gorm:"column:reported;not null"`
-	CreatedAt int64 `gorm:"column:created_ms;not null"`
-	UpdatedAt int64 `gorm:"column:updated_ms;not null"`
+	Reported bool `gorm:"column:reported;not null"`
+	// Owner names the engine that runs a root instance, until LeaseUntil
+	// (Unix ms); a child instance has none, its parent's runner runs it.
+	Owner      string `gorm:"column:owner;size:128;not null"`
+	LeaseUntil int64  `gorm:"column:lease_until;not null;index"`
+	CreatedAt  int64  `gorm:"column:created_ms;not null"`
+	UpdatedAt  int64  `gorm:"column:updated_ms;not null"`
 }
 
 func (instanceRow) TableName() string { return "gtx_saga_instances" }
@@ -105,14 +109,53 @@ func (s *store) instance(ctx context.Context, id string) (*instanceRow, error) {
 	return &r, err
 }
 
-// saveInstance writes the mutable fields of r.
+// errLostLease says that another engine took an instance over: this
+// engine's lease on it ran out.
+var errLostLease = errors.New("statemachine: another engine took the instance over (this engine's lease ran out)")
+
+// saveInstance writes the mutable fields of r, provided r.Owner still owns
+// it; errLostLease otherwise.
 func (s *store) saveInstance(ctx context.Context, db *gorm.DB, r *instanceRow) error {
-	r.UpdatedAt = nowMs()
-	return db.WithContext(ctx).Model(&instanceRow{}).Where("id = ?", r.ID).Updates(map[string]any{
+	// updated_ms always changes, so that MySQL counts the row as affected.
+	r.UpdatedAt = max(nowMs(), r.UpdatedAt+1)
+	res := db.WithContext(ctx).Model(&instanceRow{}).Where("id = ? AND owner = ?", r.ID, r.Owner).Updates(map[string]any{
 		"status": r.Status, "current_state": r.CurrentState, "next_seq": r.NextSeq,
 		"context": r.Context, "error_code": r.ErrorCode, "error_message": r.ErrorMessage, "reported": r.Reported,
 		"updated_ms": r.UpdatedAt,
-	}).Error
+	})
+	if res.Error == nil && res.RowsAffected == 0 {
+		return errLostLease
+	}
+	return res.Error
+}
+
+// renew extends the lease of every unfinished root instance owner runs.
+func (s *store) renew(ctx context.Context, owner string, ttl time.Duration) error {
+	return s.db.WithContext(ctx).Model(&instanceRow{}).
+		Where("owner = ? AND parent_id = ? AND (status IN ? OR reported = ?)", owner, "", []string{StatusRunning, StatusCompensating}, false).
+		Update("lease_until", nowMs()+ttl.Milliseconds()).Error
+}
+
+// release ends owner's leases, so that another engine may take its
+// instances over at once.
+func (s *store) release(ctx context.Context, owner string) error {
+	return s.db.WithContext(ctx).Model(&instanceRow{}).
+		Where("owner = ? AND parent_id = ? AND lease_until > ?", owner, "", 0).
+		Update("lease_until", 0).Error
+}
+
+// claim takes r over for owner if its lease has run out, and reports
+// whether it did.
+func (s *store) claim(ctx context.Context, r *instanceRow, owner string, ttl time.Duration) (bool, error) {
+	now := nowMs()
+	res := s.db.WithContext(ctx).Model(&instanceRow{}).
+		Where("id = ? AND owner = ? AND lease_until = ? AND lease_until < ?", r.ID, r.Owner, r.LeaseUntil, now).
+		Updates(map[string]any{"owner": owner, "lease_until": now + ttl.Milliseconds()})
+	if res.Error != nil || res.RowsAffected == 0 {
+		return false, res.Error
+	}
+	r.Owner, r.LeaseUntil = owner, now+ttl.Milliseconds()
+	return true, nil
 }
 
 // startExec inserts e; an execution with its key stored already is kept.
@@ -183,13 +226,12 @@ func markCompensated(tx *gorm.DB, id int64) error {
 		Updates(map[string]any{"compensated": true, "updated_ms": nowMs()}).Error
 }
 
-// unfinished returns the root instances still running or compensating, and
-// the finished ones whose status the coordinator has not got.
-func (s *store) unfinished(ctx context.Context) (active, unreported []instanceRow, err error) {
-	db := s.db.WithContext(ctx)
-	if err = db.Where("parent_id = ? AND status IN ?", "", []string{StatusRunning, StatusCompensating}).Order("created_ms").Find(&active).Error; err != nil {
-		return nil, nil, err
-	}
-	err = db.Where("parent_id = ? AND status IN ? AND reported = ?", "", []string{StatusSucceeded, StatusFailed}, false).Find(&unreported).Error
-	return active, unreported, err
+// orphans returns up to limit root instances whose lease ran out and that
+// are unfinished (running or compensating) or unreported.
+func (s *store) orphans(ctx context.Context, limit int) ([]instanceRow, error) {
+	var rows []instanceRow
+	err := s.db.WithContext(ctx).
+		Where("parent_id = ? AND lease_until < ? AND (status IN ? OR reported = ?)", "", nowMs(), []string{StatusRunning, StatusCompensating}, false).
+		Order("created_ms").Limit(limit).Find(&rows).Error
+	return rows, err
 }
