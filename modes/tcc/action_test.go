@@ -129,7 +129,7 @@ func TestCommitConfirmsOnce(t *testing.T) {
 		sb := newService(t, c, b, "b", backendFlavour(b), true)
 		b.addAccount(t, "c1", 100)
 		b.addAccount(t, "c2", 100)
-		ctx := context.Background()
+		ctx := testContext(t)
 		var xid string
 		var ida, idb int64
 		err := c.tm.WithGlobalTx(ctx, "commit", func(ctx context.Context) error {
@@ -200,7 +200,7 @@ func TestFailingTryCancels(t *testing.T) {
 		b.addAccount(t, "f1", 100)
 		b.addAccount(t, "f2", 100)
 		b.addAccount(t, "poor", 5)
-		ctx := context.Background()
+		ctx := testContext(t)
 		tests := []struct {
 			name    string
 			second  freeze
@@ -248,7 +248,7 @@ func TestCancelBeforeTryRefusesLateTry(t *testing.T) {
 		c := startCluster(t)
 		s := newService(t, c, b, "a", backendFlavour(b), true)
 		b.addAccount(t, "l1", 100)
-		ctx := context.Background()
+		ctx := testContext(t)
 		tx, err := c.tm.Begin(ctx, "late-try")
 		if err != nil {
 			t.Fatal(err)
@@ -297,7 +297,7 @@ func TestRMRestartConfirms(t *testing.T) {
 				s1 := newService(t, c, b, "a", backendFlavour(b), true)
 				acct := fmt.Sprintf("r%d", i)
 				b.addAccount(t, acct, 100)
-				ctx := context.Background()
+				ctx := testContext(t)
 				tx, err := c.tm.Begin(ctx, "restart")
 				if err != nil {
 					t.Fatal(err)
@@ -312,8 +312,9 @@ func TestRMRestartConfirms(t *testing.T) {
 				committed := make(chan result, 1)
 				if tt.midConfirm {
 					entered := make(chan struct{})
+					var once sync.Once
 					hook := func(ctx context.Context) error {
-						close(entered)
+						once.Do(func() { close(entered) })
 						<-ctx.Done()
 						return ctx.Err()
 					}
@@ -322,14 +323,23 @@ func TestRMRestartConfirms(t *testing.T) {
 						st, err := tx.Commit(ctx)
 						committed <- result{st, err}
 					}()
-					<-entered
+					select {
+					case <-entered:
+					case <-ctx.Done():
+						t.Fatal("the confirm never reached the participant")
+					}
 					must(t, s1.rm.Close())
 				} else {
 					must(t, s1.rm.Close())
 					st, err := tx.Commit(ctx)
 					committed <- result{st, err}
 				}
-				r := <-committed
+				var r result
+				select {
+				case r = <-committed:
+				case <-ctx.Done():
+					t.Fatal("the commit never returned")
+				}
 				if r.err != nil {
 					t.Fatalf("commit: %v", r.err)
 				}
@@ -362,7 +372,7 @@ func TestAsyncConfirm(t *testing.T) {
 		sb := newService(t, c, b, "b", backendFlavour(b), true, AsyncConfirm())
 		b.addAccount(t, "a1", 100)
 		b.addAccount(t, "a2", 100)
-		ctx := context.Background()
+		ctx := testContext(t)
 		tx, err := c.tm.Begin(ctx, "async")
 		if err != nil {
 			t.Fatal(err)
@@ -394,7 +404,7 @@ func TestConcurrentGlobalTransactions(t *testing.T) {
 		sb := newService(t, c, b, "b", backendFlavour(b), true)
 		b.addAccount(t, "h1", 1000)
 		b.addAccount(t, "h2", 1000)
-		ctx := context.Background()
+		ctx := testContext(t)
 		const n = 32
 		var wg sync.WaitGroup
 		var committed atomic.Int64
@@ -461,7 +471,7 @@ func TestRemoteTry(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cc.Close() })
-	ctx := context.Background()
+	ctx := testContext(t)
 	tests := []struct {
 		cmd     string
 		ok      bool
@@ -523,7 +533,7 @@ func TestActionErrors(t *testing.T) {
 			}
 		})
 	}
-	ctx := context.Background()
+	ctx := testContext(t)
 	if _, err := a.Try(ctx, freeze{}); !errors.Is(err, ErrNoTransaction) {
 		t.Fatalf("Try without XID: %v, want ErrNoTransaction", err)
 	}

@@ -298,6 +298,15 @@ func startRM(t testing.TB, m *rm.Manager) {
 	}
 }
 
+// testContext bounds what a test waits for: a stalled server or a lost
+// wake-up fails the test with the step that waited, instead of hanging the
+// package until go test's timeout.
+func testContext(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // eventually polls cond until it holds or 20 seconds pass.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()

@@ -34,7 +34,7 @@ func TestFenceSequences(t *testing.T) {
 }
 
 func testFenceSequences(t *testing.T, f *Fence) {
-	ctx := context.Background()
+	ctx := testContext(t)
 	fail := errors.New("business failed")
 	type step struct {
 		op      string // try, try-fail, confirm, confirm-fail, cancel
@@ -129,7 +129,7 @@ func businessRows(t testing.TB, f *Fence, xid string) int {
 func TestFenceBadInput(t *testing.T) {
 	b := sqliteDB(t)
 	f := b.fence(t, "sql")
-	ctx := context.Background()
+	ctx := testContext(t)
 	nop := func(context.Context, Tx) error { return nil }
 	tests := []struct {
 		name   string
@@ -203,7 +203,7 @@ func TestFenceConfigValidate(t *testing.T) {
 func TestFenceConcurrent(t *testing.T) {
 	backends(t, func(t *testing.T, b *backend) {
 		f := b.fence(t, "gorm")
-		ctx := context.Background()
+		ctx := testContext(t)
 		const n = 32
 		duplicates := []struct {
 			name  string
@@ -305,7 +305,7 @@ func retryableRace(err error) bool {
 
 func TestFenceClean(t *testing.T) {
 	backends(t, func(t *testing.T, b *backend) {
-		ctx := context.Background()
+		ctx := testContext(t)
 		f := b.fence(t, "sql", func(c *FenceConfig) { c.CleanBatch = 2 })
 		now := time.Now()
 		f.now = func() time.Time { return now.Add(-48 * time.Hour) }
@@ -349,7 +349,7 @@ func TestFenceCleaner(t *testing.T) {
 		c.CleanInterval = 5 * time.Millisecond
 		c.CleanAge = time.Millisecond
 	})
-	ctx := context.Background()
+	ctx := testContext(t)
 	nop := func(context.Context, Tx) error { return nil }
 	must(t, f.Try(ctx, "c:1", 1, "a", nop))
 	must(t, f.Confirm(ctx, "c:1", 1, nop))
