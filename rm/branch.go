@@ -77,11 +77,17 @@ func (m *Manager) ReportBranch(ctx context.Context, xid string, branchID int64, 
 // unary calls f on the coordinators in turn, starting from the next in
 // round-robin order, until one answers with anything but Unavailable.
 func (m *Manager) unary(ctx context.Context, f func(ctx context.Context, c tcv1.CoordinatorClient) error) error {
-	n := uint64(len(m.conns))
+	m.mu.Lock()
+	conns := m.conns
+	m.mu.Unlock()
+	n := uint64(len(conns))
+	if n == 0 {
+		return status.Error(codes.Unavailable, "rm: discovery has found no coordinator yet")
+	}
 	start := m.next.Add(1)
 	var err error
 	for i := range n {
-		err = f(ctx, m.conns[(start+i)%n].client)
+		err = f(ctx, conns[(start+i)%n].client)
 		if status.Code(err) != codes.Unavailable || ctx.Err() != nil {
 			return err
 		}

@@ -25,6 +25,11 @@ type Config struct {
 	// and sends RegisterBranch and ReportBranch to any, trying the next when
 	// one is unavailable.
 	Coordinators []tcv1.CoordinatorClient
+	// Discovery, when set, finds further coordinators while the Manager
+	// runs (a DNS name of a Kubernetes headless service, say); the Manager
+	// attaches to each one it finds and detaches from each one that goes.
+	// Either Coordinators or Discovery must be given.
+	Discovery *Discovery
 	// ReconnectInitial and ReconnectMax bound the exponential backoff, with
 	// jitter, between attempts to re-attach to a coordinator.
 	ReconnectInitial time.Duration
@@ -73,14 +78,19 @@ func (c *Config) Validate() error {
 		return bad("Application is empty: name the service")
 	case c.ClientID == "":
 		return bad("ClientID is empty: start from DefaultConfig, which generates one")
-	case len(c.Coordinators) == 0:
-		return bad("no Coordinators: give one client per coordinator replica")
+	case len(c.Coordinators) == 0 && c.Discovery == nil:
+		return bad("no Coordinators and no Discovery: give one client per coordinator replica, or a Discovery")
 	case c.ReconnectInitial <= 0 || c.ReconnectMax < c.ReconnectInitial:
 		return bad("need 0 < ReconnectInitial <= ReconnectMax, got %v and %v", c.ReconnectInitial, c.ReconnectMax)
 	case c.BranchTimeout <= 0:
 		return bad("BranchTimeout must be positive, got %v", c.BranchTimeout)
 	case c.Workers <= 0:
 		return bad("Workers must be positive, got %d", c.Workers)
+	}
+	if c.Discovery != nil {
+		if err := c.Discovery.validate(); err != nil {
+			return bad("%v", err)
+		}
 	}
 	for i, cc := range c.Coordinators {
 		if cc == nil {

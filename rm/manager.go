@@ -3,6 +3,7 @@ package rm
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -14,9 +15,8 @@ import (
 // coordinators and runs their phase 2 through the handlers of its branch
 // types. It is safe for concurrent use.
 type Manager struct {
-	cfg   Config
-	log   *slog.Logger
-	conns []*coordinator
+	cfg Config
+	log *slog.Logger
 	// workers holds a token per running branch command.
 	workers chan struct{}
 	// next spreads RegisterBranch and ReportBranch over the coordinators.
@@ -28,6 +28,10 @@ type Manager struct {
 	resources []resource
 	known     map[resource]bool
 	handlers  map[tcv1.BranchType]Handler
+	// conns are the coordinators: the static ones, then those discovered.
+	conns     []*coordinator
+	nextIndex int
+	ctx       context.Context
 	state     state
 	cancel    context.CancelFunc
 	// changed is closed, and replaced, whenever a coordinator attaches or
@@ -53,6 +57,13 @@ type resource struct {
 type coordinator struct {
 	index  int
 	client tcv1.CoordinatorClient
+	// addr is the discovered address; empty for a static coordinator.
+	addr string
+	// stop ends the attach loop of a discovered coordinator, done closes
+	// when it has ended, and closer releases its connection.
+	stop   context.CancelFunc
+	done   chan struct{}
+	closer io.Closer
 	// att is the live attachment; guarded by Manager.mu.
 	att *attachment
 }
@@ -78,6 +89,7 @@ func New(cfg Config) (*Manager, error) {
 	for i, c := range cfg.Coordinators {
 		m.conns = append(m.conns, &coordinator{index: i, client: c})
 	}
+	m.nextIndex = len(m.conns)
 	return m, nil
 }
 
@@ -150,10 +162,15 @@ func (m *Manager) Start(ctx context.Context) error {
 		return ErrClosed
 	}
 	ctx, m.cancel = context.WithCancel(ctx)
+	m.ctx = ctx
 	m.state = stateStarted
 	for _, c := range m.conns {
 		m.wg.Add(1)
 		go m.attachLoop(ctx, c)
+	}
+	if m.cfg.Discovery != nil {
+		m.wg.Add(1)
+		go m.discover(ctx)
 	}
 	return nil
 }
@@ -175,11 +192,18 @@ func (m *Manager) Close() error {
 		cancel()
 	}
 	m.wg.Wait()
+	m.mu.Lock()
+	conns := m.conns
+	m.conns = nil
+	m.mu.Unlock()
+	for _, c := range conns {
+		c.release(m.log)
+	}
 	return nil
 }
 
 // Ready reports whether the Manager is attached to every coordinator right
-// now.
+// now (with Discovery, to every one found and at least one).
 func (m *Manager) Ready() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -187,7 +211,7 @@ func (m *Manager) Ready() bool {
 }
 
 func (m *Manager) readyLocked() bool {
-	if m.state != stateStarted {
+	if m.state != stateStarted || len(m.conns) == 0 {
 		return false
 	}
 	for _, c := range m.conns {
