@@ -5,11 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/gtx-io/gtx"
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 	"github.com/gtx-io/gtx/rm"
 )
+
+// reportTimeout bounds the report of a failed Try, which runs even when the
+// caller's context is done: the report only spares the coordinator a
+// Confirm that would fail, so it is not worth a long wait.
+const reportTimeout = 5 * time.Second
 
 // PhaseFunc is one phase of an action: its business work in the fenced
 // local transaction tx, for the branch bc.
@@ -141,7 +147,10 @@ func (a *Action[Req]) try(ctx context.Context, xid string, id int64, raw json.Ra
 		return nil
 	}
 	if !errors.Is(err, ErrTryRefused) {
-		if rerr := a.p.rm.ReportBranch(context.WithoutCancel(ctx), xid, id, tcv1.BranchStatus_PHASE1_FAILED, nil); rerr != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
+		rerr := a.p.rm.ReportBranch(rctx, xid, id, tcv1.BranchStatus_PHASE1_FAILED, nil)
+		cancel()
+		if rerr != nil {
 			a.p.log.Warn("reporting a failed try failed; the global rollback cancels the branch anyway",
 				"xid", xid, "branch_id", id, "action", a.name, "err", rerr)
 		}
