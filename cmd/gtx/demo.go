@@ -2,289 +2,166 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
+	"net/http"
 	"os"
-	"path/filepath"
-	"sync"
 	"time"
 
+	klog "github.com/go-kratos/kratos/v2/log"
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/gtx-io/gtx"
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
-	"github.com/gtx-io/gtx/idgen"
-	"github.com/gtx-io/gtx/rm"
-	"github.com/gtx-io/gtx/tc"
-	sqlstore "github.com/gtx-io/gtx/tc/store/sql"
-	"github.com/gtx-io/gtx/tm"
+	"github.com/gtx-io/gtx/samples/order-inventory/load"
+	"github.com/gtx-io/gtx/samples/order-inventory/local"
+	"github.com/gtx-io/gtx/samples/order-inventory/order"
 )
 
 func newDemoCmd() *cobra.Command {
-	var verbose bool
+	var verbose, keep bool
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Run an embedded coordinator and two resource managers: one transaction commits, one rolls back",
-		Long: `Run, in one process, a coordinator on a SQLite file in a temporary
-directory and two resource managers (a stock ledger and a wallet), then place
-one order that commits and one whose payment fails and rolls back, printing
-XIDs, statuses and balances. Nothing needs to be installed.`,
+		Short: "Run the order-inventory sample in one process: orders that commit and orders that roll back",
+		Long: `Run, in one process, a coordinator and the sample's order, inventory and
+account services (samples/order-inventory), each on a SQLite file in a
+temporary directory. Then place orders through the order service's HTTP API
+in each mode (at, tcc, saga): one that commits, and ones where a participant
+does its work and then fails, so the global transaction undoes real changes.
+It prints the XIDs, the coordinator's view of each transaction, and stock and
+balances before and after, then checks the sample's invariants. Nothing
+needs to be installed. With --keep everything goes on serving, with curl
+lines to try, until interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), verbose)
+			return runDemo(cmd.Context(), cmd.OutOrStdout(), verbose, keep)
 		},
 	}
-	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show the coordinator's and resource managers' logs")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show the coordinator's and the services' logs")
+	cmd.Flags().BoolVar(&keep, "keep", false, "leave the coordinator and the services serving, and print curl lines to try")
 	return cmd
 }
 
-// ledger is a demo resource: a balance whose phase-1 changes are held as
-// reservations until phase 2 commits or undoes them. Its handlers are
-// idempotent by (XID, branch ID), as delivery is at least once.
-type ledger struct {
-	name string
-	rm   *rm.Manager
-	out  io.Writer
-
-	mu       sync.Mutex
-	balance  int64
-	reserved map[int64]int64 // branch ID -> amount taken in phase 1
+// demoOrder is one order the demo places and the answer it expects.
+type demoOrder struct {
+	title string
+	req   order.PlaceRequest
+	code  int
 }
 
-// take takes amount from the ledger in phase 1 and enlists it as a branch of
-// the transaction in ctx.
-func (l *ledger) take(ctx context.Context, amount int64) error {
-	xid, _ := gtx.XIDFromContext(ctx)
-	data := binary.BigEndian.AppendUint64(nil, uint64(amount))
-	id, err := l.rm.RegisterBranch(ctx, xid, tcv1.BranchType_TCC, l.name, "", data)
-	if err != nil {
-		return fmt.Errorf("%s: register branch: %w", l.name, err)
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.balance < amount {
-		return fmt.Errorf("%s: balance %d is below %d", l.name, l.balance, amount)
-	}
-	l.balance -= amount
-	l.reserved[id] = amount
-	fmt.Fprintf(l.out, "   %-9s phase 1: took %d, branch %d registered\n", l.name, amount, id)
-	return nil
+var demoOrders = []demoOrder{
+	{"mode at: every participant succeeds", order.PlaceRequest{User: "u1", SKU: "A", Quantity: 2, Mode: "at"}, http.StatusOK},
+	{"mode at: inventory takes the stock, then fails", order.PlaceRequest{User: "u1", SKU: "A", Quantity: 2, Mode: "at", Fail: "inventory"}, http.StatusConflict},
+	{"mode at: account takes the money, then fails", order.PlaceRequest{User: "u1", SKU: "A", Quantity: 2, Mode: "at", Fail: "account"}, http.StatusConflict},
+	{"mode at: the order service records the order, then fails", order.PlaceRequest{User: "u1", SKU: "A", Quantity: 2, Mode: "at", Fail: "order"}, http.StatusConflict},
+	{"mode tcc: account freezes the money (Try), then Confirm", order.PlaceRequest{User: "u1", SKU: "A", Quantity: 2, Mode: "tcc"}, http.StatusOK},
+	{"mode tcc: account freezes the money, then fails: Cancel gives it back", order.PlaceRequest{User: "u1", SKU: "A", Quantity: 2, Mode: "tcc", Fail: "account"}, http.StatusConflict},
+	{"mode saga: three steps, each committed locally", order.PlaceRequest{User: "u1", SKU: "A", Quantity: 2, Mode: "saga"}, http.StatusOK},
+	{"mode saga: the last step fails: every step is compensated", order.PlaceRequest{User: "u1", SKU: "A", Quantity: 2, Mode: "saga", Fail: "order"}, http.StatusConflict},
 }
 
-// Commit implements rm.Handler: the change is final, drop the reservation.
-func (l *ledger) Commit(_ context.Context, b rm.Branch) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if _, ok := l.reserved[b.BranchID]; ok {
-		delete(l.reserved, b.BranchID)
-		fmt.Fprintf(l.out, "   %-9s phase 2: commit branch %d\n", l.name, b.BranchID)
-	}
-	return nil
-}
-
-// Rollback implements rm.Handler: give back what phase 1 took.
-func (l *ledger) Rollback(_ context.Context, b rm.Branch) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if amount, ok := l.reserved[b.BranchID]; ok {
-		l.balance += amount
-		delete(l.reserved, b.BranchID)
-		fmt.Fprintf(l.out, "   %-9s phase 2: rollback branch %d, gave back %d\n", l.name, b.BranchID, amount)
-	}
-	return nil
-}
-
-func (l *ledger) get() int64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.balance
-}
-
-// demo is the running embedded system.
-type demo struct {
-	out     io.Writer
-	tm      *tm.Manager
-	tc      tcv1.CoordinatorClient
-	stock   *ledger
-	wallet  *ledger
-	closers []func()
-}
-
-func (d *demo) close() {
-	for i := len(d.closers) - 1; i >= 0; i-- {
-		d.closers[i]()
-	}
-}
-
-func runDemo(ctx context.Context, out io.Writer, verbose bool) error {
-	logLevel := slog.LevelWarn + 4
+func runDemo(ctx context.Context, out io.Writer, verbose, keep bool) error {
+	level := slog.LevelError + 4
+	klevel := klog.LevelFatal
 	if verbose {
-		logLevel = slog.LevelInfo
+		level, klevel = slog.LevelInfo, klog.LevelInfo
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
-	d, dir, err := startDemo(ctx, out, log)
-	if d != nil {
-		defer d.close()
-	}
+	klog.SetLogger(klog.NewFilter(klog.NewStdLogger(os.Stderr), klog.FilterLevel(klevel)))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	dir, err := os.MkdirTemp("", "gtx-demo-")
 	if err != nil {
-		return err
+		return fmt.Errorf("demo: %w", err)
 	}
-	fmt.Fprintf(out, "gtx demo: coordinator on SQLite in %s\n", dir)
-	fmt.Fprintf(out, "resource managers attached: stock (units of SKU A), wallet (cents of user u1)\n\n")
-	fmt.Fprintf(out, "before: stock %d, wallet %d\n\n", d.stock.get(), d.wallet.get())
-
-	const units, price = 2, 100
-	fmt.Fprintf(out, "1) place-order: take %d units and %d cents, all participants succeed\n", units, units*price)
-	xid1, err1 := d.order(ctx, units, units*price, false)
-	if err := d.report(ctx, xid1, err1); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "   now: stock %d, wallet %d\n\n", d.stock.get(), d.wallet.get())
-
-	fmt.Fprintf(out, "2) place-order: take %d units and %d cents, the wallet fails after its change\n", units, units*price)
-	xid2, err2 := d.order(ctx, units, units*price, true)
-	if err := d.report(ctx, xid2, err2); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "   now: stock %d, wallet %d\n\n", d.stock.get(), d.wallet.get())
-
-	st1, err := d.tm.Status(ctx, xid1)
+	defer os.RemoveAll(dir)
+	st, err := local.Start(ctx, local.Config{Dir: dir, Logger: log})
 	if err != nil {
-		return err
+		return fmt.Errorf("demo: %w", err)
 	}
-	st2, err := d.tm.Status(ctx, xid2)
+	defer st.Close()
+	c := load.NewClient(st.OrderURL, st.InventoryURL, st.AccountURL)
+
+	fmt.Fprintf(out, "gtx demo: a coordinator and the order, inventory and account services in this process, on SQLite in %s\n", dir)
+	fmt.Fprintf(out, "  coordinator gRPC %s\n  order %s   inventory %s   account %s\n\n", st.TCAddr, st.OrderURL, st.InventoryURL, st.AccountURL)
+	before, err := c.TakeSnapshot(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("demo: %w", err)
 	}
-	if st1 != tcv1.GlobalStatus_COMMITTED || st2 != tcv1.GlobalStatus_ROLLBACKED ||
-		d.stock.get() != demoStock-units || d.wallet.get() != demoWallet-units*price {
-		return fmt.Errorf("demo: unexpected outcome: %s, %s, stock %d, wallet %d", st1, st2, d.stock.get(), d.wallet.get())
+	show := func(label string) error {
+		s, err := c.Stock(ctx, "A")
+		if err != nil {
+			return err
+		}
+		a, err := c.Account(ctx, "u1")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "   %s: stock of A %d, balance of u1 %d (frozen %d)\n", label, s.Available, a.Balance, a.Frozen)
+		return nil
 	}
-	fmt.Fprintf(out, "summary: %s %s, %s %s; stock and wallet changed by the committed order only\n", xid1, st1, xid2, st2)
+	if err := show("before"); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	fmt.Fprintln(out)
+	var committed int64
+	for i, o := range demoOrders {
+		fmt.Fprintf(out, "%d) %s\n", i+1, o.title)
+		code, res, err := c.Place(ctx, o.req)
+		if err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		fmt.Fprintf(out, "   POST /v1/orders user=%s sku=%s quantity=%d mode=%s fail=%q -> %d %s\n", o.req.User, o.req.SKU, o.req.Quantity, o.req.Mode, o.req.Fail, code, res.Status)
+		if res.Error != "" {
+			fmt.Fprintf(out, "   error: %s\n", res.Error)
+		}
+		if err := demoReport(ctx, out, st.TC, res.XID); err != nil {
+			return err
+		}
+		if err := show("now"); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		fmt.Fprintln(out)
+		if code != o.code {
+			return fmt.Errorf("demo: order %d answered %d, want %d", i+1, code, o.code)
+		}
+		if code == http.StatusOK {
+			committed += o.req.Quantity
+		}
+	}
+	report, err := c.Check(ctx, before, 30*time.Second)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	fmt.Fprintf(out, "summary: %d orders committed (%d units of A, %d cents from u1), the others rolled back\n", report.Orders, report.Units, report.Cents)
+	fmt.Fprint(out, report)
+	if !report.OK() || report.Units != committed {
+		return fmt.Errorf("demo: the invariants do not hold")
+	}
+	if !keep {
+		return nil
+	}
+	fmt.Fprintf(out, "\nserving until interrupted (Ctrl-C). Try:\n")
+	fmt.Fprintf(out, "  curl -s -XPOST %s/v1/orders -d '{\"user\":\"u2\",\"sku\":\"B\",\"quantity\":1,\"mode\":\"at\"}'\n", st.OrderURL)
+	fmt.Fprintf(out, "  curl -s -XPOST %s/v1/orders -d '{\"user\":\"u2\",\"sku\":\"B\",\"quantity\":1,\"mode\":\"tcc\",\"fail\":\"account\"}'\n", st.OrderURL)
+	fmt.Fprintf(out, "  curl -s -XPOST %s/v1/orders -d '{\"user\":\"u2\",\"sku\":\"B\",\"quantity\":1,\"mode\":\"saga\",\"fail\":\"inventory\"}'\n", st.OrderURL)
+	fmt.Fprintf(out, "  curl -s '%s/v1/orders?user=u2'\n", st.OrderURL)
+	fmt.Fprintf(out, "  curl -s %s/v1/stock/B\n", st.InventoryURL)
+	fmt.Fprintf(out, "  curl -s %s/v1/accounts/u2\n", st.AccountURL)
+	fmt.Fprintf(out, "  go run ./cmd/gtx tx list --tc %s\n", st.TCAddr)
+	fmt.Fprintf(out, "  go run ./cmd/gtx bench order --order %s --inventory %s --account %s -d 10s\n", st.OrderURL, st.InventoryURL, st.AccountURL)
+	<-ctx.Done()
 	return nil
 }
 
-const demoStock, demoWallet = 10, 1000
-
-// order runs one global transaction over both ledgers and returns its XID.
-func (d *demo) order(ctx context.Context, units, cents int64, walletFails bool) (string, error) {
-	var xid string
-	err := d.tm.WithGlobalTx(ctx, "place-order", func(ctx context.Context) error {
-		xid, _ = gtx.XIDFromContext(ctx)
-		fmt.Fprintf(d.out, "   xid %s begun\n", xid)
-		if err := d.stock.take(ctx, units); err != nil {
-			return err
-		}
-		if err := d.wallet.take(ctx, cents); err != nil {
-			return err
-		}
-		if walletFails {
-			return errors.New("wallet: payment provider declined")
-		}
-		return nil
-	}, tm.Timeout(30*time.Second))
-	return xid, err
-}
-
-// report prints what the coordinator says of xid.
-func (d *demo) report(ctx context.Context, xid string, txErr error) error {
-	if txErr != nil {
-		fmt.Fprintf(d.out, "   handler returned: %v\n", txErr)
-	}
-	resp, err := d.tc.GetTransaction(ctx, &tcv1.GetTransactionRequest{Xid: xid})
+// demoReport prints what the coordinator says of xid and its branches.
+func demoReport(ctx context.Context, out io.Writer, cc tcv1.CoordinatorClient, xid string) error {
+	resp, err := cc.GetTransaction(ctx, &tcv1.GetTransactionRequest{Xid: xid})
 	if err != nil {
 		return fmt.Errorf("demo: read %s from the coordinator: %w", xid, err)
 	}
 	t := resp.GetTransaction()
-	fmt.Fprintf(d.out, "   coordinator: %s is %s\n", t.GetXid(), t.GetStatus())
+	fmt.Fprintf(out, "   coordinator: %s is %s\n", t.GetXid(), t.GetStatus())
 	for _, b := range t.GetBranches() {
-		fmt.Fprintf(d.out, "     branch %d on %s: %s\n", b.GetBranchId(), b.GetResourceId(), b.GetStatus())
+		fmt.Fprintf(out, "     %-4s branch %d on %s: %s\n", b.GetBranchType(), b.GetBranchId(), b.GetResourceId(), b.GetStatus())
 	}
 	return nil
-}
-
-// startDemo starts the coordinator, the TM and two resource managers.
-func startDemo(ctx context.Context, out io.Writer, log *slog.Logger) (*demo, string, error) {
-	d := &demo{out: out}
-	dir, err := os.MkdirTemp("", "gtx-demo-")
-	if err != nil {
-		return nil, "", err
-	}
-	d.closers = append(d.closers, func() { os.RemoveAll(dir) })
-	store, err := sqlstore.Open(ctx, sqlstore.Config{Driver: sqlstore.DriverSQLite, DSN: filepath.Join(dir, "tc.db"), Logger: log})
-	if err != nil {
-		return d, dir, err
-	}
-	d.closers = append(d.closers, func() { store.Close() })
-	icfg := idgen.DefaultConfig()
-	ids, err := idgen.New(icfg)
-	if err != nil {
-		return d, dir, err
-	}
-	cfg := tc.DefaultConfig()
-	cfg.IDs = ids
-	cfg.Logger = log
-	srv, err := tc.NewServer(cfg, store, store)
-	if err != nil {
-		return d, dir, err
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return d, dir, err
-	}
-	gs := grpc.NewServer()
-	tcv1.RegisterCoordinatorServer(gs, srv)
-	go gs.Serve(lis)
-	d.closers = append(d.closers, gs.Stop)
-	if err := srv.Start(ctx); err != nil {
-		return d, dir, err
-	}
-	d.closers = append(d.closers, func() { srv.Close() })
-
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return d, dir, err
-	}
-	d.closers = append(d.closers, func() { conn.Close() })
-	d.tc = tcv1.NewCoordinatorClient(conn)
-	tmCfg := tm.DefaultConfig()
-	tmCfg.Application = "demo-order"
-	tmCfg.Logger = log
-	if d.tm, err = tm.New(d.tc, tmCfg); err != nil {
-		return d, dir, err
-	}
-	d.stock = &ledger{name: "stock", out: out, balance: demoStock, reserved: map[int64]int64{}}
-	d.wallet = &ledger{name: "wallet", out: out, balance: demoWallet, reserved: map[int64]int64{}}
-	for _, l := range []*ledger{d.stock, d.wallet} {
-		rcfg := rm.DefaultConfig()
-		rcfg.Application = "demo-" + l.name
-		rcfg.Coordinators = []tcv1.CoordinatorClient{d.tc}
-		rcfg.Logger = log
-		m, err := rm.New(rcfg)
-		if err != nil {
-			return d, dir, err
-		}
-		m.Handle(tcv1.BranchType_TCC, l)
-		if err := m.AddResource(l.name, tcv1.BranchType_TCC); err != nil {
-			return d, dir, err
-		}
-		if err := m.Start(ctx); err != nil {
-			return d, dir, err
-		}
-		d.closers = append(d.closers, func() { m.Close() })
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err = m.WaitAttached(wctx)
-		cancel()
-		if err != nil {
-			return d, dir, err
-		}
-		l.rm = m
-	}
-	return d, dir, nil
 }

@@ -4,17 +4,66 @@ import (
 	"bytes"
 	"context"
 	"strings"
+	"sync"
 	"testing"
 )
 
 func TestDemo(t *testing.T) {
 	var out bytes.Buffer
-	if err := runDemo(context.Background(), &out, false); err != nil {
+	if err := runDemo(t.Context(), &out, false, false); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"is COMMITTED", "is ROLLBACKED", "gave back 200", "now: stock 8, wallet 800"} {
+	for _, want := range []string{
+		"before: stock of A 100000, balance of u1 100000000 (frozen 0)",
+		"mode=at fail=\"\" -> 200 committed",
+		"mode=at fail=\"inventory\" -> 409 rolled_back",
+		"mode=at fail=\"account\" -> 409 rolled_back",
+		"mode=at fail=\"order\" -> 409 rolled_back",
+		"mode=tcc fail=\"account\" -> 409 rolled_back",
+		"TCC  branch",
+		"on account.freeze: PHASE2_ROLLBACKED",
+		"SAGA branch",
+		"is ROLLBACKED",
+		"is COMMITTED",
+		"now: stock of A 99994, balance of u1 99999400 (frozen 0)",
+		"summary: 3 orders committed (6 units of A, 600 cents from u1)",
+		"invariants: PASS",
+	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// cancelOn cancels when the output contains marker.
+type cancelOn struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	marker string
+	cancel context.CancelFunc
+}
+
+func (w *cancelOn) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.buf.Write(p)
+	if strings.Contains(w.buf.String(), w.marker) {
+		w.cancel()
+	}
+	return n, err
+}
+
+// With --keep the demo serves until its context ends and says what to try.
+func TestDemoKeep(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	w := &cancelOn{marker: "gtx bench order", cancel: cancel}
+	if err := runDemo(ctx, w, false, true); err != nil {
+		t.Fatalf("demo --keep: %v\n%s", err, w.buf.String())
+	}
+	for _, want := range []string{"serving until interrupted", "curl -s -XPOST http://127.0.0.1:", "/v1/stock/B", "/v1/accounts/u2"} {
+		if !strings.Contains(w.buf.String(), want) {
+			t.Errorf("demo --keep output lacks %q:\n%s", want, w.buf.String())
 		}
 	}
 }

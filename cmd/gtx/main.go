@@ -32,6 +32,8 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newTCCmd(), newTxCmd(), newDemoCmd(), newBenchCmd())
+	bench := newBenchCmd()
+	bench.AddCommand(newBenchOrderCmd())
+	root.AddCommand(newTCCmd(), newTxCmd(), newDemoCmd(), bench)
 	return root
 }

@@ -114,18 +114,27 @@ func (s *Service) setup(ctx context.Context) error {
 	}
 	s.OnClose(fence.Close)
 	p := tcc.NewParticipant(s.RM, s.Log)
+	// Every phase writes the accounts row, which AT branches (mode "at")
+	// write too: each checks the row's global lock before it commits.
+	guard := func(ctx context.Context, tx tcc.Tx, bc *tcc.BranchContext[Freeze], q string, args ...any) error {
+		if _, err := tx.SQL.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("account: %s %s: %w", bc.Action, bc.Request.User, err)
+		}
+		return s.GuardRow(ctx, bc.XID, "accounts", bc.Request.User)
+	}
 	s.freeze, err = tcc.Register(p, FreezeAction, fence, tcc.Phases[Freeze]{
 		Try: func(ctx context.Context, tx tcc.Tx, bc *tcc.BranchContext[Freeze]) error {
-			return debit(ctx, tx.SQL, bc.Request.User, bc.Request.Amount, "frozen = frozen + ?")
+			if err := debit(ctx, tx.SQL, bc.Request.User, bc.Request.Amount, "frozen = frozen + ?"); err != nil {
+				return err
+			}
+			return s.GuardRow(ctx, bc.XID, "accounts", bc.Request.User)
 		},
 		Confirm: func(ctx context.Context, tx tcc.Tx, bc *tcc.BranchContext[Freeze]) error {
-			_, err := tx.SQL.ExecContext(ctx, "UPDATE accounts SET frozen = frozen - ? WHERE user_id = ?", bc.Request.Amount, bc.Request.User)
-			return err
+			return guard(ctx, tx, bc, "UPDATE accounts SET frozen = frozen - ? WHERE user_id = ?", bc.Request.Amount, bc.Request.User)
 		},
 		Cancel: func(ctx context.Context, tx tcc.Tx, bc *tcc.BranchContext[Freeze]) error {
-			_, err := tx.SQL.ExecContext(ctx, "UPDATE accounts SET frozen = frozen - ?, balance = balance + ? WHERE user_id = ?",
+			return guard(ctx, tx, bc, "UPDATE accounts SET frozen = frozen - ?, balance = balance + ? WHERE user_id = ?",
 				bc.Request.Amount, bc.Request.Amount, bc.Request.User)
-			return err
 		},
 	})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -83,7 +84,10 @@ type Result struct {
 	Unknown      int
 	FirstUnknown error
 	// ByMode counts committed and rolled-back orders per mode.
-	ByMode    map[string][2]int
+	ByMode map[string][2]int
+	// Reasons counts the errors of orders rolled back without being asked
+	// to fail, by message with digits masked.
+	Reasons   map[string]int
 	latencies []time.Duration
 }
 
@@ -119,7 +123,7 @@ func Run(ctx context.Context, c *Client, cfg Config) (*Result, error) {
 	}
 	var (
 		mu    sync.Mutex
-		res   = &Result{ByMode: map[string][2]int{}}
+		res   = &Result{ByMode: map[string][2]int{}, Reasons: map[string]int{}}
 		next  int
 		wg    sync.WaitGroup
 		start = time.Now()
@@ -184,6 +188,7 @@ func (r *Result) add(o Outcome) {
 		m[1]++
 		if o.Request.Fail == "" {
 			r.Unexpected++
+			r.Reasons[mask(o.Result.Error)]++
 		}
 	default:
 		r.Unknown++
@@ -198,4 +203,27 @@ func (r *Result) add(o Outcome) {
 	if o.Err == nil {
 		r.latencies = append(r.latencies, o.Latency)
 	}
+}
+
+// mask replaces runs of digits with "N" and cuts s to 160 bytes, so errors
+// that differ only in IDs count as one.
+func mask(s string) string {
+	var b strings.Builder
+	digits := false
+	for _, c := range s {
+		if c >= '0' && c <= '9' {
+			if !digits {
+				b.WriteByte('N')
+			}
+			digits = true
+			continue
+		}
+		digits = false
+		b.WriteRune(c)
+	}
+	out := b.String()
+	if len(out) > 160 {
+		out = out[:160] + "..."
+	}
+	return out
 }

@@ -41,6 +41,9 @@ type Base struct {
 	// the same database without AT, for TCC phases and saga steps.
 	AT    *sql.DB
 	Plain *sql.DB
+	// ATResource is the AT resource ID of the database, under which the
+	// coordinator keeps its global row locks.
+	ATResource string
 	// HTTP and GRPC are the service's kratos servers; register routes and
 	// services on them before Start.
 	HTTP *khttp.Server
@@ -102,6 +105,10 @@ func Open(ctx context.Context, cfg Config, extra ...func(*Base) (middleware.Midd
 	acfg.Manager = b.RM
 	acfg.Locks = b.TC
 	acfg.Logger = b.Log
+	if b.ATResource, err = at.ResourceID(cfg.Driver, cfg.DSN); err != nil {
+		return b, fmt.Errorf("service %s: %w", cfg.Name, err)
+	}
+	acfg.ResourceID = b.ATResource
 	if b.AT, err = at.Open(acfg); err != nil {
 		return b, fmt.Errorf("service %s: %w", cfg.Name, err)
 	}

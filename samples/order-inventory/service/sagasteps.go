@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+
+	"github.com/gtx-io/gtx"
 )
 
 // SagaStepsTable is the table that makes saga steps idempotent: one row per
@@ -25,8 +27,8 @@ const SagaStepsDDL = `CREATE TABLE IF NOT EXISTS saga_steps (
 	amount BIGINT NOT NULL
 )`
 
-// SagaDo runs work once for key, in one local transaction of the plain
-// database with the step's row: a repeated key does nothing and succeeds, a
+// SagaDo runs work once for key, in one local transaction with the step's
+// row that checks global row locks before it commits: a repeated key does nothing and succeeds, a
 // key compensated already fails with ErrStepCompensated. item and amount
 // are kept for SagaUndo.
 func (b *Base) SagaDo(ctx context.Context, key, item string, amount int64, work func(tx *sql.Tx) error) error {
@@ -91,9 +93,14 @@ func (b *Base) sagaRow(ctx context.Context, tx *sql.Tx, key string) (status, ite
 	return status, item, amount, nil
 }
 
-// inTx runs f in a local transaction of the plain database.
+// inTx runs f in a local transaction outside any global transaction that
+// checks the global row locks of what it writes before it commits (the
+// AT database with gtx.WithGlobalLock): saga steps write rows that AT
+// branches write too, and must not change a row an AT branch may still roll
+// back.
 func (b *Base) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
-	tx, err := b.Plain.BeginTx(ctx, nil)
+	ctx = gtx.WithGlobalLock(gtx.ContextWithoutXID(ctx))
+	tx, err := b.AT.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("service %s: begin: %w", b.Cfg.Name, err)
 	}
