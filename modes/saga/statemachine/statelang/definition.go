@@ -3,9 +3,9 @@ package statelang
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
+	"reflect"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -172,17 +172,91 @@ func Parse(data []byte) (*Definition, error) {
 		}
 		trimmed = j
 	}
+	var raw any
+	if err := json.Unmarshal(trimmed, &raw); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidDefinition, err)
+	}
+	if err := checkNames(raw, reflect.TypeFor[Definition](), ""); err != nil {
+		return nil, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.DisallowUnknownFields()
 	var d Definition
 	if err := dec.Decode(&d); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidDefinition, err)
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: data after the definition", ErrInvalidDefinition)
-	}
 	if err := d.Validate(); err != nil {
 		return nil, err
 	}
 	return &d, nil
+}
+
+// checkNames reports the first object key in v that names no field of t
+// exactly: encoding/json matches names without regard to case, the state
+// language does not.
+func checkNames(v any, t reflect.Type, at string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return nil // a type mismatch, which decoding reports
+		}
+		for key, val := range obj {
+			f, ok := fieldByName(t, key)
+			if !ok {
+				hint := ""
+				if g, ok := fieldByFold(t, key); ok {
+					hint = fmt.Sprintf(" (names are case-sensitive: %q)", g)
+				}
+				return fmt.Errorf("%w: %sunknown field %q%s", ErrInvalidDefinition, at, key, hint)
+			}
+			if err := checkNames(val, f.Type, at+key+": "); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		if obj, ok := v.(map[string]any); ok {
+			for key, val := range obj {
+				if err := checkNames(val, t.Elem(), at+key+": "); err != nil {
+					return err
+				}
+			}
+		}
+	case reflect.Slice:
+		if arr, ok := v.([]any); ok {
+			for i, val := range arr {
+				if err := checkNames(val, t.Elem(), fmt.Sprintf("%s[%d]: ", strings.TrimSuffix(at, ": "), i)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// jsonName is the name a field has in the state language.
+func jsonName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	return name
+}
+
+func fieldByName(t reflect.Type, key string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		if f := t.Field(i); jsonName(f) == key {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+func fieldByFold(t reflect.Type, key string) (string, bool) {
+	for i := range t.NumField() {
+		if n := jsonName(t.Field(i)); strings.EqualFold(n, key) {
+			return n, true
+		}
+	}
+	return "", false
 }

@@ -19,7 +19,9 @@ func TestParseRejects(t *testing.T) {
 		{"empty", ``, []string{"empty document"}},
 		{"not an object", `[1]`, []string{"invalid definition"}},
 		{"unknown field", `{"Name":"x","StartState":"A","States":{"A":{"Type":"Succeed","Nxt":"B"}}}`, []string{`unknown field "Nxt"`}},
-		{"trailing data", `{"Name":"x","StartState":"A","States":{"A":{"Type":"Succeed"}}} {}`, []string{"data after the definition"}},
+		{"field name in the wrong case", "Name: x\nStartState: A\nStates:\n  A: {Type: Succeed, comment: hi}\n", []string{`States: A: unknown field "comment" (names are case-sensitive: "Comment")`}},
+		{"unknown field in a list item", `{"Name":"x","StartState":"A","States":{"A":{"Type":"ServiceTask","ServiceName":"s","Retry":[{"Interval":1}]}}}`, []string{`States: A: Retry[0]: unknown field "Interval"`}},
+		{"trailing data", `{"Name":"x","StartState":"A","States":{"A":{"Type":"Succeed"}}} {}`, []string{"after top-level value"}},
 		{"bad yaml", "Name: [x", []string{"yaml:"}},
 		{"missing name and start", `{"States":{"A":{"Type":"Succeed"}}}`, []string{`field Name: is empty`, `field StartState: is empty`}},
 		{"start state missing", `{"Name":"x","StartState":"Z","States":{"A":{"Type":"Succeed"}}}`, []string{`definition "x": field StartState: names state "Z", which does not exist`}},
@@ -176,6 +178,17 @@ func FuzzParse(f *testing.F) {
 		}
 		if err := d.Validate(); err != nil {
 			t.Fatalf("Parse accepted a definition that does not validate: %v", err)
+		}
+		j, err := json.Marshal(d)
+		if err != nil {
+			t.Fatalf("marshal an accepted definition: %v", err)
+		}
+		again, err := sm.Parse(j)
+		if err != nil {
+			t.Fatalf("the JSON form of an accepted definition is refused: %v\n%s", err, j)
+		}
+		if j2, err := json.Marshal(again); err != nil || string(j2) != string(j) {
+			t.Fatalf("the JSON round trip changed the definition:\n%s\n%s", j, j2)
 		}
 	})
 }
