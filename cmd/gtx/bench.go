@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -50,6 +51,7 @@ type sagaBenchConfig struct {
 	Concurrency int
 	Duration    time.Duration
 	Warmup      time.Duration
+	JSON        bool
 }
 
 func newBenchSagaCmd() *cobra.Command {
@@ -73,6 +75,9 @@ directory unless --tc names a running one.`,
 			if err != nil {
 				return err
 			}
+			if c.JSON {
+				return res.printJSON(cmd.OutOrStdout(), c)
+			}
 			res.print(cmd.OutOrStdout(), c)
 			return nil
 		},
@@ -83,6 +88,7 @@ directory unless --tc names a running one.`,
 	fs.IntVarP(&c.Concurrency, "concurrency", "c", c.Concurrency, "sagas in flight at once")
 	fs.DurationVarP(&c.Duration, "duration", "d", c.Duration, "how long to measure")
 	fs.DurationVar(&c.Warmup, "warmup", c.Warmup, "how long to run before measuring")
+	fs.BoolVar(&c.JSON, "json", false, "print the result as one JSON object")
 	return cmd
 }
 
@@ -124,6 +130,21 @@ func (r *benchResult) print(w io.Writer, c sagaBenchConfig) {
 	if r.FirstErr != nil {
 		fmt.Fprintf(w, "first error %v\n", r.FirstErr)
 	}
+}
+
+// printJSON prints the result as one JSON object, latencies in
+// milliseconds, for scripts that compare runs.
+func (r *benchResult) printJSON(w io.Writer, c sagaBenchConfig) error {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	out := map[string]any{
+		"mode": c.Mode, "branches_per_saga": 2, "concurrency": c.Concurrency, "seconds": r.Elapsed.Seconds(),
+		"sagas": r.Sagas, "failed": r.Errors, "sagas_per_second": float64(r.Sagas) / r.Elapsed.Seconds(),
+		"p50_ms": ms(r.percentile(0.50)), "p95_ms": ms(r.percentile(0.95)), "p99_ms": ms(r.percentile(0.99)), "max_ms": ms(r.percentile(1)),
+	}
+	if r.FirstErr != nil {
+		out["first_error"] = r.FirstErr.Error()
+	}
+	return json.NewEncoder(w).Encode(out)
 }
 
 // benchEnv is what a run needs, and what closes it.

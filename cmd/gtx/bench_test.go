@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"strings"
@@ -26,6 +27,18 @@ func TestBenchSaga(t *testing.T) {
 				if !strings.Contains(out.String(), want) {
 					t.Fatalf("output lacks %q:\n%s", want, out.String())
 				}
+			}
+			out.Reset()
+			if err := res.printJSON(&out, c); err != nil {
+				t.Fatal(err)
+			}
+			var got struct {
+				Mode  string  `json:"mode"`
+				Sagas int     `json:"sagas"`
+				P99   float64 `json:"p99_ms"`
+			}
+			if err := json.Unmarshal(out.Bytes(), &got); err != nil || got.Mode != mode || got.Sagas != res.Sagas || got.P99 <= 0 {
+				t.Fatalf("JSON output %s (%v): want mode, sagas and p99", out.String(), err)
 			}
 		})
 	}
