@@ -66,15 +66,8 @@ func mariaDB(t testing.TB) *backend {
 	}
 	defer admin.Close()
 	name := randomName("gtx_tcc_")
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatalf("mariadb: %v", err)
-	}
-	t.Cleanup(func() {
-		if a, err := sql.Open("mysql", base); err == nil {
-			_, _ = a.Exec("DROP DATABASE IF EXISTS " + name)
-			_ = a.Close()
-		}
-	})
+	adminExec(t, admin, "CREATE DATABASE "+name)
+	t.Cleanup(func() { dropDatabase(t, "mysql", base, "DROP DATABASE IF EXISTS "+name) })
 	dsn := base + name
 	if i := strings.Index(base, "/?"); i >= 0 {
 		dsn = base[:i] + "/" + name + base[i+1:]
@@ -93,15 +86,8 @@ func postgres(t testing.TB) *backend {
 	}
 	defer admin.Close()
 	name := randomName("gtx_tcc_")
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatalf("postgres: %v", err)
-	}
-	t.Cleanup(func() {
-		if a, err := sql.Open("pgx", base); err == nil {
-			_, _ = a.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
-			_ = a.Close()
-		}
-	})
+	adminExec(t, admin, "CREATE DATABASE "+name)
+	t.Cleanup(func() { dropDatabase(t, "pgx", base, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)") })
 	var fields []string
 	for _, f := range strings.Fields(base) {
 		if !strings.HasPrefix(f, "dbname=") {
@@ -110,6 +96,33 @@ func postgres(t testing.TB) *backend {
 	}
 	dsn := strings.Join(append(fields, "dbname="+name), " ")
 	return openBackend(t, "postgres", Postgres, "pgx", dsn, gormpostgres.Open(dsn))
+}
+
+// adminTimeout bounds creating and dropping a test database: a server busy
+// with others' work must fail the test, not hang it on a metadata lock.
+const adminTimeout = 30 * time.Second
+
+func adminExec(t testing.TB, admin *sql.DB, stmt string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
+	defer cancel()
+	if _, err := admin.ExecContext(ctx, stmt); err != nil {
+		t.Fatalf("%s: %v", stmt, err)
+	}
+}
+
+func dropDatabase(t testing.TB, driver, dsn, stmt string) {
+	a, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Errorf("%s: %v", stmt, err)
+		return
+	}
+	defer a.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
+	defer cancel()
+	if _, err := a.ExecContext(ctx, stmt); err != nil {
+		t.Errorf("%s: %v", stmt, err)
+	}
 }
 
 // sqliteDB makes a SQLite file in t's temporary directory.
