@@ -10,12 +10,14 @@ import (
 	"sync/atomic"
 	"testing"
 
+	kgrpc "github.com/go-kratos/kratos/v2/transport/grpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/gtx-io/gtx"
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 	"github.com/gtx-io/gtx/interceptors/grpcgtx"
+	"github.com/gtx-io/gtx/interceptors/kratosgtx"
 	"github.com/gtx-io/gtx/internal/gtxtest"
 	"github.com/gtx-io/gtx/rm"
 )
@@ -444,26 +446,76 @@ func TestConcurrentGlobalTransactions(t *testing.T) {
 	})
 }
 
-// TestRemoteTry runs the Try of a participant behind gRPC: the XID travels
-// through the gtx interceptors and the branch joins the caller's
-// transaction.
+// TestRemoteTry runs the Try of a participant behind gRPC and behind a
+// kratos gRPC server: the XID travels through the gtx interceptors and the
+// branch joins the caller's transaction.
 func TestRemoteTry(t *testing.T) {
-	b := sqliteDB(t)
-	c := startCluster(t)
-	s := newService(t, c, b, "remote", "gorm", true)
-	b.addAccount(t, "g1", 100)
-	echo := &gtxtest.Echo{Next: func(ctx context.Context, cmd string) error {
-		_, err := s.action.Try(ctx, freeze{Account: "g1", Amount: 7, FailTry: cmd == "fail-try"})
-		return err
-	}}
+	transports := []struct {
+		name  string
+		serve func(t *testing.T, echo *gtxtest.Echo) grpc.ClientConnInterface
+	}{
+		{"grpc", serveGRPC},
+		{"kratos", serveKratos},
+	}
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			b := sqliteDB(t)
+			c := startCluster(t)
+			s := newService(t, c, b, "remote", "gorm", true)
+			b.addAccount(t, "g1", 100)
+			cc := tr.serve(t, &gtxtest.Echo{Next: func(ctx context.Context, cmd string) error {
+				_, err := s.action.Try(ctx, freeze{Account: "g1", Amount: 7, FailTry: cmd == "fail-try"})
+				return err
+			}})
+			ctx := testContext(t)
+			tests := []struct {
+				cmd     string
+				ok      bool
+				account account
+			}{
+				{"ok", true, account{balance: 93, spent: 7}},
+				{"fail-try", false, account{balance: 93, spent: 7}},
+				{"ok", true, account{balance: 86, spent: 14}},
+			}
+			for _, tt := range tests {
+				err := c.tm.WithGlobalTx(ctx, "remote", func(ctx context.Context) error {
+					_, err := gtxtest.Call(ctx, cc, gtxtest.MethodUnary, tt.cmd)
+					return err
+				})
+				if (err == nil) != tt.ok {
+					t.Fatalf("%s: global transaction: %v", tt.cmd, err)
+				}
+				wantAccount(t, b, "g1", tt.account)
+			}
+			// Without a global transaction the remote Try refuses to run.
+			if _, err := gtxtest.Call(ctx, cc, gtxtest.MethodUnary, "ok"); err == nil {
+				t.Fatal("remote try without an XID succeeded")
+			}
+			if got := s.tries.Load(); got != 3 {
+				t.Fatalf("try ran %d times, want 3", got)
+			}
+		})
+	}
+}
+
+// serveGRPC serves echo on a plain gRPC server with the gtx interceptor and
+// returns a client with the gtx interceptor.
+func serveGRPC(t *testing.T, echo *gtxtest.Echo) grpc.ClientConnInterface {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(grpcgtx.UnaryServerInterceptor()))
 	gs.RegisterService(&gtxtest.ServiceDesc, echo)
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = gs.Serve(lis)
+	}()
+	t.Cleanup(func() {
+		gs.Stop()
+		<-done
+	})
 	cc, err := grpc.NewClient(lis.Addr().String(),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithChainUnaryInterceptor(grpcgtx.UnaryClientInterceptor()))
@@ -471,33 +523,34 @@ func TestRemoteTry(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cc.Close() })
-	ctx := testContext(t)
-	tests := []struct {
-		cmd     string
-		ok      bool
-		account account
-	}{
-		{"ok", true, account{balance: 93, spent: 7}},
-		{"fail-try", false, account{balance: 93, spent: 7}},
-		{"ok", true, account{balance: 86, spent: 14}},
+	return cc
+}
+
+// serveKratos serves echo on a kratos gRPC server with the gtx middleware
+// and returns a kratos client with the gtx middleware.
+func serveKratos(t *testing.T, echo *gtxtest.Echo) grpc.ClientConnInterface {
+	srv := kgrpc.NewServer(kgrpc.Address("127.0.0.1:0"), kgrpc.Middleware(kratosgtx.Server()))
+	srv.RegisterService(&gtxtest.ServiceDesc, echo)
+	u, err := srv.Endpoint()
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		err := c.tm.WithGlobalTx(ctx, "remote", func(ctx context.Context) error {
-			_, err := gtxtest.Call(ctx, cc, gtxtest.MethodUnary, tt.cmd)
-			return err
-		})
-		if (err == nil) != tt.ok {
-			t.Fatalf("%s: global transaction: %v", tt.cmd, err)
+	done := make(chan error, 1)
+	go func() { done <- srv.Start(context.Background()) }()
+	t.Cleanup(func() {
+		if err := srv.Stop(context.Background()); err != nil {
+			t.Error(err)
 		}
-		wantAccount(t, b, "g1", tt.account)
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	cc, err := kgrpc.DialInsecure(context.Background(), kgrpc.WithEndpoint(u.Host), kgrpc.WithMiddleware(kratosgtx.Client()))
+	if err != nil {
+		t.Fatal(err)
 	}
-	// Without a global transaction the remote Try refuses to run.
-	if _, err := gtxtest.Call(ctx, cc, gtxtest.MethodUnary, "ok"); err == nil {
-		t.Fatal("remote try without an XID succeeded")
-	}
-	if got := s.tries.Load(); got != 3 {
-		t.Fatalf("try ran %d times, want 3", got)
-	}
+	t.Cleanup(func() { _ = cc.Close() })
+	return cc
 }
 
 func TestActionErrors(t *testing.T) {
