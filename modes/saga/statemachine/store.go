@@ -63,7 +63,7 @@ type execRow struct {
 	Name         string `gorm:"column:name;size:255;not null"`
 	Compensation bool   `gorm:"column:compensation;not null"`
 	Status       string `gorm:"column:status;size:32;not null"`
-	Key          string `gorm:"column:idem_key;size:255;not null;uniqueIndex"`
+	Key          string `gorm:"column:idem_key;size:512;not null;uniqueIndex"`
 	Attempts     int    `gorm:"column:attempts;not null"`
 	Input        string `gorm:"column:input;type:text;not null"`
 	Output       string `gorm:"column:output;type:text;not null"`
@@ -73,7 +73,7 @@ type execRow struct {
 	Compensated bool   `gorm:"column:compensated;not null"`
 	ChildID     string `gorm:"column:child_id;size:128;not null"`
 	// ForwardKey is, on a compensation, the Key of the execution it undoes.
-	ForwardKey string `gorm:"column:forward_key;size:255;not null"`
+	ForwardKey string `gorm:"column:forward_key;size:512;not null"`
 	UpdatedAt  int64  `gorm:"column:updated_ms;not null"`
 }
 

@@ -50,6 +50,8 @@ func TestParseRejects(t *testing.T) {
 		{"choice without choices", `{"Name":"x","StartState":"C","States":{"C":{"Type":"Choice"}}}`, []string{`state "C": field Choices: is empty`}},
 		{"fields a type does not take", `{"Name":"x","StartState":"S","States":{"S":{"Type":"Succeed","Next":"F","ServiceName":"s"},"F":{"Type":"Fail","Choices":[]}}}`,
 			[]string{`state "S": field Next: does not apply to a Succeed state`, `state "S": field ServiceName: does not apply`, `state "F": field Choices: does not apply to a Fail state`}},
+		{"names too long", `{"Name":"` + strings.Repeat("n", 129) + `","StartState":"A","States":{"A":{"Type":"Succeed"},"` + strings.Repeat("s", 129) + `":{"Type":"Succeed"}}}`,
+			[]string{`field Name: is 129 bytes long; at most 128 allowed`, `field States: the state's name is 129 bytes long`}},
 		{"sub state machine input not an object", `{"Name":"x","StartState":"S","States":{"S":{"Type":"SubStateMachine","StateMachineName":"c","Input":"$.a"}}}`, []string{`state "S": field Input: must be an object`}},
 		{"sub state machine without name", `{"Name":"x","StartState":"S","States":{"S":{"Type":"SubStateMachine"}}}`, []string{`state "S": field StateMachineName: is empty`}},
 		{"yaml too", "Name: y\nStartState: A\nStates:\n  A: {Type: ServiceTask, TimeoutSeconds: -1}\n", []string{`definition "y": state "A": field ServiceName: is empty`, `field TimeoutSeconds: is -1`}},

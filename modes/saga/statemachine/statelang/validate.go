@@ -6,6 +6,10 @@ import (
 	"slices"
 )
 
+// MaxNameLen bounds the names of definitions and states: they are stored,
+// and are part of idempotency keys.
+const MaxNameLen = 128
+
 // Validate reports every problem of d, each a *ValidationError naming the
 // state and the field, joined in a stable order (definition fields first,
 // then states by name).
@@ -36,6 +40,9 @@ func (v *validator) definition() {
 	d := v.d
 	if d.Name == "" {
 		v.add("", "Name", "is empty; name the definition")
+	}
+	if len(d.Name) > MaxNameLen {
+		v.add("", "Name", "is %d bytes long; at most %d allowed", len(d.Name), MaxNameLen)
 	}
 	switch d.RecoverStrategy {
 	case "", Compensate, Forward:
@@ -92,6 +99,9 @@ func (v *validator) forbid(name string, s *State, fields ...string) {
 func (v *validator) state(name string, s *State) {
 	if name == "" {
 		v.add(name, "States", "has a state with an empty name")
+	}
+	if len(name) > MaxNameLen {
+		v.add(name, "States", "the state's name is %d bytes long; at most %d allowed", len(name), MaxNameLen)
 	}
 	if s == nil {
 		v.add(name, "Type", "the state is null")
