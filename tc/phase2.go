@@ -34,6 +34,13 @@ func (s *Server) driveClaimed(ctx context.Context, xid string) error {
 	if IsFinal(g.Status) || g.Status == tcv1.GlobalStatus_BEGIN || g.NextAttempt.After(s.now()) {
 		return nil
 	}
+	if IsCommitting(g.Status) && hasLocks(g) {
+		// The replica that decided may have died before it released the
+		// locks; releasing again is harmless.
+		if err := s.locks.ReleaseGlobalLocks(ctx, xid); err != nil {
+			s.log.Warn("release global locks", "xid", xid, "err", err)
+		}
+	}
 	_, err = s.attempt(ctx, g)
 	return err
 }
