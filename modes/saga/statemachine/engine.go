@@ -232,6 +232,11 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err := e.recover(ctx); err != nil {
 		return err
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
 	e.wg.Add(1)
 	go e.maintain()
 	return nil
@@ -300,12 +305,12 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.closed = true
-	started := e.started
+	started, cons := e.started, e.cons
 	e.mu.Unlock()
 	e.cancel()
-	if e.cons != nil {
-		e.cons.Stop()
-		<-e.cons.Closed()
+	if cons != nil {
+		cons.Stop()
+		<-cons.Closed()
 	}
 	e.wg.Wait()
 	if !started {

@@ -157,6 +157,12 @@ func (e *Engine) consumeReplies(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("statemachine: consume replies: %w", err)
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		cc.Stop()
+		return ErrClosed
+	}
 	e.cons = cc
 	return nil
 }
