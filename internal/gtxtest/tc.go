@@ -23,6 +23,14 @@ import (
 // returns a client of it.
 func StartTC(t testing.TB) tcv1.CoordinatorClient {
 	t.Helper()
+	c, _ := StartTCAddr(t)
+	return c
+}
+
+// StartTCAddr is StartTC that also returns the coordinator's address, for
+// tests that connect to it from another process.
+func StartTCAddr(t testing.TB) (tcv1.CoordinatorClient, string) {
+	t.Helper()
 	ctx := context.Background()
 	idCfg := idgen.DefaultConfig()
 	idCfg.NodeID = 1
@@ -71,5 +79,5 @@ func StartTC(t testing.TB) tcv1.CoordinatorClient {
 		<-done
 		_ = store.Close()
 	})
-	return tcv1.NewCoordinatorClient(cc)
+	return tcv1.NewCoordinatorClient(cc), lis.Addr().String()
 }

@@ -32,8 +32,10 @@ import (
 type backend struct {
 	name    string
 	dialect Dialect
-	db      *sql.DB
-	gorm    *gorm.DB
+	// dsn opens the database again, from another process.
+	dsn  string
+	db   *sql.DB
+	gorm *gorm.DB
 }
 
 func randomName(prefix string) string {
@@ -72,7 +74,7 @@ func mariaDB(t testing.TB) *backend {
 	if i := strings.Index(base, "/?"); i >= 0 {
 		dsn = base[:i] + "/" + name + base[i+1:]
 	}
-	return openBackend(t, "mariadb", MySQL, "mysql", dsn, gormmysql.Open(dsn))
+	return newBackend(t, "mariadb", MySQL, dsn)
 }
 
 // postgres creates database gtx_tcc_<random> on GTX_TEST_POSTGRES_DSN and
@@ -95,7 +97,7 @@ func postgres(t testing.TB) *backend {
 		}
 	}
 	dsn := strings.Join(append(fields, "dbname="+name), " ")
-	return openBackend(t, "postgres", Postgres, "pgx", dsn, gormpostgres.Open(dsn))
+	return newBackend(t, "postgres", Postgres, dsn)
 }
 
 // adminTimeout bounds creating and dropping a test database: a server busy
@@ -129,11 +131,32 @@ func dropDatabase(t testing.TB, driver, dsn, stmt string) {
 func sqliteDB(t testing.TB) *backend {
 	t.Helper()
 	dsn := filepath.Join(t.TempDir(), "tcc.db") + "?_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_txlock=immediate"
-	return openBackend(t, "sqlite", SQLite, "sqlite", dsn, sqlite.Open(dsn))
+	return newBackend(t, "sqlite", SQLite, dsn)
 }
 
-func openBackend(t testing.TB, name string, d Dialect, driver, dsn string, dial gorm.Dialector) *backend {
+// newBackend opens a fresh database and creates the business table.
+func newBackend(t testing.TB, name string, d Dialect, dsn string) *backend {
 	t.Helper()
+	b := openBackend(t, name, d, dsn)
+	b.createAccounts(t)
+	return b
+}
+
+// openBackend opens the database at dsn.
+func openBackend(t testing.TB, name string, d Dialect, dsn string) *backend {
+	t.Helper()
+	var (
+		driver string
+		dial   gorm.Dialector
+	)
+	switch d {
+	case MySQL:
+		driver, dial = "mysql", gormmysql.Open(dsn)
+	case Postgres:
+		driver, dial = "pgx", gormpostgres.Open(dsn)
+	default:
+		driver, dial = "sqlite", sqlite.Open(dsn)
+	}
 	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -150,9 +173,7 @@ func openBackend(t testing.TB, name string, d Dialect, driver, dsn string, dial 
 	}
 	gsql.SetMaxOpenConns(40)
 	t.Cleanup(func() { _ = gsql.Close() })
-	b := &backend{name: name, dialect: d, db: db, gorm: gdb}
-	b.createAccounts(t)
-	return b
+	return &backend{name: name, dialect: d, dsn: dsn, db: db, gorm: gdb}
 }
 
 // backends runs f against MariaDB, PostgreSQL and SQLite.
@@ -270,7 +291,21 @@ type cluster struct {
 
 func startCluster(t testing.TB) *cluster {
 	t.Helper()
-	c := gtxtest.StartTC(t)
+	c, _ := startClusterAddr(t)
+	return c
+}
+
+// startClusterAddr is startCluster that also returns the coordinator's
+// address.
+func startClusterAddr(t testing.TB) (*cluster, string) {
+	t.Helper()
+	client, addr := gtxtest.StartTCAddr(t)
+	return clusterOf(t, client), addr
+}
+
+// clusterOf returns a cluster around a coordinator client.
+func clusterOf(t testing.TB, c tcv1.CoordinatorClient) *cluster {
+	t.Helper()
 	cfg := tm.DefaultConfig()
 	cfg.Application = "tcc-test"
 	cfg.Logger = quiet
