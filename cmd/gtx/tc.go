@@ -41,6 +41,10 @@ type tcConfig struct {
 	Lease          time.Duration `yaml:"lease"`
 	Retention      time.Duration `yaml:"retention"`
 	LogLevel       string        `yaml:"log_level"`
+	TLSCert        string        `yaml:"tls_cert"`
+	TLSKey         string        `yaml:"tls_key"`
+	TLSClientCA    string        `yaml:"tls_client_ca"`
+	AuthTokensFile string        `yaml:"auth_tokens_file"`
 }
 
 func defaultTCConfig() tcConfig {
@@ -80,6 +84,7 @@ func (c *tcConfig) bind(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.Lease, "lease", c.Lease, "how long a replica owns the phase 2 it drives (GTX_LEASE)")
 	fs.DurationVar(&c.Retention, "retention", c.Retention, "how long finished transactions are kept; 0 forever (GTX_RETENTION)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (GTX_LOG_LEVEL)")
+	c.bindSecurity(fs)
 }
 
 // loadFile reads a YAML configuration file over c; unknown keys are errors.
@@ -214,7 +219,11 @@ func runTC(ctx context.Context, c tcConfig) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", c.Listen, err)
 	}
-	gs := grpc.NewServer()
+	opts, err := serverSecurity(c, store, log)
+	if err != nil {
+		return err
+	}
+	gs := grpc.NewServer(opts...)
 	tcv1.RegisterCoordinatorServer(gs, srv)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
