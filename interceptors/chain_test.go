@@ -26,9 +26,9 @@ import (
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 	"github.com/gtx-io/gtx/interceptors"
 	"github.com/gtx-io/gtx/interceptors/httpgtx"
-	"github.com/gtx-io/gtx/internal/gtxtest"
 	"github.com/gtx-io/gtx/interceptors/kratosgtx"
 	"github.com/gtx-io/gtx/interceptors/natsgtx"
+	"github.com/gtx-io/gtx/internal/gtxtest"
 	"github.com/gtx-io/gtx/rm"
 	"github.com/gtx-io/gtx/tm"
 )

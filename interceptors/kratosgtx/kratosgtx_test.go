@@ -20,8 +20,8 @@ import (
 	"github.com/gtx-io/gtx"
 	"github.com/gtx-io/gtx/interceptors"
 	"github.com/gtx-io/gtx/interceptors/grpcgtx"
-	"github.com/gtx-io/gtx/internal/gtxtest"
 	"github.com/gtx-io/gtx/interceptors/kratosgtx"
+	"github.com/gtx-io/gtx/internal/gtxtest"
 )
 
 func ms(m ...middleware.Middleware) []middleware.Middleware { return m }

@@ -18,8 +18,8 @@ import (
 
 	"github.com/gtx-io/gtx"
 	"github.com/gtx-io/gtx/interceptors"
-	"github.com/gtx-io/gtx/internal/gtxtest"
 	"github.com/gtx-io/gtx/interceptors/natsgtx"
+	"github.com/gtx-io/gtx/internal/gtxtest"
 )
 
 // secretBody is the body of every test message; it must never reach a log.
