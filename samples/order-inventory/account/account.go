@@ -178,6 +178,7 @@ func (s *Service) Debit(ctx context.Context, r *samplev1.DebitRequest) (*samplev
 		if errors.Is(err, service.ErrStepCompensated) {
 			err = kerrors.Conflict(ReasonCompensate, err.Error())
 		}
+		err = service.RetryableStep(err)
 	default:
 		err = s.debitAT(ctx, r.GetUser(), r.GetAmount())
 	}

@@ -123,6 +123,7 @@ func (s *Service) Deduct(ctx context.Context, r *samplev1.DeductRequest) (*sampl
 		if errors.Is(err, service.ErrStepCompensated) {
 			return nil, kerrors.Conflict(ReasonCompensate, err.Error())
 		}
+		err = service.RetryableStep(err)
 	default:
 		err = s.takeAT(ctx, r.GetSku(), r.GetQuantity())
 	}

@@ -164,6 +164,14 @@ func Run(ctx context.Context, c *Client, cfg Config) (*Result, error) {
 				if cfg.OnOrder != nil {
 					cfg.OnOrder(o)
 				}
+				if err != nil || code == http.StatusServiceUnavailable {
+					// The service or the coordinator is down: give it a moment
+					// rather than spend the run's orders on it.
+					select {
+					case <-ctx.Done():
+					case <-time.After(100 * time.Millisecond):
+					}
+				}
 			}
 		}()
 	}

@@ -302,14 +302,14 @@ func (s *Service) placeSaga(ctx context.Context, in *PlaceRequest, res *PlaceRes
 			res.XID = c.XID
 			d, err := s.inv.Deduct(ctx, &samplev1.DeductRequest{Sku: in.SKU, Quantity: in.Quantity, Mode: "saga", Fail: in.Fail == "inventory", Key: c.Key})
 			if err != nil {
-				return saga.Permanent(err)
+				return stepError(err)
 			}
 			amount = d.GetPrice() * in.Quantity
 			return nil
-		}}).
-		Then(saga.Step{Name: "charge", Compensation: "refund", Action: func(ctx context.Context, c saga.Call) error {
+		}, Retry: stepRetry}).
+		Then(saga.Step{Name: "charge", Compensation: "refund", Retry: stepRetry, Action: func(ctx context.Context, c saga.Call) error {
 			_, err := s.acc.Debit(ctx, &samplev1.DebitRequest{User: in.User, Amount: amount, Mode: "saga", Fail: in.Fail == "account", Key: c.Key})
-			return saga.Permanent(err)
+			return stepError(err)
 		}}).
 		Then(saga.Step{Name: "record", Compensation: "drop-order", Data: []byte(res.OrderID), Action: func(ctx context.Context, c saga.Call) error {
 			if err := s.record(ctx, s.Plain, res, in, amount); err != nil {
@@ -324,6 +324,19 @@ func (s *Service) placeSaga(ctx context.Context, in *PlaceRequest, res *PlaceRes
 			return saga.Permanent(sleep(ctx, in.DelayMS))
 		}})
 	return s.saga.Run(ctx, sg)
+}
+
+// stepRetry retries a saga step that lost a race for a row: its local
+// transaction changed nothing, and the step is idempotent by its key.
+var stepRetry = saga.RetryPolicy{MaxAttempts: 5, Initial: 20 * time.Millisecond, Multiplier: 2}
+
+// stepError makes err permanent unless the participant said the step lost a
+// race for a row (service.ReasonRowLocked) and may be retried.
+func stepError(err error) error {
+	if err == nil || kerrors.Reason(err) == service.ReasonRowLocked {
+		return err
+	}
+	return saga.Permanent(err)
 }
 
 // record inserts the order row through db: the AT database in modes "at"

@@ -49,6 +49,7 @@ type Base struct {
 	HTTP *khttp.Server
 	GRPC *kgrpc.Server
 
+	dialect at.Dialect
 	conn    *grpc.ClientConn
 	closers []func() error
 	once    sync.Once
@@ -113,13 +114,13 @@ func Open(ctx context.Context, cfg Config, extra ...func(*Base) (middleware.Midd
 		return b, fmt.Errorf("service %s: %w", cfg.Name, err)
 	}
 	b.closers = append(b.closers, b.AT.Close)
-	dialect := at.SQLite()
+	b.dialect = at.SQLite()
 	if cfg.Driver == MySQL {
-		dialect = at.MySQL()
+		b.dialect = at.MySQL()
 		b.Plain.SetMaxOpenConns(32)
 		b.AT.SetMaxOpenConns(32)
 	}
-	if err := at.Migrate(ctx, b.Plain, dialect, acfg.UndoTable); err != nil {
+	if err := at.Migrate(ctx, b.Plain, b.dialect, acfg.UndoTable); err != nil {
 		return b, fmt.Errorf("service %s: %w", cfg.Name, err)
 	}
 

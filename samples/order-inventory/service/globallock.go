@@ -7,8 +7,12 @@ import (
 	"strings"
 	"time"
 
+	kerrors "github.com/go-kratos/kratos/v2/errors"
+	"github.com/go-sql-driver/mysql"
+
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 	"github.com/gtx-io/gtx/rm"
+	"github.com/gtx-io/gtx/rm/at"
 )
 
 // ErrRowLocked says a row written outside AT mode is held by a global
@@ -74,4 +78,22 @@ func escapeKey(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// ReasonRowLocked is the reason of the kratos error a saga step answers when
+// its local transaction lost a race for a row (held by a global
+// transaction, or a database deadlock) and changed nothing: the caller may
+// retry it.
+const ReasonRowLocked = "ROW_LOCKED"
+
+// RetryableStep turns err from a saga step's local transaction into a
+// kratos error with ReasonRowLocked when the transaction changed nothing
+// because of a lock; other errors are returned as they are.
+func RetryableStep(err error) error {
+	var me *mysql.MySQLError
+	if errors.Is(err, at.ErrGlobalLock) || errors.Is(err, ErrRowLocked) ||
+		errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205) {
+		return kerrors.Conflict(ReasonRowLocked, err.Error())
+	}
+	return err
 }

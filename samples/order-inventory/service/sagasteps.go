@@ -28,24 +28,21 @@ const SagaStepsDDL = `CREATE TABLE IF NOT EXISTS saga_steps (
 )`
 
 // SagaDo runs work once for key, in one local transaction with the step's
-// row that checks global row locks before it commits: a repeated key does nothing and succeeds, a
-// key compensated already fails with ErrStepCompensated. item and amount
-// are kept for SagaUndo.
+// row that checks global row locks before it commits: a repeated key does
+// nothing and succeeds, a key compensated already fails with
+// ErrStepCompensated. item and amount are kept for SagaUndo.
 func (b *Base) SagaDo(ctx context.Context, key, item string, amount int64, work func(tx *sql.Tx) error) error {
 	return b.inTx(ctx, func(tx *sql.Tx) error {
-		status, _, _, err := b.sagaRow(ctx, tx, key)
+		inserted, status, _, _, err := b.claim(ctx, tx, key, "done", item, amount)
 		switch {
 		case err != nil:
 			return err
-		case status == "done":
-			return nil
+		case inserted:
+			return work(tx)
 		case status == "compensated":
 			return fmt.Errorf("%w: %s", ErrStepCompensated, key)
 		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO saga_steps (step_key, status, item, amount) VALUES (?, 'done', ?, ?)", key, item, amount); err != nil {
-			return fmt.Errorf("service %s: record saga step %s: %w", b.Cfg.Name, key, err)
-		}
-		return work(tx)
+		return nil
 	})
 }
 
@@ -55,18 +52,9 @@ func (b *Base) SagaDo(ctx context.Context, key, item string, amount int64, work 
 // already is left alone.
 func (b *Base) SagaUndo(ctx context.Context, key string, revert func(tx *sql.Tx, item string, amount int64) error) error {
 	return b.inTx(ctx, func(tx *sql.Tx) error {
-		status, item, amount, err := b.sagaRow(ctx, tx, key)
-		switch {
-		case err != nil:
+		inserted, status, item, amount, err := b.claim(ctx, tx, key, "compensated", "", 0)
+		if err != nil || inserted || status == "compensated" {
 			return err
-		case status == "compensated":
-			return nil
-		case status == "":
-			_, err := tx.ExecContext(ctx, "INSERT INTO saga_steps (step_key, status, item, amount) VALUES (?, 'compensated', '', 0)", key)
-			if err != nil {
-				return fmt.Errorf("service %s: record compensation of %s: %w", b.Cfg.Name, key, err)
-			}
-			return nil
 		}
 		if err := revert(tx, item, amount); err != nil {
 			return err
@@ -78,19 +66,26 @@ func (b *Base) SagaUndo(ctx context.Context, key string, revert func(tx *sql.Tx,
 	})
 }
 
-func (b *Base) sagaRow(ctx context.Context, tx *sql.Tx, key string) (status, item string, amount int64, err error) {
+// claim inserts the step's row with status; when the row exists already it
+// locks and returns it instead. Inserting first, rather than reading first,
+// takes no gap lock on MySQL, so concurrent steps of other keys do not
+// deadlock.
+func (b *Base) claim(ctx context.Context, tx *sql.Tx, key, status, item string, amount int64) (inserted bool, old, oldItem string, oldAmount int64, err error) {
+	_, err = tx.ExecContext(ctx, "INSERT INTO saga_steps (step_key, status, item, amount) VALUES (?, ?, ?, ?)", key, status, item, amount)
+	if err == nil {
+		return true, "", "", 0, nil
+	}
+	if !b.dialect.IsDuplicateKey(err) {
+		return false, "", "", 0, fmt.Errorf("service %s: record saga step %s: %w", b.Cfg.Name, key, err)
+	}
 	q := "SELECT status, item, amount FROM saga_steps WHERE step_key = ?"
 	if b.MySQL() {
 		q += " FOR UPDATE"
 	}
-	err = tx.QueryRowContext(ctx, q, key).Scan(&status, &item, &amount)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", "", 0, nil
+	if err := tx.QueryRowContext(ctx, q, key).Scan(&old, &oldItem, &oldAmount); err != nil {
+		return false, "", "", 0, fmt.Errorf("service %s: read saga step %s: %w", b.Cfg.Name, key, err)
 	}
-	if err != nil {
-		return "", "", 0, fmt.Errorf("service %s: read saga step %s: %w", b.Cfg.Name, key, err)
-	}
-	return status, item, amount, nil
+	return false, old, oldItem, oldAmount, nil
 }
 
 // inTx runs f in a local transaction outside any global transaction that

@@ -1,0 +1,336 @@
+package orderinventory_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
+	"github.com/gtx-io/gtx/samples/order-inventory/load"
+)
+
+// bin holds the binaries TestMain built (without -race: they are separate
+// processes, and the race detector would only slow them down).
+var bin string
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "gtx-oi-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/gtx", "./samples/order-inventory/cmd/...")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build the binaries: %v\n%s", err, out)
+		return 1
+	}
+	bin = dir
+	return m.Run()
+}
+
+func env(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// proc is one running binary.
+type proc struct {
+	name string
+	args []string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// cluster is the coordinator and the three services, each a process, on
+// MariaDB databases of their own.
+type cluster struct {
+	t      *testing.T
+	dsn    string
+	prefix string
+	logs   string
+	ports  map[string]string
+	procs  map[string]*proc
+	tc     tcv1.CoordinatorClient
+	tcDB   *sql.DB
+	client *load.Client
+	mu     sync.Mutex
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// newCluster creates the databases and starts every process; t's cleanup
+// stops them and drops the databases.
+func newCluster(t *testing.T) *cluster {
+	t.Helper()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	c := &cluster{
+		t:      t,
+		dsn:    env("GTX_TEST_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/"),
+		prefix: "gtx_oi_" + hex.EncodeToString(b[:]) + "_",
+		logs:   t.TempDir(),
+		ports:  map[string]string{},
+		procs:  map[string]*proc{},
+	}
+	admin, err := sql.Open("mysql", c.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Close() })
+	for _, db := range []string{"tc", "order", "inventory", "account"} {
+		if _, err := admin.Exec("CREATE DATABASE `" + c.prefix + db + "`"); err != nil {
+			t.Skipf("MariaDB at %s: %v", c.dsn, err)
+		}
+		t.Cleanup(func() { _, _ = admin.Exec("DROP DATABASE IF EXISTS `" + c.prefix + db + "`") })
+	}
+	for _, p := range []string{"tc", "order-http", "order-grpc", "inventory-http", "inventory-grpc", "account-http", "account-grpc"} {
+		c.ports[p] = freePort(t)
+	}
+	t.Cleanup(c.stopAll)
+	if c.tcDB, err = sql.Open("mysql", c.dsn+c.prefix+"tc"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.tcDB.Close() })
+	conn, err := grpc.NewClient(c.ports["tc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	c.tc = tcv1.NewCoordinatorClient(conn)
+	for _, name := range []string{"tc", "inventory", "account", "order"} {
+		c.start(name)
+	}
+	c.client = load.NewClient("http://"+c.ports["order-http"], "http://"+c.ports["inventory-http"], "http://"+c.ports["account-http"])
+	return c
+}
+
+func (c *cluster) args(name string) []string {
+	if name == "tc" {
+		return []string{"tc", "--listen", c.ports["tc"], "--server-id", "e2e",
+			"--store-driver", "mysql", "--store-dsn", c.dsn + c.prefix + "tc",
+			"--branch-timeout", "2s", "--lease", "5s", "--retry-initial", "50ms", "--retry-max", "1s", "--log-level", "warn"}
+	}
+	a := []string{"-http", c.ports[name+"-http"], "-grpc", c.ports[name+"-grpc"], "-tc", c.ports["tc"],
+		"-db-driver", "mysql", "-db-dsn", c.dsn + c.prefix + name, "-tx-timeout", "10s", "-log-level", "warn"}
+	if name == "order" {
+		a = append(a, "-inventory", c.ports["inventory-grpc"], "-account", c.ports["account-grpc"])
+	}
+	return a
+}
+
+// start starts name and waits until it answers; it fails the test on
+// error, so call it only from the test's goroutine.
+func (c *cluster) start(name string) {
+	c.t.Helper()
+	if err := c.tryStart(name); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// tryStart starts name and waits until it answers.
+func (c *cluster) tryStart(name string) error {
+	exe := filepath.Join(bin, name)
+	if name == "tc" {
+		exe = filepath.Join(bin, "gtx")
+	}
+	log, err := os.OpenFile(filepath.Join(c.logs, name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(exe, c.args(name)...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		_ = log.Close()
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		_ = log.Close()
+		close(p.done)
+	}()
+	c.mu.Lock()
+	c.procs[name] = p
+	c.mu.Unlock()
+	return c.waitReady(name, p)
+}
+
+func (c *cluster) waitReady(name string, p *proc) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited at start:\n%s", name, c.log(name))
+		default:
+		}
+		var err error
+		if name == "tc" {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_, err = c.tc.ListTransactions(ctx, &tcv1.ListTransactionsRequest{Limit: 1})
+			cancel()
+		} else {
+			var resp *http.Response
+			resp, err = http.Get("http://" + c.ports[name+"-http"] + map[string]string{
+				"order": "/v1/orders?user=u1", "inventory": "/v1/stock/A", "account": "/v1/accounts/u1"}[name])
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("status %d", resp.StatusCode)
+				}
+			}
+		}
+		if err == nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not become ready:\n%s", name, c.log(name))
+}
+
+// kill9 kills name with SIGKILL and waits for it to exit.
+func (c *cluster) kill9(name string) {
+	c.mu.Lock()
+	p := c.procs[name]
+	c.mu.Unlock()
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+func (c *cluster) stopAll() {
+	c.mu.Lock()
+	procs := c.procs
+	c.mu.Unlock()
+	for _, name := range []string{"order", "account", "inventory", "tc"} {
+		p := procs[name]
+		if p == nil {
+			continue
+		}
+		_ = p.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	}
+}
+
+// log returns the end of name's log.
+func (c *cluster) log(name string) string {
+	b, _ := os.ReadFile(filepath.Join(c.logs, name+".log"))
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+func (c *cluster) dumpLogs() {
+	for _, name := range []string{"tc", "inventory", "account", "order"} {
+		c.t.Logf("--- %s log (end) ---\n%s", name, c.log(name))
+	}
+}
+
+// unfinished are the statuses of transactions that have not reached their
+// end, plus the two that need an operator.
+var unfinished = []tcv1.GlobalStatus{
+	tcv1.GlobalStatus_BEGIN, tcv1.GlobalStatus_COMMITTING, tcv1.GlobalStatus_COMMIT_RETRYING,
+	tcv1.GlobalStatus_ASYNC_COMMITTING, tcv1.GlobalStatus_COMMIT_FAILED, tcv1.GlobalStatus_ROLLBACKING,
+	tcv1.GlobalStatus_ROLLBACK_RETRYING, tcv1.GlobalStatus_TIMEOUT_ROLLBACKING,
+	tcv1.GlobalStatus_TIMEOUT_ROLLBACK_RETRYING, tcv1.GlobalStatus_ROLLBACK_FAILED,
+}
+
+// waitFinished waits until the coordinator lists no transaction in an
+// unfinished status and its store holds no global row lock, and fails the
+// test if that does not happen within a minute.
+func (c *cluster) waitFinished(ctx context.Context) {
+	c.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := c.tc.ListTransactions(ctx, &tcv1.ListTransactionsRequest{Statuses: unfinished, Limit: 10000})
+		var locks int
+		if err == nil {
+			err = c.tcDB.QueryRowContext(ctx, "SELECT COUNT(*) FROM gtx_row_locks").Scan(&locks)
+		}
+		if err == nil && len(resp.GetTransactions()) == 0 && locks == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			var b bytes.Buffer
+			for i, tx := range resp.GetTransactions() {
+				if i == 10 {
+					break
+				}
+				fmt.Fprintf(&b, "  %s %s %s attempts %d: %s\n", tx.GetXid(), tx.GetName(), tx.GetStatus(), tx.GetAttempts(), tx.GetLastError())
+			}
+			c.dumpLogs()
+			c.t.Fatalf("after a minute: %d unfinished transactions, %d global row locks, err %v\n%s", len(resp.GetTransactions()), locks, err, b.String())
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func (c *cluster) run(ctx context.Context, cfg load.Config) *load.Result {
+	c.t.Helper()
+	res, err := load.Run(ctx, c.client, cfg)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Logf("%d orders in %v (%.1f/s): %d committed, %d rolled back (%d not as asked), %d unknown (first: %v); p50 %v p99 %v",
+		res.Placed, res.Elapsed.Round(time.Millisecond), res.Throughput(), res.Committed, res.RolledBack, res.Unexpected,
+		res.Unknown, res.FirstUnknown, res.Percentile(0.5), res.Percentile(0.99))
+	for m, n := range res.Reasons {
+		c.t.Logf("  rolled back, not asked to: %dx %s", n, m)
+	}
+	return res
+}
+
+func (c *cluster) check(ctx context.Context, before *load.Snapshot) {
+	c.t.Helper()
+	r, err := c.client.Check(ctx, before, 60*time.Second)
+	if err != nil {
+		c.dumpLogs()
+		c.t.Fatal(err)
+	}
+	if !r.OK() {
+		c.dumpLogs()
+		c.t.Fatalf("invariants broken:\n%s", r)
+	}
+	c.t.Logf("%s", strings.TrimSpace(r.String()))
+}
