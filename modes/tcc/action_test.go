@@ -49,8 +49,14 @@ type service struct {
 // unless start is false.
 func newService(t testing.TB, c *cluster, b *backend, name, flavour string, start bool, opts ...ActionOption) *service {
 	t.Helper()
-	s := &service{b: b, rm: c.newRM(t), fence: b.fence(t, flavour)}
-	s.p = NewParticipant(s.rm, quiet)
+	m := c.newRM(t)
+	return newServiceOn(t, m, NewParticipant(m, quiet), b, name, flavour, start, opts...)
+}
+
+// newServiceOn is newService on a given resource manager and participant.
+func newServiceOn(t testing.TB, m *rm.Manager, p *Participant, b *backend, name, flavour string, start bool, opts ...ActionOption) *service {
+	t.Helper()
+	s := &service{b: b, rm: m, p: p, fence: b.fence(t, flavour)}
 	a, err := Register(s.p, name+".freeze", s.fence, Phases[freeze]{
 		Try: func(ctx context.Context, tx Tx, bc *BranchContext[freeze]) error {
 			s.tries.Add(1)

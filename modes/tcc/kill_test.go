@@ -15,6 +15,7 @@ import (
 
 	"github.com/gtx-io/gtx"
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
+	"github.com/gtx-io/gtx/rm"
 )
 
 // Environment of the participant process TestRMKilled starts.
@@ -28,14 +29,18 @@ const (
 	// Lines the helper prints when it reaches a point.
 	markTried      = "gtx-tcc-helper: tried"
 	markConfirming = "gtx-tcc-helper: confirming"
+	markConfirmed  = "gtx-tcc-helper: confirmed"
 )
 
-// TestRMKilled kills (SIGKILL) a participant process after its Try, or in
-// the middle of its Confirm with the local transaction open, and checks that
-// a new participant serving the same action confirms the branch once.
+// TestRMKilled kills (SIGKILL) a participant process after its Try, in the
+// middle of its Confirm with the local transaction open, or after its
+// Confirm committed but before it answered, and checks that a new
+// participant serving the same action completes the branch: the business
+// work of Confirm commits exactly once, and the coordinator's redelivery
+// of a Confirm that did commit runs nothing.
 func TestRMKilled(t *testing.T) {
 	backends(t, func(t *testing.T, b *backend) {
-		for _, mode := range []string{"after-try", "mid-confirm"} {
+		for _, mode := range []string{"after-try", "mid-confirm", "lost-answer"} {
 			t.Run(mode, func(t *testing.T) {
 				ctx := testContext(t)
 				c, addr := startClusterAddr(t)
@@ -94,7 +99,11 @@ func TestRMKilled(t *testing.T) {
 						st, err := tx.Commit(ctx)
 						done <- result{st, err}
 					}()
-					waitFor(markConfirming)
+					if mode == "mid-confirm" {
+						waitFor(markConfirming)
+					} else {
+						waitFor(markConfirmed)
+					}
 					kill()
 					var r result
 					select {
@@ -109,17 +118,24 @@ func TestRMKilled(t *testing.T) {
 				if st == tcv1.GlobalStatus_COMMITTED {
 					t.Fatal("committed with the only participant killed")
 				}
-				// The killed Confirm's local transaction died with its
-				// connection: the freeze stands, nothing was spent.
-				wantAccount(t, b, acct, account{balance: 60, frozen: 40})
+				// Unless the Confirm committed before the kill, the freeze
+				// stands and nothing was spent: a killed Confirm's local
+				// transaction died with its connection.
+				wantConfirms := int64(1)
+				if mode == "lost-answer" {
+					wantConfirms = 0
+					wantAccount(t, b, acct, account{balance: 60, spent: 40})
+				} else {
+					wantAccount(t, b, acct, account{balance: 60, frozen: 40})
+				}
 				s := newService(t, c, b, "a", backendFlavour(b), true)
-				wantAccount(t, b, acct, account{balance: 60, spent: 40})
 				eventually(t, "the global transaction to be committed", func() bool {
 					st, err := c.tm.Status(ctx, tx.XID())
 					return err == nil && st == tcv1.GlobalStatus_COMMITTED
 				})
-				if got := s.confirms.Load(); got != 1 {
-					t.Fatalf("confirm ran %d times after the restart, want once", got)
+				wantAccount(t, b, acct, account{balance: 60, spent: 40})
+				if got := s.confirms.Load(); got != wantConfirms {
+					t.Fatalf("confirm work ran %d times after the restart, want %d", got, wantConfirms)
 				}
 			})
 		}
@@ -127,9 +143,11 @@ func TestRMKilled(t *testing.T) {
 }
 
 // TestHelperProcess is the participant process of TestRMKilled; it skips
-// unless started by it. It tries the branch of the given XID, prints
-// markTried, and (in mode mid-confirm) blocks inside its Confirm, after the
-// business work, printing markConfirming; it waits there to be killed.
+// unless started by it. It tries the branch of the given XID and prints
+// markTried. In mode mid-confirm it blocks inside its Confirm, after the
+// business work, printing markConfirming; in mode lost-answer it blocks
+// after the Confirm committed, before answering, printing markConfirmed. It
+// waits to be killed.
 func TestHelperProcess(t *testing.T) {
 	mode := os.Getenv(helperMode)
 	if mode == "" {
@@ -140,7 +158,10 @@ func TestHelperProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newService(t, clusterOf(t, tcv1.NewCoordinatorClient(conn)), b, "a", backendFlavour(b), true)
+	m := clusterOf(t, tcv1.NewCoordinatorClient(conn)).newRM(t)
+	p := &Participant{rm: m, log: quiet, actions: make(map[string]phase2)}
+	m.Handle(tcv1.BranchType_TCC, answerless{p})
+	s := newServiceOn(t, m, p, b, "a", backendFlavour(b), true)
 	if mode == "mid-confirm" {
 		hook := func(context.Context) error {
 			fmt.Println(markConfirming)
@@ -157,3 +178,20 @@ func TestHelperProcess(t *testing.T) {
 	time.Sleep(time.Hour)
 	t.Fatal("still alive an hour later: the test should have killed this process")
 }
+
+// answerless runs phase 2 through a Participant and, after a Confirm that
+// succeeded, prints markConfirmed and never answers.
+type answerless struct{ p *Participant }
+
+func (h answerless) Commit(ctx context.Context, b rm.Branch) error {
+	if err := h.p.Commit(ctx, b); err != nil {
+		return err
+	}
+	if os.Getenv(helperMode) == "lost-answer" {
+		fmt.Println(markConfirmed)
+		time.Sleep(time.Hour)
+	}
+	return nil
+}
+
+func (h answerless) Rollback(ctx context.Context, b rm.Branch) error { return h.p.Rollback(ctx, b) }
