@@ -20,6 +20,10 @@ import (
 // an empty application name or token, or a token two applications share.
 var ErrInvalidTokens = errors.New("tc: invalid authentication tokens")
 
+// healthPrefix starts the methods of the gRPC health service, which probes
+// call without a token.
+const healthPrefix = "/grpc.health.v1.Health/"
+
 // authorizationKey is the gRPC metadata key carrying "Bearer <token>".
 const authorizationKey = "authorization"
 
@@ -29,7 +33,8 @@ const authorizationKey = "authorization"
 // and Commit, Rollback and Report are refused with PermissionDenied for a
 // transaction another application began. Resource managers may register
 // and report branches of any transaction, since a branch may live in any
-// service. Install it with its interceptors:
+// service. The gRPC health service needs no token, for probes. Install it
+// with its interceptors:
 //
 //	auth, err := tc.NewAuthenticator(map[string]string{"orders": token}, store)
 //	gs := grpc.NewServer(grpc.Creds(tlsCreds),
@@ -139,7 +144,10 @@ func (a *Authenticator) authorize(ctx context.Context, app string, req any) erro
 
 // UnaryInterceptor authenticates and authorizes unary calls.
 func (a *Authenticator) UnaryInterceptor() grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if strings.HasPrefix(info.FullMethod, healthPrefix) {
+			return handler(ctx, req)
+		}
 		ctx, err := a.authenticate(ctx)
 		if err != nil {
 			return nil, err
@@ -154,7 +162,10 @@ func (a *Authenticator) UnaryInterceptor() grpc.UnaryServerInterceptor {
 
 // StreamInterceptor authenticates streams (Attach).
 func (a *Authenticator) StreamInterceptor() grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if strings.HasPrefix(info.FullMethod, healthPrefix) {
+			return handler(srv, ss)
+		}
 		ctx, err := a.authenticate(ss.Context())
 		if err != nil {
 			return err

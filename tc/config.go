@@ -6,6 +6,9 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // IDGenerator hands out unique 64-bit IDs; the coordinator uses it for XIDs
@@ -56,6 +59,12 @@ type Config struct {
 	Retention time.Duration
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
+	// Metrics, when not nil, gets the coordinator's Prometheus metrics
+	// (see the package documentation); one registry per Server.
+	Metrics prometheus.Registerer
+	// TracerProvider, when not nil, makes the OpenTelemetry spans of begin,
+	// commit, rollback and each branch's phase 2.
+	TracerProvider trace.TracerProvider
 }
 
 // DefaultConfig returns a configuration for one coordinator; set IDs (and,

@@ -49,6 +49,7 @@ func (s *Server) driveClaimed(ctx context.Context, xid string) error {
 // current status and records the result durably. It returns the status
 // reached. The caller holds g's slot in s.driving.
 func (s *Server) attempt(ctx context.Context, g *GlobalSession) (tcv1.GlobalStatus, error) {
+	started := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Lease/2)
 	defer cancel()
 	var (
@@ -73,6 +74,7 @@ func (s *Server) attempt(ctx context.Context, g *GlobalSession) (tcv1.GlobalStat
 	if err := s.store.UpdateGlobal(wctx, g.XID, []tcv1.GlobalStatus{g.Status}, u); err != nil {
 		return g.Status, fmt.Errorf("record phase 2 of %s: %w", g.XID, err)
 	}
+	s.obs.attempted(g, next, time.Since(started))
 	if (next == tcv1.GlobalStatus_ROLLBACKED || next == tcv1.GlobalStatus_TIMEOUT_ROLLBACKED) && hasLocks(g) {
 		if err := s.locks.ReleaseGlobalLocks(wctx, g.XID); err != nil {
 			s.log.Warn("release global locks", "xid", g.XID, "err", err)
@@ -176,6 +178,8 @@ func (s *Server) rollbackBranches(ctx context.Context, g *GlobalSession) (outcom
 
 // branch sends one command and records the branch's new status.
 func (s *Server) branch(ctx context.Context, action tcv1.BranchAction, b *BranchSession) (outcome, string) {
+	ctx, span := s.obs.startBranch(ctx, action, b)
+	defer span.End()
 	bctx, cancel := context.WithTimeout(ctx, s.cfg.BranchTimeout)
 	defer cancel()
 	res, err := s.hub.command(bctx, action, b)

@@ -29,6 +29,7 @@ type Server struct {
 	locks LockStore
 	log   *slog.Logger
 	hub   *hub
+	obs   *observer
 
 	// driving holds the XIDs whose phase 2 this replica runs right now.
 	driving sync.Map
@@ -54,7 +55,12 @@ func NewServer(cfg Config, store Store, locks LockStore) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	obs, err := newObserver(cfg, store)
+	if err != nil {
+		return nil, err
+	}
 	return &Server{
+		obs:     obs,
 		cfg:     cfg,
 		store:   store,
 		locks:   locks,
@@ -191,6 +197,9 @@ func (s *Server) finishEmpty(ctx context.Context, xid string, status tcv1.Global
 	done, err := f.FinishEmpty(ctx, xid, status, s.now())
 	if err != nil {
 		return false, s.toStatus(err)
+	}
+	if done {
+		s.obs.finishedEmpty(status)
 	}
 	return done, nil
 }

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
@@ -218,6 +219,16 @@ func TestSecurity(t *testing.T) {
 			_, err := billing.Report(ctx, &tcv1.ReportRequest{Xid: xid, Status: tcv1.GlobalStatus_COMMITTED})
 			return err
 		}, codes.PermissionDenied},
+		{"health probe without a token", func() error {
+			conn, err := grpc.NewClient(c.Listen, grpc.WithTransportCredentials(credentials.NewTLS(
+				&tls.Config{RootCAs: ca.pool, Certificates: []tls.Certificate{cliCert}, MinVersion: tls.VersionTLS12})))
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+			return err
+		}, codes.OK},
 		{"register a branch of another application's transaction", func() error {
 			_, err := billing.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: xid, BranchType: tcv1.BranchType_TCC, ResourceId: "invoices"})
 			return err

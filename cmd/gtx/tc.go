@@ -45,6 +45,10 @@ type tcConfig struct {
 	TLSKey         string        `yaml:"tls_key"`
 	TLSClientCA    string        `yaml:"tls_client_ca"`
 	AuthTokensFile string        `yaml:"auth_tokens_file"`
+	MetricsListen  string        `yaml:"metrics_listen"`
+	HealthInterval time.Duration `yaml:"health_interval"`
+	TraceExporter  string        `yaml:"trace_exporter"`
+	OTLPEndpoint   string        `yaml:"otlp_endpoint"`
 }
 
 func defaultTCConfig() tcConfig {
@@ -64,6 +68,8 @@ func defaultTCConfig() tcConfig {
 		Lease:          d.Lease,
 		Retention:      d.Retention,
 		LogLevel:       "info",
+		HealthInterval: 5 * time.Second,
+		TraceExporter:  "none",
 	}
 }
 
@@ -85,6 +91,7 @@ func (c *tcConfig) bind(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.Retention, "retention", c.Retention, "how long finished transactions are kept; 0 forever (GTX_RETENTION)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (GTX_LOG_LEVEL)")
 	c.bindSecurity(fs)
+	c.bindObservability(fs)
 }
 
 // loadFile reads a YAML configuration file over c; unknown keys are errors.
@@ -211,6 +218,13 @@ func runTC(ctx context.Context, c tcConfig) error {
 	tcfg.Lease = c.Lease
 	tcfg.Retention = c.Retention
 	tcfg.Logger = log
+	obs, err := startObservability(ctx, c, log)
+	if err != nil {
+		return err
+	}
+	defer obs.stop(context.WithoutCancel(ctx))
+	tcfg.Metrics = obs.metrics
+	tcfg.TracerProvider = obs.tracer
 	srv, err := tc.NewServer(tcfg, store, locks)
 	if err != nil {
 		return err
@@ -223,10 +237,13 @@ func runTC(ctx context.Context, c tcConfig) error {
 	if err != nil {
 		return err
 	}
-	gs := grpc.NewServer(opts...)
+	gs := grpc.NewServer(append(opts, grpc.ChainUnaryInterceptor(srv.UnaryInterceptor()))...)
 	tcv1.RegisterCoordinatorServer(gs, srv)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
+	storeHealth := tc.NewStoreHealth(store, hs, c.HealthInterval, log)
+	storeHealth.Start(ctx)
+	defer storeHealth.Close()
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
