@@ -13,12 +13,13 @@ import (
 const orders = 2000
 
 func mixed() load.Config {
-	return load.Config{Concurrency: 12, Orders: orders, Modes: order.Modes, FailRatio: 0.2}
+	return load.Config{Concurrency: 16, Orders: orders, Modes: order.Modes, FailRatio: 0.2}
 }
 
 // 2000 orders in every mode, 20% asked to fail, against separate processes
 // on MariaDB: the invariants hold and every transaction ends.
 func TestSeparateProcesses(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t)
 	ctx := t.Context()
 	before, err := c.client.TakeSnapshot(ctx)
@@ -46,6 +47,7 @@ func TestSeparateProcesses(t *testing.T) {
 // invariants hold, no transaction is left unfinished and no global row lock
 // remains.
 func TestKill9(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t)
 	ctx := t.Context()
 	before, err := c.client.TakeSnapshot(ctx)
