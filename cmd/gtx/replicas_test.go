@@ -70,12 +70,12 @@ func mysqlTestDB(t *testing.T) string {
 	return cfg.FormatDSN()
 }
 
-// startReplica runs one `gtx tc` replica as a subprocess and waits until it
-// serves; extra are more flags.
+// startReplica runs one `gtx tc` replica as a subprocess, with a node ID
+// leased from its store, and waits until it serves; extra are more flags.
 func startReplica(t *testing.T, id int, addr string, extra ...string) *exec.Cmd {
 	t.Helper()
 	args := append([]string{"tc", "--listen", addr, "--server-id", "replica-" + strconv.Itoa(id),
-		"--node-id", strconv.Itoa(100 + id), "--retry-initial", "20ms", "--retry-max", "200ms",
+		"--node-id", "-1", "--retry-initial", "20ms", "--retry-max", "200ms",
 		"--branch-timeout", "1s", "--lease", replicaLease.String()}, extra...)
 	cmd := exec.Command(gtxBin, args...)
 	stderr, err := cmd.StderrPipe()

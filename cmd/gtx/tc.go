@@ -18,7 +18,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
-	"github.com/gtx-io/gtx/idgen"
 	"github.com/gtx-io/gtx/tc"
 )
 
@@ -76,7 +75,7 @@ func defaultTCConfig() tcConfig {
 func (c *tcConfig) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", c.Listen, "gRPC listen address (GTX_LISTEN)")
 	fs.StringVar(&c.ServerID, "server-id", c.ServerID, "name of this replica, unique per replica sharing a store (GTX_SERVER_ID)")
-	fs.Int64Var(&c.NodeID, "node-id", c.NodeID, "snowflake node ID 0-1023 for XIDs, unique per replica (GTX_NODE_ID)")
+	fs.Int64Var(&c.NodeID, "node-id", c.NodeID, "snowflake node ID 0-1023 for XIDs, unique per replica; -1 leases one from the mysql, postgres or redis store (GTX_NODE_ID)")
 	fs.StringVar(&c.StoreDriver, "store-driver", c.StoreDriver, "session store: sqlite, mysql, postgres or redis (GTX_STORE_DRIVER)")
 	fs.StringVar(&c.StoreDSN, "store-dsn", c.StoreDSN, "session store DSN; for sqlite a file path, for redis redis://host:port/db (GTX_STORE_DSN)")
 	fs.StringVar(&c.StorePrefix, "store-prefix", c.StorePrefix, "key prefix in a redis store; empty means gtx:tc: (GTX_STORE_PREFIX)")
@@ -193,17 +192,16 @@ func runTC(ctx context.Context, c tcConfig) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	icfg := idgen.DefaultConfig()
-	icfg.NodeID = c.NodeID
-	ids, err := idgen.New(icfg)
-	if err != nil {
-		return err
-	}
 	store, locks, closeStores, err := openStores(ctx, c, log)
 	if err != nil {
 		return err
 	}
 	defer closeStores()
+	ids, releaseIDs, err := newIDs(ctx, c, log)
+	if err != nil {
+		return err
+	}
+	defer releaseIDs()
 
 	tcfg := tc.DefaultConfig()
 	tcfg.ServerID = c.ServerID

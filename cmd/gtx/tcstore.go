@@ -7,6 +7,12 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+	gormmysql "gorm.io/driver/mysql"
+	gormpostgres "gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	gormlogger "gorm.io/gorm/logger"
+
+	"github.com/gtx-io/gtx/idgen"
 
 	"github.com/gtx-io/gtx/tc"
 	redisstore "github.com/gtx-io/gtx/tc/store/redis"
@@ -23,13 +29,9 @@ func openStores(ctx context.Context, c tcConfig, log *slog.Logger) (tc.Store, tc
 		}
 		return store, store, store.Close, nil
 	}
-	dsn := c.StoreDSN
-	if !strings.Contains(dsn, "://") {
-		dsn = "redis://" + dsn
-	}
-	opts, err := redis.ParseURL(dsn)
+	opts, err := redisOptions(c.StoreDSN)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("redis store DSN: want redis://[user:password@]host:port[/db] or host:port: %w", err)
+		return nil, nil, nil, err
 	}
 	rdb := redis.NewClient(opts)
 	cfg := redisstore.Config{Prefix: c.StorePrefix, Logger: log}
@@ -47,4 +49,86 @@ func openStores(ctx context.Context, c tcConfig, log *slog.Logger) (tc.Store, tc
 		return nil, nil, nil, err
 	}
 	return store, locks, rdb.Close, nil
+}
+
+// newIDs returns the replica's ID generator: on the configured node ID, or,
+// for node ID -1, on a node leased from the store's database or Redis, so
+// that replicas of one Deployment need no per-pod configuration. The
+// returned function releases the lease.
+func newIDs(ctx context.Context, c tcConfig, log *slog.Logger) (tc.IDGenerator, func(), error) {
+	icfg := idgen.DefaultConfig()
+	if c.NodeID != -1 {
+		icfg.NodeID = c.NodeID
+		g, err := idgen.New(icfg)
+		return g, func() {}, err
+	}
+	var (
+		leaser idgen.Leaser
+		closer func()
+	)
+	switch c.StoreDriver {
+	case "redis":
+		opts, err := redisOptions(c.StoreDSN)
+		if err != nil {
+			return nil, nil, err
+		}
+		rdb := redis.NewClient(opts)
+		l, err := idgen.NewRedisLeaser(rdb, idgen.DefaultRedisLeaserConfig())
+		if err != nil {
+			_ = rdb.Close()
+			return nil, nil, err
+		}
+		leaser, closer = l, func() { _ = rdb.Close() }
+	case "mysql", "postgres":
+		dialector := gormmysql.Open(c.StoreDSN)
+		if c.StoreDriver == "postgres" {
+			dialector = gormpostgres.Open(c.StoreDSN)
+		}
+		db, err := gorm.Open(dialector, &gorm.Config{Logger: gormlogger.Discard})
+		if err != nil {
+			return nil, nil, fmt.Errorf("node lease: open %s: %w", c.StoreDriver, err)
+		}
+		l, err := idgen.NewSQLLeaser(ctx, db, idgen.DefaultSQLLeaserConfig())
+		if err != nil {
+			return nil, nil, err
+		}
+		leaser = l
+		closer = func() {
+			if sqlDB, err := db.DB(); err == nil {
+				_ = sqlDB.Close()
+			}
+		}
+	default:
+		return nil, nil, fmt.Errorf("--node-id -1 leases a node from a shared store; %s is not one, give a node ID", c.StoreDriver)
+	}
+	lcfg := idgen.DefaultLeaseConfig()
+	lcfg.Logger = log
+	lease, err := idgen.Acquire(ctx, leaser, lcfg)
+	if err != nil {
+		closer()
+		return nil, nil, fmt.Errorf("lease a node ID: %w", err)
+	}
+	g, err := idgen.NewLeased(icfg, lease)
+	if err != nil {
+		_ = lease.Close(context.WithoutCancel(ctx))
+		closer()
+		return nil, nil, err
+	}
+	log.Info("node ID leased", "node_id", lease.NodeID())
+	return g, func() {
+		_ = lease.Close(context.WithoutCancel(ctx))
+		closer()
+	}, nil
+}
+
+// redisOptions parses a redis store DSN: a redis:// URL or host:port.
+func redisOptions(dsn string) (*redis.Options, error) {
+	if !strings.Contains(dsn, "://") {
+		dsn = "redis://" + dsn
+	}
+	opts, err := redis.ParseURL(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("redis store DSN: want redis://[user:password@]host:port[/db] or host:port: %w", err)
+	}
+	return opts, nil
 }
