@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gtx-io/gtx/samples/order-inventory/load"
 	"github.com/gtx-io/gtx/samples/order-inventory/order"
@@ -58,6 +59,7 @@ func TestKill9(t *testing.T) {
 	var placed atomic.Int64
 	kills := make(chan string, len(victims))
 	cfg := mixed()
+	cfg.DelayRatio, cfg.Delay = 0.1, 200*time.Millisecond // more transactions in flight at each kill
 	cfg.OnOrder = func(load.Outcome) {
 		n := placed.Add(1)
 		// Every 400 orders from the 300th, the next victim.

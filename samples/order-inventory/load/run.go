@@ -29,6 +29,11 @@ type Config struct {
 	// FailRatio is the share of orders asked to fail, each at a random
 	// participant (inventory, account or order).
 	FailRatio float64
+	// DelayRatio is the share of orders sent with delay_ms = Delay, which
+	// widens the window between the branches' work and the commit (for
+	// fault injection).
+	DelayRatio float64
+	Delay      time.Duration
 	// MaxQuantity bounds the random quantity of an order (1 to
 	// MaxQuantity); 0 means 3.
 	MaxQuantity int64
@@ -48,6 +53,8 @@ func (c *Config) Validate() error {
 		return errors.New("load: give at least one mode")
 	case c.FailRatio < 0 || c.FailRatio > 1:
 		return fmt.Errorf("load: the failure ratio must be within [0, 1], got %v", c.FailRatio)
+	case c.DelayRatio < 0 || c.DelayRatio > 1 || c.Delay < 0:
+		return fmt.Errorf("load: the delay ratio must be within [0, 1] and the delay not negative, got %v and %v", c.DelayRatio, c.Delay)
 	case c.MaxQuantity < 0:
 		return fmt.Errorf("load: the largest quantity must be positive, got %d", c.MaxQuantity)
 	}
@@ -151,6 +158,9 @@ func Run(ctx context.Context, c *Client, cfg Config) (*Result, error) {
 				}
 				if rand.Float64() < cfg.FailRatio {
 					req.Fail = order.Failures[1+rand.IntN(len(order.Failures)-1)]
+				}
+				if rand.Float64() < cfg.DelayRatio {
+					req.DelayMS = cfg.Delay.Milliseconds()
 				}
 				t0 := time.Now()
 				code, out, err := c.Place(ctx, req)
