@@ -1,0 +1,15 @@
+# The sample's account service: a static binary on a distroless base, running
+# as a non-root user.
+#
+#   docker build -f deploy/docker/account.Dockerfile -t gtx-sample-account:dev .
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/account ./samples/order-inventory/cmd/account
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/account /usr/local/bin/account
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/account"]
