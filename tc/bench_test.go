@@ -44,14 +44,14 @@ func BenchmarkBaselineTwoEchoCalls(b *testing.B) {
 
 // BenchmarkEmptyGlobalTx is Begin + Commit of a transaction with no branch.
 func BenchmarkEmptyGlobalTx(b *testing.B) {
-	e := startEnv(b, testConfig(b), "")
+	e := startEnv(b, nil, "")
 	ctx := context.Background()
 	run(b, func() error {
-		r, err := e.client.Begin(ctx, &tcv1.BeginRequest{Name: "bench"})
+		r, err := e.Client.Begin(ctx, &tcv1.BeginRequest{Name: "bench"})
 		if err != nil {
 			return err
 		}
-		_, err = e.client.Commit(ctx, &tcv1.CommitRequest{Xid: r.GetXid()})
+		_, err = e.Client.Commit(ctx, &tcv1.CommitRequest{Xid: r.GetXid()})
 		return err
 	})
 }
@@ -59,20 +59,20 @@ func BenchmarkEmptyGlobalTx(b *testing.B) {
 // BenchmarkTwoBranchGlobalTx is Begin + 2 × RegisterBranch + Commit, with
 // phase 2 delivered to an attached resource manager.
 func BenchmarkTwoBranchGlobalTx(b *testing.B) {
-	e := startEnv(b, testConfig(b), "")
-	startRM(b, e.addr, &recorder{})
+	e := startEnv(b, nil, "")
+	startRM(b, e.Addr, &recorder{})
 	ctx := context.Background()
 	run(b, func() error {
-		r, err := e.client.Begin(ctx, &tcv1.BeginRequest{Name: "bench"})
+		r, err := e.Client.Begin(ctx, &tcv1.BeginRequest{Name: "bench"})
 		if err != nil {
 			return err
 		}
 		for i := 0; i < 2; i++ {
-			if _, err := e.client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: r.GetXid(), BranchType: tcv1.BranchType_TCC, ResourceId: "res"}); err != nil {
+			if _, err := e.Client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: r.GetXid(), BranchType: tcv1.BranchType_TCC, ResourceId: "res"}); err != nil {
 				return err
 			}
 		}
-		c, err := e.client.Commit(ctx, &tcv1.CommitRequest{Xid: r.GetXid()})
+		c, err := e.Client.Commit(ctx, &tcv1.CommitRequest{Xid: r.GetXid()})
 		if err == nil && c.GetStatus() != tcv1.GlobalStatus_COMMITTED {
 			b.Fatalf("commit answered %s", c.GetStatus())
 		}

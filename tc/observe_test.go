@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
+	"github.com/gtx-io/gtx/idgen"
 	"github.com/gtx-io/gtx/tc"
 	sqlstore "github.com/gtx-io/gtx/tc/store/sql"
 )
@@ -59,7 +60,13 @@ func TestSpansAndMetrics(t *testing.T) {
 	spans := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
 	reg := prometheus.NewRegistry()
-	cfg := testConfig(t)
+	ids, err := idgen.New(idgen.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := tc.DefaultConfig()
+	testConfig(&cfg)
+	cfg.IDs = ids
 	cfg.TracerProvider = tp
 	cfg.Metrics = reg
 	store, err := sqlstore.Open(ctx, sqlstore.Config{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "tc.db")})

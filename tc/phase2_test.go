@@ -15,6 +15,7 @@ import (
 
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 	"github.com/gtx-io/gtx/rm"
+	"github.com/gtx-io/gtx/tc"
 )
 
 // recorder is a phase-2 handler that records every command, in order, and
@@ -98,13 +99,13 @@ func startRM(t testing.TB, addr string, h rm.Handler) *rm.Manager {
 func beginWithBranches(t *testing.T, e *env, n int) (string, []int64) {
 	t.Helper()
 	ctx := context.Background()
-	b, err := e.client.Begin(ctx, &tcv1.BeginRequest{Name: "t"})
+	b, err := e.Client.Begin(ctx, &tcv1.BeginRequest{Name: "t"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var ids []int64
 	for i := 0; i < n; i++ {
-		r, err := e.client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{
+		r, err := e.Client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{
 			Xid: b.GetXid(), BranchType: tcv1.BranchType_TCC, ResourceId: "res", ApplicationData: []byte{byte(i)},
 		})
 		if err != nil {
@@ -116,13 +117,13 @@ func beginWithBranches(t *testing.T, e *env, n int) (string, []int64) {
 }
 
 func TestCommitAndRollbackDriveBranches(t *testing.T) {
-	e := startEnv(t, testConfig(t), "")
+	e := startEnv(t, nil, "")
 	h := &recorder{}
-	startRM(t, e.addr, h)
+	startRM(t, e.Addr, h)
 	ctx := context.Background()
 
 	xid, ids := beginWithBranches(t, e, 3)
-	c, err := e.client.Commit(ctx, &tcv1.CommitRequest{Xid: xid})
+	c, err := e.Client.Commit(ctx, &tcv1.CommitRequest{Xid: xid})
 	if err != nil || c.GetStatus() != tcv1.GlobalStatus_COMMITTED {
 		t.Fatalf("commit: %v %v", c, err)
 	}
@@ -132,7 +133,7 @@ func TestCommitAndRollbackDriveBranches(t *testing.T) {
 	}
 
 	xid, ids = beginWithBranches(t, e, 3)
-	r, err := e.client.Rollback(ctx, &tcv1.RollbackRequest{Xid: xid})
+	r, err := e.Client.Rollback(ctx, &tcv1.RollbackRequest{Xid: xid})
 	if err != nil || r.GetStatus() != tcv1.GlobalStatus_ROLLBACKED {
 		t.Fatalf("rollback: %v %v", r, err)
 	}
@@ -141,7 +142,7 @@ func TestCommitAndRollbackDriveBranches(t *testing.T) {
 	if fmt.Sprint(rollbacks) != fmt.Sprint(want) {
 		t.Fatalf("rollback order %v, want newest first %v", rollbacks, want)
 	}
-	got, err := e.client.GetTransaction(ctx, &tcv1.GetTransactionRequest{Xid: xid})
+	got, err := e.Client.GetTransaction(ctx, &tcv1.GetTransactionRequest{Xid: xid})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,11 +154,11 @@ func TestCommitAndRollbackDriveBranches(t *testing.T) {
 }
 
 func TestResourceManagerDownDuringPhase2GetsCommandOnReconnect(t *testing.T) {
-	e := startEnv(t, testConfig(t), "")
+	e := startEnv(t, nil, "")
 	ctx := context.Background()
 	// No resource manager is attached when the commit is decided.
 	xid, ids := beginWithBranches(t, e, 2)
-	c, err := e.client.Commit(ctx, &tcv1.CommitRequest{Xid: xid})
+	c, err := e.Client.Commit(ctx, &tcv1.CommitRequest{Xid: xid})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,8 +166,8 @@ func TestResourceManagerDownDuringPhase2GetsCommandOnReconnect(t *testing.T) {
 		t.Fatalf("commit with no resource manager answered %s, want COMMIT_RETRYING", c.GetStatus())
 	}
 	h := &recorder{}
-	startRM(t, e.addr, h)
-	if st := waitStatus(t, e.client, xid, tcv1.GlobalStatus_COMMITTED); st != tcv1.GlobalStatus_COMMITTED {
+	startRM(t, e.Addr, h)
+	if st := waitStatus(t, e.Client, xid, tcv1.GlobalStatus_COMMITTED); st != tcv1.GlobalStatus_COMMITTED {
 		t.Fatalf("status %s after the resource manager came back", st)
 	}
 	if commits, _ := h.seen(); len(commits) != len(ids) {
@@ -175,21 +176,19 @@ func TestResourceManagerDownDuringPhase2GetsCommandOnReconnect(t *testing.T) {
 }
 
 func TestRetryBudgetThenOperatorRetry(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.MaxAttempts = 3
-	e := startEnv(t, cfg, "")
+	e := startEnv(t, func(c *tc.Config) { c.MaxAttempts = 3 }, "")
 	h := &recorder{fail: errors.New("stock service down")}
-	startRM(t, e.addr, h)
+	startRM(t, e.Addr, h)
 	ctx := context.Background()
 
 	xid, _ := beginWithBranches(t, e, 1)
-	if _, err := e.client.Commit(ctx, &tcv1.CommitRequest{Xid: xid}); err != nil {
+	if _, err := e.Client.Commit(ctx, &tcv1.CommitRequest{Xid: xid}); err != nil {
 		t.Fatal(err)
 	}
-	if st := waitStatus(t, e.client, xid, tcv1.GlobalStatus_COMMIT_FAILED); st != tcv1.GlobalStatus_COMMIT_FAILED {
+	if st := waitStatus(t, e.Client, xid, tcv1.GlobalStatus_COMMIT_FAILED); st != tcv1.GlobalStatus_COMMIT_FAILED {
 		t.Fatalf("status %s, want COMMIT_FAILED after the budget", st)
 	}
-	got, err := e.client.GetTransaction(ctx, &tcv1.GetTransactionRequest{Xid: xid})
+	got, err := e.Client.GetTransaction(ctx, &tcv1.GetTransactionRequest{Xid: xid})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,28 +196,28 @@ func TestRetryBudgetThenOperatorRetry(t *testing.T) {
 		t.Fatalf("attempts %d, last error %q", got.GetTransaction().GetAttempts(), got.GetTransaction().GetLastError())
 	}
 	h.setFail(nil)
-	if _, err := e.client.Retry(ctx, &tcv1.RetryRequest{Xid: xid}); err != nil {
+	if _, err := e.Client.Retry(ctx, &tcv1.RetryRequest{Xid: xid}); err != nil {
 		t.Fatal(err)
 	}
-	if st := waitStatus(t, e.client, xid, tcv1.GlobalStatus_COMMITTED); st != tcv1.GlobalStatus_COMMITTED {
+	if st := waitStatus(t, e.Client, xid, tcv1.GlobalStatus_COMMITTED); st != tcv1.GlobalStatus_COMMITTED {
 		t.Fatalf("status %s after retry", st)
 	}
 }
 
 func TestUnretryableRollbackStops(t *testing.T) {
-	e := startEnv(t, testConfig(t), "")
+	e := startEnv(t, nil, "")
 	h := &recorder{fail: rm.Unretryable(errors.New("row changed outside the transaction"))}
-	startRM(t, e.addr, h)
+	startRM(t, e.Addr, h)
 	ctx := context.Background()
 	xid, _ := beginWithBranches(t, e, 2)
-	r, err := e.client.Rollback(ctx, &tcv1.RollbackRequest{Xid: xid})
+	r, err := e.Client.Rollback(ctx, &tcv1.RollbackRequest{Xid: xid})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r.GetStatus() != tcv1.GlobalStatus_ROLLBACK_FAILED {
 		t.Fatalf("rollback answered %s, want ROLLBACK_FAILED", r.GetStatus())
 	}
-	got, _ := e.client.GetTransaction(ctx, &tcv1.GetTransactionRequest{Xid: xid})
+	got, _ := e.Client.GetTransaction(ctx, &tcv1.GetTransactionRequest{Xid: xid})
 	br := got.GetTransaction().GetBranches()
 	// Newest first, and it stopped at the first: the older one was not touched.
 	if br[1].GetStatus() != tcv1.BranchStatus_PHASE2_ROLLBACK_FAILED_UNRETRYABLE || br[0].GetStatus() != tcv1.BranchStatus_REGISTERED {
@@ -227,19 +226,19 @@ func TestUnretryableRollbackStops(t *testing.T) {
 }
 
 func TestTimeoutRollsBackBranches(t *testing.T) {
-	e := startEnv(t, testConfig(t), "")
+	e := startEnv(t, nil, "")
 	h := &recorder{}
-	startRM(t, e.addr, h)
+	startRM(t, e.Addr, h)
 	ctx := context.Background()
-	b, err := e.client.Begin(ctx, &tcv1.BeginRequest{Name: "t", TimeoutMs: 200})
+	b, err := e.Client.Begin(ctx, &tcv1.BeginRequest{Name: "t", TimeoutMs: 200})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := e.client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: b.GetXid(), BranchType: tcv1.BranchType_TCC, ResourceId: "res"})
+	r, err := e.Client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: b.GetXid(), BranchType: tcv1.BranchType_TCC, ResourceId: "res"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := waitStatus(t, e.client, b.GetXid(), tcv1.GlobalStatus_TIMEOUT_ROLLBACKED); st != tcv1.GlobalStatus_TIMEOUT_ROLLBACKED {
+	if st := waitStatus(t, e.Client, b.GetXid(), tcv1.GlobalStatus_TIMEOUT_ROLLBACKED); st != tcv1.GlobalStatus_TIMEOUT_ROLLBACKED {
 		t.Fatalf("status %s", st)
 	}
 	if _, rb := h.seen(); len(rb) != 1 || rb[0] != r.GetBranchId() {
@@ -251,21 +250,20 @@ func TestTimeoutRollsBackBranches(t *testing.T) {
 // store holds COMMITTING), restarted on the same store, finishes the commit.
 func TestRestartResumesPhase2(t *testing.T) {
 	dir := t.TempDir() + "/tc.db"
-	cfg := testConfig(t)
-	e := startEnv(t, cfg, dir)
+	e := startEnv(t, nil, dir)
 	ctx := context.Background()
 	xid, ids := beginWithBranches(t, e, 2)
 	// No RM: the first attempt fails and the session waits in COMMIT_RETRYING.
-	if _, err := e.client.Commit(ctx, &tcv1.CommitRequest{Xid: xid}); err != nil {
+	if _, err := e.Client.Commit(ctx, &tcv1.CommitRequest{Xid: xid}); err != nil {
 		t.Fatal(err)
 	}
-	e.srv.Close()
-	e.store.Close()
+	e.Server.Close()
+	e.Store.Close()
 
-	e2 := startEnv(t, cfg, dir)
+	e2 := startEnv(t, nil, dir)
 	h := &recorder{}
-	startRM(t, e2.addr, h)
-	if st := waitStatus(t, e2.client, xid, tcv1.GlobalStatus_COMMITTED); st != tcv1.GlobalStatus_COMMITTED {
+	startRM(t, e2.Addr, h)
+	if st := waitStatus(t, e2.Client, xid, tcv1.GlobalStatus_COMMITTED); st != tcv1.GlobalStatus_COMMITTED {
 		t.Fatalf("status %s after restart", st)
 	}
 	if commits, _ := h.seen(); len(commits) != len(ids) {
@@ -274,9 +272,9 @@ func TestRestartResumesPhase2(t *testing.T) {
 }
 
 func TestManyTransactionsAllFinish(t *testing.T) {
-	e := startEnv(t, testConfig(t), "")
+	e := startEnv(t, nil, "")
 	h := &recorder{}
-	startRM(t, e.addr, h)
+	startRM(t, e.Addr, h)
 	ctx := context.Background()
 	const total, workers = 1000, 32
 	var (
@@ -293,12 +291,12 @@ func TestManyTransactionsAllFinish(t *testing.T) {
 				if i > total {
 					return nil
 				}
-				b, err := e.client.Begin(ctx, &tcv1.BeginRequest{Name: "load"})
+				b, err := e.Client.Begin(ctx, &tcv1.BeginRequest{Name: "load"})
 				if err != nil {
 					return err
 				}
 				for k := 0; k < 2; k++ {
-					if _, err := e.client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{
+					if _, err := e.Client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{
 						Xid: b.GetXid(), BranchType: tcv1.BranchType_TCC, ResourceId: "res",
 						LockKeys: fmt.Sprintf("t:%d", i*2+int64(k)),
 					}); err != nil {
@@ -307,9 +305,9 @@ func TestManyTransactionsAllFinish(t *testing.T) {
 				}
 				if i%5 == 0 {
 					rolls.Add(1)
-					_, err = e.client.Rollback(ctx, &tcv1.RollbackRequest{Xid: b.GetXid()})
+					_, err = e.Client.Rollback(ctx, &tcv1.RollbackRequest{Xid: b.GetXid()})
 				} else {
-					_, err = e.client.Commit(ctx, &tcv1.CommitRequest{Xid: b.GetXid()})
+					_, err = e.Client.Commit(ctx, &tcv1.CommitRequest{Xid: b.GetXid()})
 				}
 				if err != nil {
 					return err
@@ -325,7 +323,7 @@ func TestManyTransactionsAllFinish(t *testing.T) {
 	}
 	final := 0
 	for _, xid := range xids {
-		st, err := e.client.GetStatus(ctx, &tcv1.GetStatusRequest{Xid: xid})
+		st, err := e.Client.GetStatus(ctx, &tcv1.GetStatusRequest{Xid: xid})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -344,7 +342,7 @@ func TestManyTransactionsAllFinish(t *testing.T) {
 	if n, want := distinct(rollbacks), 2*int(rolls.Load()); n != want {
 		t.Fatalf("%d branches rolled back, want %d", n, want)
 	}
-	q, err := e.client.QueryLocks(ctx, &tcv1.QueryLocksRequest{ResourceId: "res", LockKeys: "t:10,t:11,t:2000"})
+	q, err := e.Client.QueryLocks(ctx, &tcv1.QueryLocksRequest{ResourceId: "res", LockKeys: "t:10,t:11,t:2000"})
 	if err != nil || !q.GetLockable() {
 		t.Fatalf("locks outlived their transactions: %v %v", q, err)
 	}

@@ -2,88 +2,39 @@ package tc_test
 
 import (
 	"context"
-	"net"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
-	"github.com/gtx-io/gtx/idgen"
+	"github.com/gtx-io/gtx/internal/gtxtest"
 	"github.com/gtx-io/gtx/tc"
-	sqlstore "github.com/gtx-io/gtx/tc/store/sql"
 )
 
 // env is a coordinator on a SQLite file, served over real gRPC on loopback.
-type env struct {
-	srv    *tc.Server
-	client tcv1.CoordinatorClient
-	conn   *grpc.ClientConn
-	addr   string
-	store  *sqlstore.Store
-}
+type env = gtxtest.TC
 
-func testConfig(t testing.TB) tc.Config {
-	t.Helper()
-	icfg := idgen.DefaultConfig()
-	icfg.NodeID = 1
-	ids, err := idgen.New(icfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := tc.DefaultConfig()
+// testConfig sets the timings the tests here rely on.
+func testConfig(cfg *tc.Config) {
 	cfg.ServerID = "test-tc"
-	cfg.IDs = ids
 	cfg.BranchTimeout = 5 * time.Second
 	cfg.Lease = 20 * time.Second
-	cfg.RetryInitial = 20 * time.Millisecond
-	cfg.RetryMax = 200 * time.Millisecond
 	cfg.TimeoutCheckInterval = 50 * time.Millisecond
-	cfg.RecoveryInterval = 50 * time.Millisecond
-	return cfg
 }
 
-func startEnv(t testing.TB, cfg tc.Config, dbPath string) *env {
+// startEnv starts a coordinator with testConfig and then configure, on the
+// SQLite file at dbPath (a new one when empty).
+func startEnv(t testing.TB, configure func(*tc.Config), dbPath string) *env {
 	t.Helper()
-	ctx := context.Background()
-	if dbPath == "" {
-		dbPath = filepath.Join(t.TempDir(), "tc.db")
-	}
-	store, err := sqlstore.Open(ctx, sqlstore.Config{Driver: "sqlite", DSN: dbPath})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := tc.NewServer(cfg, store, store)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	tcv1.RegisterCoordinatorServer(gs, srv)
-	go gs.Serve(lis)
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{srv: srv, client: tcv1.NewCoordinatorClient(conn), conn: conn, addr: lis.Addr().String(), store: store}
-	t.Cleanup(func() {
-		conn.Close()
-		srv.Close()
-		gs.Stop()
-		store.Close()
-	})
-	return e
+	return gtxtest.NewTC(t, gtxtest.TCOptions{DBPath: dbPath, Configure: func(c *tc.Config) {
+		testConfig(c)
+		if configure != nil {
+			configure(c)
+		}
+	}})
 }
 
 func wantCode(t *testing.T, err error, code codes.Code) {
@@ -94,46 +45,46 @@ func wantCode(t *testing.T, err error, code codes.Code) {
 }
 
 func TestBeginCommitRollbackEmpty(t *testing.T) {
-	e := startEnv(t, testConfig(t), "")
+	e := startEnv(t, nil, "")
 	ctx := context.Background()
-	b, err := e.client.Begin(ctx, &tcv1.BeginRequest{Name: "empty"})
+	b, err := e.Client.Begin(ctx, &tcv1.BeginRequest{Name: "empty"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := e.client.Commit(ctx, &tcv1.CommitRequest{Xid: b.GetXid()})
+	c, err := e.Client.Commit(ctx, &tcv1.CommitRequest{Xid: b.GetXid()})
 	if err != nil || c.GetStatus() != tcv1.GlobalStatus_COMMITTED {
 		t.Fatalf("commit: %v %v", c, err)
 	}
 	// Commit again is idempotent.
-	c, err = e.client.Commit(ctx, &tcv1.CommitRequest{Xid: b.GetXid()})
+	c, err = e.Client.Commit(ctx, &tcv1.CommitRequest{Xid: b.GetXid()})
 	if err != nil || c.GetStatus() != tcv1.GlobalStatus_COMMITTED {
 		t.Fatalf("second commit: %v %v", c, err)
 	}
-	b2, err := e.client.Begin(ctx, &tcv1.BeginRequest{Name: "empty"})
+	b2, err := e.Client.Begin(ctx, &tcv1.BeginRequest{Name: "empty"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := e.client.Rollback(ctx, &tcv1.RollbackRequest{Xid: b2.GetXid()})
+	r, err := e.Client.Rollback(ctx, &tcv1.RollbackRequest{Xid: b2.GetXid()})
 	if err != nil || r.GetStatus() != tcv1.GlobalStatus_ROLLBACKED {
 		t.Fatalf("rollback: %v %v", r, err)
 	}
 }
 
 func TestBadInput(t *testing.T) {
-	e := startEnv(t, testConfig(t), "")
+	e := startEnv(t, nil, "")
 	ctx := context.Background()
-	rolled, err := e.client.Begin(ctx, &tcv1.BeginRequest{Name: "rolled"})
+	rolled, err := e.Client.Begin(ctx, &tcv1.BeginRequest{Name: "rolled"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.client.Rollback(ctx, &tcv1.RollbackRequest{Xid: rolled.GetXid()}); err != nil {
+	if _, err := e.Client.Rollback(ctx, &tcv1.RollbackRequest{Xid: rolled.GetXid()}); err != nil {
 		t.Fatal(err)
 	}
-	committed, err := e.client.Begin(ctx, &tcv1.BeginRequest{Name: "committed"})
+	committed, err := e.Client.Begin(ctx, &tcv1.BeginRequest{Name: "committed"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.client.Commit(ctx, &tcv1.CommitRequest{Xid: committed.GetXid()}); err != nil {
+	if _, err := e.Client.Commit(ctx, &tcv1.CommitRequest{Xid: committed.GetXid()}); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -142,55 +93,55 @@ func TestBadInput(t *testing.T) {
 		code codes.Code
 	}{
 		{"commit malformed xid", func() error {
-			_, err := e.client.Commit(ctx, &tcv1.CommitRequest{Xid: "bad xid!"})
+			_, err := e.Client.Commit(ctx, &tcv1.CommitRequest{Xid: "bad xid!"})
 			return err
 		}, codes.InvalidArgument},
 		{"commit empty xid", func() error {
-			_, err := e.client.Commit(ctx, &tcv1.CommitRequest{})
+			_, err := e.Client.Commit(ctx, &tcv1.CommitRequest{})
 			return err
 		}, codes.InvalidArgument},
 		{"commit unknown xid", func() error {
-			_, err := e.client.Commit(ctx, &tcv1.CommitRequest{Xid: "12345"})
+			_, err := e.Client.Commit(ctx, &tcv1.CommitRequest{Xid: "12345"})
 			return err
 		}, codes.NotFound},
 		{"status unknown xid", func() error {
-			_, err := e.client.GetStatus(ctx, &tcv1.GetStatusRequest{Xid: "12345"})
+			_, err := e.Client.GetStatus(ctx, &tcv1.GetStatusRequest{Xid: "12345"})
 			return err
 		}, codes.NotFound},
 		{"commit after rollback", func() error {
-			_, err := e.client.Commit(ctx, &tcv1.CommitRequest{Xid: rolled.GetXid()})
+			_, err := e.Client.Commit(ctx, &tcv1.CommitRequest{Xid: rolled.GetXid()})
 			return err
 		}, codes.FailedPrecondition},
 		{"rollback after commit", func() error {
-			_, err := e.client.Rollback(ctx, &tcv1.RollbackRequest{Xid: committed.GetXid()})
+			_, err := e.Client.Rollback(ctx, &tcv1.RollbackRequest{Xid: committed.GetXid()})
 			return err
 		}, codes.FailedPrecondition},
 		{"register on finished", func() error {
-			_, err := e.client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: committed.GetXid(), BranchType: tcv1.BranchType_TCC, ResourceId: "r"})
+			_, err := e.Client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: committed.GetXid(), BranchType: tcv1.BranchType_TCC, ResourceId: "r"})
 			return err
 		}, codes.FailedPrecondition},
 		{"register unknown type", func() error {
-			_, err := e.client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: committed.GetXid(), BranchType: 99, ResourceId: "r"})
+			_, err := e.Client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: committed.GetXid(), BranchType: 99, ResourceId: "r"})
 			return err
 		}, codes.InvalidArgument},
 		{"register bad lock keys", func() error {
-			_, err := e.client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: committed.GetXid(), BranchType: tcv1.BranchType_AT, ResourceId: "r", LockKeys: "no-colon"})
+			_, err := e.Client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: committed.GetXid(), BranchType: tcv1.BranchType_AT, ResourceId: "r", LockKeys: "no-colon"})
 			return err
 		}, codes.InvalidArgument},
 		{"register unknown xid", func() error {
-			_, err := e.client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: "777", BranchType: tcv1.BranchType_AT, ResourceId: "r"})
+			_, err := e.Client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: "777", BranchType: tcv1.BranchType_AT, ResourceId: "r"})
 			return err
 		}, codes.NotFound},
 		{"negative timeout", func() error {
-			_, err := e.client.Begin(ctx, &tcv1.BeginRequest{TimeoutMs: -1})
+			_, err := e.Client.Begin(ctx, &tcv1.BeginRequest{TimeoutMs: -1})
 			return err
 		}, codes.InvalidArgument},
 		{"report bad status", func() error {
-			_, err := e.client.Report(ctx, &tcv1.ReportRequest{Xid: rolled.GetXid(), Status: tcv1.GlobalStatus_BEGIN})
+			_, err := e.Client.Report(ctx, &tcv1.ReportRequest{Xid: rolled.GetXid(), Status: tcv1.GlobalStatus_BEGIN})
 			return err
 		}, codes.InvalidArgument},
 		{"retry not failed", func() error {
-			_, err := e.client.Retry(ctx, &tcv1.RetryRequest{Xid: rolled.GetXid()})
+			_, err := e.Client.Retry(ctx, &tcv1.RetryRequest{Xid: rolled.GetXid()})
 			return err
 		}, codes.FailedPrecondition},
 	}
@@ -201,7 +152,7 @@ func TestBadInput(t *testing.T) {
 	}
 	// Nothing changed.
 	for xid, want := range map[string]tcv1.GlobalStatus{rolled.GetXid(): tcv1.GlobalStatus_ROLLBACKED, committed.GetXid(): tcv1.GlobalStatus_COMMITTED} {
-		got, err := e.client.GetTransaction(ctx, &tcv1.GetTransactionRequest{Xid: xid})
+		got, err := e.Client.GetTransaction(ctx, &tcv1.GetTransactionRequest{Xid: xid})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,59 +163,57 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestTimeoutRollsBackAndRefusesLateBranch(t *testing.T) {
-	e := startEnv(t, testConfig(t), "")
+	e := startEnv(t, nil, "")
 	ctx := context.Background()
-	b, err := e.client.Begin(ctx, &tcv1.BeginRequest{Name: "slow", TimeoutMs: 100})
+	b, err := e.Client.Begin(ctx, &tcv1.BeginRequest{Name: "slow", TimeoutMs: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := waitStatus(t, e.client, b.GetXid(), tcv1.GlobalStatus_TIMEOUT_ROLLBACKED)
+	st := waitStatus(t, e.Client, b.GetXid(), tcv1.GlobalStatus_TIMEOUT_ROLLBACKED)
 	if st != tcv1.GlobalStatus_TIMEOUT_ROLLBACKED {
 		t.Fatalf("status %s", st)
 	}
-	_, err = e.client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: b.GetXid(), BranchType: tcv1.BranchType_AT, ResourceId: "db", LockKeys: "t:1"})
+	_, err = e.Client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: b.GetXid(), BranchType: tcv1.BranchType_AT, ResourceId: "db", LockKeys: "t:1"})
 	wantCode(t, err, codes.FailedPrecondition)
-	_, err = e.client.Commit(ctx, &tcv1.CommitRequest{Xid: b.GetXid()})
+	_, err = e.Client.Commit(ctx, &tcv1.CommitRequest{Xid: b.GetXid()})
 	wantCode(t, err, codes.FailedPrecondition)
-	q, err := e.client.QueryLocks(ctx, &tcv1.QueryLocksRequest{ResourceId: "db", LockKeys: "t:1"})
+	q, err := e.Client.QueryLocks(ctx, &tcv1.QueryLocksRequest{ResourceId: "db", LockKeys: "t:1"})
 	if err != nil || !q.GetLockable() {
 		t.Fatalf("lock left behind by a refused branch: %v %v", q, err)
 	}
 }
 
 func TestLateRegisterBeforeSweepIsRefused(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.TimeoutCheckInterval = time.Hour
-	e := startEnv(t, cfg, "")
+	e := startEnv(t, func(c *tc.Config) { c.TimeoutCheckInterval = time.Hour }, "")
 	ctx := context.Background()
-	b, err := e.client.Begin(ctx, &tcv1.BeginRequest{Name: "slow", TimeoutMs: 50})
+	b, err := e.Client.Begin(ctx, &tcv1.BeginRequest{Name: "slow", TimeoutMs: 50})
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond)
-	_, err = e.client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: b.GetXid(), BranchType: tcv1.BranchType_AT, ResourceId: "db", LockKeys: "t:1"})
+	_, err = e.Client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: b.GetXid(), BranchType: tcv1.BranchType_AT, ResourceId: "db", LockKeys: "t:1"})
 	wantCode(t, err, codes.FailedPrecondition)
-	_, err = e.client.Commit(ctx, &tcv1.CommitRequest{Xid: b.GetXid()})
+	_, err = e.Client.Commit(ctx, &tcv1.CommitRequest{Xid: b.GetXid()})
 	wantCode(t, err, codes.FailedPrecondition)
-	st, err := e.client.GetStatus(ctx, &tcv1.GetStatusRequest{Xid: b.GetXid()})
+	st, err := e.Client.GetStatus(ctx, &tcv1.GetStatusRequest{Xid: b.GetXid()})
 	if err != nil || st.GetStatus() != tcv1.GlobalStatus_TIMEOUT_ROLLBACKED {
 		t.Fatalf("status %v %v", st, err)
 	}
 }
 
 func TestLockConflictNamesHolder(t *testing.T) {
-	e := startEnv(t, testConfig(t), "")
+	e := startEnv(t, nil, "")
 	ctx := context.Background()
-	a, _ := e.client.Begin(ctx, &tcv1.BeginRequest{Name: "a"})
-	b, _ := e.client.Begin(ctx, &tcv1.BeginRequest{Name: "b"})
-	if _, err := e.client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: a.GetXid(), BranchType: tcv1.BranchType_AT, ResourceId: "db", LockKeys: "stock:1,2"}); err != nil {
+	a, _ := e.Client.Begin(ctx, &tcv1.BeginRequest{Name: "a"})
+	b, _ := e.Client.Begin(ctx, &tcv1.BeginRequest{Name: "b"})
+	if _, err := e.Client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: a.GetXid(), BranchType: tcv1.BranchType_AT, ResourceId: "db", LockKeys: "stock:1,2"}); err != nil {
 		t.Fatal(err)
 	}
 	// Re-entry by the same transaction is fine.
-	if _, err := e.client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: a.GetXid(), BranchType: tcv1.BranchType_AT, ResourceId: "db", LockKeys: "stock:2"}); err != nil {
+	if _, err := e.Client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: a.GetXid(), BranchType: tcv1.BranchType_AT, ResourceId: "db", LockKeys: "stock:2"}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: b.GetXid(), BranchType: tcv1.BranchType_AT, ResourceId: "db", LockKeys: "stock:3,2"})
+	_, err := e.Client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: b.GetXid(), BranchType: tcv1.BranchType_AT, ResourceId: "db", LockKeys: "stock:3,2"})
 	wantCode(t, err, codes.FailedPrecondition)
 	var info *errdetails.ErrorInfo
 	for _, d := range status.Convert(err).Details() {
@@ -276,11 +225,11 @@ func TestLockConflictNamesHolder(t *testing.T) {
 		t.Fatalf("conflict details: %v", info)
 	}
 	// All or none: stock:3 was not taken by b.
-	q, err := e.client.QueryLocks(ctx, &tcv1.QueryLocksRequest{ResourceId: "db", LockKeys: "stock:3"})
+	q, err := e.Client.QueryLocks(ctx, &tcv1.QueryLocksRequest{ResourceId: "db", LockKeys: "stock:3"})
 	if err != nil || !q.GetLockable() {
 		t.Fatalf("stock:3 taken by a failed registration: %v %v", q, err)
 	}
-	q, err = e.client.QueryLocks(ctx, &tcv1.QueryLocksRequest{ResourceId: "db", LockKeys: "stock:1", Xid: b.GetXid()})
+	q, err = e.Client.QueryLocks(ctx, &tcv1.QueryLocksRequest{ResourceId: "db", LockKeys: "stock:1", Xid: b.GetXid()})
 	if err != nil || q.GetLockable() || q.GetHolders()[0].GetXid() != a.GetXid() {
 		t.Fatalf("query: %v %v", q, err)
 	}

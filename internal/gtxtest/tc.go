@@ -31,6 +31,33 @@ func StartTC(t testing.TB) tcv1.CoordinatorClient {
 // tests that connect to it from another process.
 func StartTCAddr(t testing.TB) (tcv1.CoordinatorClient, string) {
 	t.Helper()
+	c := NewTC(t, TCOptions{})
+	return c.Client, c.Addr
+}
+
+// TCOptions adjusts NewTC.
+type TCOptions struct {
+	// DBPath is the SQLite file of the store; empty means a new file in t's
+	// temporary directory. Two coordinators on one path, one after the
+	// other, are a restart.
+	DBPath string
+	// Configure, when set, changes the coordinator's configuration (fast
+	// retries and sweeps, node 1, logs discarded) before it is used.
+	Configure func(*tc.Config)
+}
+
+// TC is a running coordinator of NewTC.
+type TC struct {
+	Server *tc.Server
+	Store  *sqlstore.Store
+	Client tcv1.CoordinatorClient
+	Addr   string
+}
+
+// NewTC starts a real coordinator on a SQLite store, served on a loopback
+// gRPC port, and stops it when t ends.
+func NewTC(t testing.TB, o TCOptions) *TC {
+	t.Helper()
 	ctx := context.Background()
 	idCfg := idgen.DefaultConfig()
 	idCfg.NodeID = 1
@@ -39,14 +66,21 @@ func StartTCAddr(t testing.TB) (tcv1.CoordinatorClient, string) {
 		t.Fatal(err)
 	}
 	cfg := tc.DefaultConfig()
-	cfg.ServerID = "interceptors-test"
+	cfg.ServerID = "gtxtest"
 	cfg.IDs = ids
 	cfg.RetryInitial = 20 * time.Millisecond
 	cfg.RetryMax = 200 * time.Millisecond
 	cfg.RecoveryInterval = 50 * time.Millisecond
 	cfg.TimeoutCheckInterval = 100 * time.Millisecond
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := sqlstore.Open(ctx, sqlstore.Config{Driver: sqlstore.DriverSQLite, DSN: filepath.Join(t.TempDir(), "tc.db"), Logger: cfg.Logger})
+	if o.Configure != nil {
+		o.Configure(&cfg)
+	}
+	path := o.DBPath
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "tc.db")
+	}
+	store, err := sqlstore.Open(ctx, sqlstore.Config{Driver: sqlstore.DriverSQLite, DSN: path, Logger: cfg.Logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,5 +113,5 @@ func StartTCAddr(t testing.TB) (tcv1.CoordinatorClient, string) {
 		<-done
 		_ = store.Close()
 	})
-	return tcv1.NewCoordinatorClient(cc), lis.Addr().String()
+	return &TC{Server: srv, Store: store, Client: tcv1.NewCoordinatorClient(cc), Addr: lis.Addr().String()}
 }
