@@ -24,6 +24,16 @@
 //	...
 //	branchID, err := m.RegisterBranch(ctx, xid, tcv1.BranchType_TCC, "inventory-db", "", actionContext)
 //
+// With coordinator replicas that come and go (a Kubernetes Deployment),
+// set Config.Discovery instead of, or besides, Coordinators: the Manager
+// resolves the replicas periodically (StaticResolver, or DNSResolver on a
+// headless service's A or SRV records) and attaches to each one it finds:
+//
+//	cfg.Discovery = &rm.Discovery{
+//		Resolver: rm.DNSResolver{Name: "gtx-tc-headless.gtx.svc.cluster.local", Port: 8091},
+//		Dial:     rm.GRPCDialer(grpc.WithTransportCredentials(creds)),
+//	}
+//
 // A coordinator whose host vanishes without closing its connections is only
 // noticed by the transport: dial coordinators with gRPC keepalive
 // (grpc.WithKeepaliveParams), so that the stream breaks and the Manager

@@ -59,8 +59,12 @@ type Config struct {
 	Retention time.Duration
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
-	// Metrics, when not nil, gets the coordinator's Prometheus metrics
-	// (see the package documentation); one registry per Server.
+	// Metrics, when not nil, gets the coordinator's Prometheus metrics, one
+	// registry per Server: gtx_tc_transactions_begun_total,
+	// gtx_tc_transactions_finished_total{mode,outcome},
+	// gtx_tc_phase2_attempt_seconds{mode,action}, gtx_tc_retry_backlog and
+	// gtx_tc_lock_conflicts_total. Begun transactions and lock conflicts are
+	// counted by Server.UnaryInterceptor, which must be installed.
 	Metrics prometheus.Registerer
 	// TracerProvider, when not nil, makes the OpenTelemetry spans of begin,
 	// commit, rollback and each branch's phase 2.

@@ -40,7 +40,7 @@ const replicaLease = 2 * time.Second
 
 // mysqlTestDB creates a MariaDB database for one test, dropped when it ends,
 // and returns its DSN.
-func mysqlTestDB(t *testing.T) string {
+func mysqlTestDB(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv("GTX_TEST_MYSQL_DSN")
 	if base == "" {
@@ -129,7 +129,7 @@ func (h *outcomeHandler) Rollback(_ context.Context, b rm.Branch) error {
 }
 
 // roundRobin returns a client that spreads calls over addrs.
-func roundRobin(t *testing.T, addrs []string) tcv1.CoordinatorClient {
+func roundRobin(t testing.TB, addrs []string) tcv1.CoordinatorClient {
 	t.Helper()
 	r := manual.NewBuilderWithScheme("gtxreplicas")
 	var state resolver.State
@@ -149,7 +149,7 @@ func roundRobin(t *testing.T, addrs []string) tcv1.CoordinatorClient {
 
 // redisTestPrefix returns a key prefix for one test, whose keys are deleted
 // when it ends, and the Redis address.
-func redisTestPrefix(t *testing.T) (addr, prefix string) {
+func redisTestPrefix(t testing.TB) (addr, prefix string) {
 	t.Helper()
 	addr = os.Getenv("GTX_TEST_REDIS_ADDR")
 	if addr == "" {

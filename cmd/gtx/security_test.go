@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -251,5 +255,26 @@ func TestSecurity(t *testing.T) {
 	}
 	if _, err := orders.Rollback(ctx, &tcv1.RollbackRequest{Xid: xid}); err != nil {
 		t.Fatalf("the owner's rollback: %v", err)
+	}
+
+	// gtx tx reaches the coordinator with a CA, a client certificate and a
+	// token file, and not without the token.
+	certFile := writeFile(t, dir, "client.crt", cliCertPEM)
+	keyFile := writeFile(t, dir, "client.key", cliKeyPEM)
+	tokenFile := writeFile(t, dir, "token", []byte("orders-secret\n"))
+	txCmd := func(extra ...string) (string, error) {
+		cmd := newTxCmd()
+		var out strings.Builder
+		cmd.SetOut(&out)
+		cmd.SetErr(io.Discard)
+		cmd.SetArgs(append([]string{"show", xid, "--tc", c.Listen, "--tls-ca", c.TLSClientCA, "--tls-cert", certFile, "--tls-key", keyFile}, extra...))
+		err := cmd.Execute()
+		return out.String(), err
+	}
+	if out, err := txCmd("--token-file", tokenFile); err != nil {
+		t.Fatalf("gtx tx show with a token: %v\n%s", err, out)
+	}
+	if _, err := txCmd(); status.Code(errors.Unwrap(err)) != codes.Unauthenticated && !strings.Contains(fmt.Sprint(err), "Unauthenticated") {
+		t.Fatalf("gtx tx show without a token: %v, want Unauthenticated", err)
 	}
 }

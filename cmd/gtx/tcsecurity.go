@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"gopkg.in/yaml.v3"
 
 	"github.com/gtx-io/gtx/tc"
@@ -80,4 +82,52 @@ func loadTokens(path string) (map[string]string, error) {
 		return nil, fmt.Errorf("--auth-tokens-file %s: want a YAML mapping of application to token: %w", path, err)
 	}
 	return tokens, nil
+}
+
+// clientSecurity is how `gtx tx` reaches a coordinator that requires TLS,
+// client certificates or a token.
+type clientSecurity struct {
+	ca, cert, key, tokenFile string
+}
+
+func (s *clientSecurity) bind(fs *pflag.FlagSet) {
+	fs.StringVar(&s.ca, "tls-ca", "", "PEM CA bundle that signed the coordinator's certificate; turns TLS on")
+	fs.StringVar(&s.cert, "tls-cert", "", "PEM client certificate, for a coordinator that requires mTLS")
+	fs.StringVar(&s.key, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&s.tokenFile, "token-file", "", "file holding the application token, for a coordinator with --auth-tokens-file")
+}
+
+// dialOptions returns the gRPC dial options for the flags given.
+func (s *clientSecurity) dialOptions() ([]grpc.DialOption, error) {
+	creds := insecure.NewCredentials()
+	if s.ca != "" {
+		pem, err := os.ReadFile(s.ca)
+		if err != nil {
+			return nil, fmt.Errorf("read --tls-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tls-ca %s holds no PEM certificate", s.ca)
+		}
+		cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		if s.cert != "" || s.key != "" {
+			cert, err := tls.LoadX509KeyPair(s.cert, s.key)
+			if err != nil {
+				return nil, fmt.Errorf("load --tls-cert and --tls-key: %w", err)
+			}
+			cfg.Certificates = []tls.Certificate{cert}
+		}
+		creds = credentials.NewTLS(cfg)
+	} else if s.cert != "" || s.key != "" {
+		return nil, fmt.Errorf("--tls-cert and --tls-key need --tls-ca")
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if s.tokenFile != "" {
+		tok, err := os.ReadFile(s.tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("read --token-file: %w", err)
+		}
+		opts = append(opts, grpc.WithPerRPCCredentials(tc.TokenCredentials{Token: strings.TrimSpace(string(tok)), AllowInsecure: s.ca == ""}))
+	}
+	return opts, nil
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -31,9 +30,15 @@ func newTxCmd() *cobra.Command {
 	cmd.PersistentFlags().StringVar(&addr, "tc", "127.0.0.1:8091", "coordinator address")
 	cmd.PersistentFlags().DurationVar(&timeout, "timeout", 10*time.Second, "bound on the call")
 	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON")
+	var sec clientSecurity
+	sec.bind(cmd.PersistentFlags())
 
 	dial := func(ctx context.Context) (tcv1.CoordinatorClient, func(), context.Context, error) {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		opts, err := sec.dialOptions()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		conn, err := grpc.NewClient(addr, opts...)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("coordinator address %q: %w", addr, err)
 		}
