@@ -24,6 +24,9 @@ type rmConn struct {
 
 	sendMu sync.Mutex
 	stream tcv1.Coordinator_AttachServer
+	// ended is set, under sendMu, before the stream's handler returns:
+	// gRPC forbids Send after that.
+	ended bool
 
 	mu      sync.Mutex
 	pending map[int64]chan *tcv1.BranchResult
@@ -33,6 +36,9 @@ type rmConn struct {
 func (c *rmConn) send(msg *tcv1.AttachResponse) error {
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
+	if c.ended {
+		return errDetached
+	}
 	return c.stream.Send(msg)
 }
 
@@ -99,6 +105,9 @@ func (h *hub) remove(c *rmConn) {
 		}
 	}
 	h.mu.Unlock()
+	c.sendMu.Lock()
+	c.ended = true
+	c.sendMu.Unlock()
 	c.close()
 }
 

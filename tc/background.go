@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -37,9 +38,9 @@ func (s *Server) Start(ctx context.Context) error {
 	s.started = true
 	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.wg.Add(3)
-	go s.loop(ctx, s.cfg.RecoveryInterval, s.resume)
-	go s.loop(ctx, s.cfg.TimeoutCheckInterval, s.rollbackTimedOut)
-	go s.loop(ctx, time.Minute, s.cleanup)
+	go s.loop(ctx, s.cfg.RecoveryInterval, s.wakeCh, s.resume)
+	go s.loop(ctx, s.cfg.TimeoutCheckInterval, nil, s.rollbackTimedOut)
+	go s.loop(ctx, time.Minute, nil, s.cleanup)
 	s.wake()
 	return nil
 }
@@ -71,7 +72,9 @@ func (s *Server) wake() {
 	}
 }
 
-func (s *Server) loop(ctx context.Context, every time.Duration, work func(context.Context)) {
+// loop runs work now, then every interval and whenever wake (which may be
+// nil) fires, until ctx is done.
+func (s *Server) loop(ctx context.Context, every time.Duration, wake <-chan struct{}, work func(context.Context)) {
 	defer s.wg.Done()
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -81,7 +84,7 @@ func (s *Server) loop(ctx context.Context, every time.Duration, work func(contex
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-s.wakeCh:
+		case <-wake:
 		}
 	}
 }
@@ -90,34 +93,42 @@ func (s *Server) loop(ctx context.Context, every time.Duration, work func(contex
 // at a time, until none is due.
 func (s *Server) resume(ctx context.Context) {
 	for ctx.Err() == nil {
-		due, err := s.store.ClaimDue(ctx, s.cfg.ServerID, Phase2Statuses, s.now(), s.cfg.Lease, s.cfg.Workers*4)
+		// No more than the workers can start at once, so no claim waits
+		// in line while its lease runs out.
+		due, err := s.store.ClaimDue(ctx, s.cfg.ServerID, Phase2Statuses, s.now(), s.cfg.Lease, s.cfg.Workers)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Error("claim due phase-2 work", "err", err)
 			}
 			return
 		}
-		if len(due) == 0 {
+		// Sessions this replica drives already (a synchronous first
+		// attempt) are claimed again because they are ours; skip them, and
+		// stop when nothing else is due.
+		var todo []*GlobalSession
+		for _, g := range due {
+			if _, busy := s.driving.Load(g.XID); !busy {
+				todo = append(todo, g)
+			}
+		}
+		if len(todo) == 0 {
 			return
 		}
-		sem := make(chan struct{}, s.cfg.Workers)
-		done := make(chan struct{}, len(due))
-		for _, g := range due {
-			sem <- struct{}{}
-			go func() {
-				defer func() { <-sem; done <- struct{}{} }()
+		var wg sync.WaitGroup
+		for _, g := range todo {
+			wg.Go(func() {
 				if err := s.driveClaimed(ctx, g.XID); err != nil && ctx.Err() == nil {
 					s.log.Error("phase 2", "xid", g.XID, "err", err)
 				}
-			}()
+			})
 		}
-		for range due {
-			<-done
-		}
+		wg.Wait()
 	}
 }
 
-// rollbackTimedOut rolls back every transaction past its timeout.
+// rollbackTimedOut decides rollback for every transaction past its timeout
+// and leaves the phase 2 to the recovery loop's workers, so one hung
+// resource manager does not hold back the other decisions.
 func (s *Server) rollbackTimedOut(ctx context.Context) {
 	list, err := s.store.ListTimedOut(ctx, s.now(), 1000)
 	if err != nil {
@@ -130,14 +141,16 @@ func (s *Server) rollbackTimedOut(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		st, err := s.startPhase2(ctx, g.XID, tcv1.GlobalStatus_TIMEOUT_ROLLBACKING)
+		err := s.store.UpdateGlobal(ctx, g.XID, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN},
+			GlobalUpdate{Status: tcv1.GlobalStatus_TIMEOUT_ROLLBACKING})
 		switch {
 		case errors.Is(err, ErrStatusConflict):
 			// Committed or rolled back by its TM first.
 		case err != nil:
 			s.log.Error("timeout rollback", "xid", g.XID, "err", err)
 		default:
-			s.log.Info("timed out", "xid", g.XID, "name", g.Name, "timeout", g.Timeout, "status", st.String())
+			s.log.Info("timed out", "xid", g.XID, "name", g.Name, "timeout", g.Timeout)
+			s.wake()
 		}
 	}
 }

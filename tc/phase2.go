@@ -31,10 +31,13 @@ func (s *Server) driveClaimed(ctx context.Context, xid string) error {
 	if err != nil {
 		return err
 	}
-	if IsFinal(g.Status) || g.Status == tcv1.GlobalStatus_BEGIN || g.NextAttempt.After(s.now()) {
+	now := s.now()
+	if IsFinal(g.Status) || g.Status == tcv1.GlobalStatus_BEGIN || g.NextAttempt.After(now) ||
+		(g.Owner != s.cfg.ServerID && g.LeaseUntil.After(now)) {
+		// Finished, not due, or leased by another replica since the claim.
 		return nil
 	}
-	if IsCommitting(g.Status) && hasLocks(g) {
+	if IsCommitting(g.Status) {
 		// The replica that decided may have died before it released the
 		// locks; releasing again is harmless.
 		if err := s.locks.ReleaseGlobalLocks(ctx, xid); err != nil {
@@ -48,9 +51,9 @@ func (s *Server) driveClaimed(ctx context.Context, xid string) error {
 // attempt runs one phase-2 attempt for g (loaded with branches) in its
 // current status and records the result durably. It returns the status
 // reached. The caller holds g's slot in s.driving.
-func (s *Server) attempt(ctx context.Context, g *GlobalSession) (tcv1.GlobalStatus, error) {
+func (s *Server) attempt(parent context.Context, g *GlobalSession) (tcv1.GlobalStatus, error) {
 	started := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Lease/2)
+	ctx, cancel := context.WithTimeout(parent, s.cfg.Lease/2)
 	defer cancel()
 	var (
 		out    outcome
@@ -62,10 +65,20 @@ func (s *Server) attempt(ctx context.Context, g *GlobalSession) (tcv1.GlobalStat
 	} else {
 		out, reason = s.rollbackBranches(ctx, g)
 	}
-	next := s.nextStatus(g, out)
-	u := GlobalUpdate{Status: next, Attempts: g.Attempts + 1, LastError: reason}
+	attempts := g.Attempts + 1
+	if parent.Err() != nil && out == outcomeRetry {
+		// Cut short by the coordinator shutting down: that is no failure of
+		// the branches and spends none of the budget.
+		attempts = g.Attempts
+		reason = "interrupted by coordinator shutdown"
+	}
+	next := g.Status
+	if attempts > g.Attempts {
+		next = s.nextStatus(g, out)
+	}
+	u := GlobalUpdate{Status: next, Attempts: attempts, LastError: truncate(reason, maxLastError)}
 	if out == outcomeRetry {
-		u.NextAttempt = s.now().Add(s.cfg.backoff(u.Attempts))
+		u.NextAttempt = s.now().Add(s.cfg.backoff(max(attempts, 1)))
 	}
 	// The update must land even when ctx ran out: a finished attempt is
 	// recorded so it is never repeated needlessly.
@@ -75,7 +88,9 @@ func (s *Server) attempt(ctx context.Context, g *GlobalSession) (tcv1.GlobalStat
 		return g.Status, fmt.Errorf("record phase 2 of %s: %w", g.XID, err)
 	}
 	s.obs.attempted(g, next, time.Since(started))
-	if (next == tcv1.GlobalStatus_ROLLBACKED || next == tcv1.GlobalStatus_TIMEOUT_ROLLBACKED) && hasLocks(g) {
+	if next == tcv1.GlobalStatus_ROLLBACKED || next == tcv1.GlobalStatus_TIMEOUT_ROLLBACKED || next == tcv1.GlobalStatus_COMMITTED {
+		// Also the locks of a registration that failed half way, which no
+		// branch names.
 		if err := s.locks.ReleaseGlobalLocks(wctx, g.XID); err != nil {
 			s.log.Warn("release global locks", "xid", g.XID, "err", err)
 		}
@@ -229,38 +244,51 @@ func (s *Server) startPhase2(ctx context.Context, xid string, to tcv1.GlobalStat
 	if _, busy := s.driving.LoadOrStore(xid, true); !busy {
 		defer s.driving.Delete(xid)
 	}
-	u := GlobalUpdate{Status: to, Owner: s.cfg.ServerID, LeaseUntil: s.now().Add(s.cfg.Lease)}
+	// Owned by this replica, and not due for the recovery loop while the
+	// first attempt (bounded by Lease/2) runs; after a crash, any replica
+	// resumes it from then on.
+	now := s.now()
+	u := GlobalUpdate{Status: to, Owner: s.cfg.ServerID, LeaseUntil: now.Add(s.cfg.Lease), NextAttempt: now.Add(s.cfg.Lease / 2)}
 	if to == tcv1.GlobalStatus_ASYNC_COMMITTING {
 		u = GlobalUpdate{Status: to}
 	}
 	if err := s.store.UpdateGlobal(ctx, xid, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, u); err != nil {
 		return 0, err
 	}
+	// The decision is durable: the first attempt goes on even when the
+	// caller gives up (attempt bounds it by the lease).
+	ctx = context.WithoutCancel(ctx)
 	g, err := s.store.GetGlobal(ctx, xid)
 	if err != nil {
 		return to, fmt.Errorf("read %s after deciding %s: %w", xid, to, err)
 	}
-	if IsCommitting(to) && hasLocks(g) {
+	if IsCommitting(to) {
 		// The decision is durable and every branch's local data is final, so
 		// nothing the locks protect can change any more.
 		if err := s.locks.ReleaseGlobalLocks(ctx, xid); err != nil {
 			s.log.Warn("release global locks", "xid", xid, "err", err)
 		}
 	}
-	if to == tcv1.GlobalStatus_ASYNC_COMMITTING && len(g.Branches) > 0 {
+	// A branch that registered between the caller's read and the decision
+	// may not allow an early answer: then commit it before answering.
+	if to == tcv1.GlobalStatus_ASYNC_COMMITTING && len(g.Branches) > 0 && canCommitAsync(g) {
 		s.wake()
 		return to, nil
 	}
 	return s.attempt(ctx, g)
 }
 
-func hasLocks(g *GlobalSession) bool {
-	for _, b := range g.Branches {
-		if b.LockKeys != "" {
-			return true
-		}
+// maxLastError caps GlobalSession.LastError, which joins one reason per
+// failed branch.
+const maxLastError = 4096
+
+// truncate cuts s to at most n bytes, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return false
+	const mark = " …(truncated)"
+	return s[:n-len(mark)] + mark
 }
 
 // now is the coordinator's clock.

@@ -73,6 +73,9 @@ func NewServer(cfg Config, store Store, locks LockStore) (*Server, error) {
 
 // Begin implements tcv1.CoordinatorServer.
 func (s *Server) Begin(ctx context.Context, req *tcv1.BeginRequest) (*tcv1.BeginResponse, error) {
+	if len(req.GetName()) > maxNameLen || len(req.GetApplication()) > maxNameLen {
+		return nil, status.Errorf(codes.InvalidArgument, "name and application may be at most %d bytes long", maxNameLen)
+	}
 	timeout := time.Duration(req.GetTimeoutMs()) * time.Millisecond
 	switch {
 	case req.GetTimeoutMs() < 0:
@@ -264,8 +267,8 @@ func (s *Server) RegisterBranch(ctx context.Context, req *tcv1.RegisterBranchReq
 	if req.GetBranchType() == tcv1.BranchType_BRANCH_TYPE_UNSPECIFIED || tcv1.BranchType_name[int32(req.GetBranchType())] == "" {
 		return nil, status.Errorf(codes.InvalidArgument, "branch_type %d is not a known branch type", req.GetBranchType())
 	}
-	if req.GetResourceId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "resource_id is empty; name the resource the branch belongs to")
+	if req.GetResourceId() == "" || len(req.GetResourceId()) > maxNameLen {
+		return nil, status.Errorf(codes.InvalidArgument, "resource_id must be 1 to %d bytes long; name the resource the branch belongs to", maxNameLen)
 	}
 	locks, err := ParseLockKeys(req.GetResourceId(), req.GetLockKeys())
 	if err != nil {
@@ -406,7 +409,9 @@ func (s *Server) GetTransaction(ctx context.Context, req *tcv1.GetTransactionReq
 }
 
 // Retry implements tcv1.CoordinatorServer: an operator puts a transaction in
-// COMMIT_FAILED or ROLLBACK_FAILED back into phase 2 with a fresh budget.
+// COMMIT_FAILED or ROLLBACK_FAILED back into phase 2 with its attempt count
+// reset. Config.RetryBudget still counts from Begin: once it has passed,
+// each retry gets a single attempt.
 func (s *Server) Retry(ctx context.Context, req *tcv1.RetryRequest) (*tcv1.RetryResponse, error) {
 	g, err := s.load(ctx, req.GetXid())
 	if err != nil {

@@ -6,6 +6,10 @@ import (
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 )
 
+// maxNameLen bounds transaction names, applications and resource IDs, as
+// every store keeps them.
+const maxNameLen = 255
+
 // GlobalSession is the durable record of one global transaction.
 type GlobalSession struct {
 	XID         string
