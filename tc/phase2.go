@@ -59,8 +59,11 @@ func (s *Server) attempt(parent context.Context, g *GlobalSession) (tcv1.GlobalS
 		out    outcome
 		reason string
 	)
-	committing := IsCommitting(g.Status)
-	if committing {
+	before := make([]tcv1.BranchStatus, len(g.Branches))
+	for i, b := range g.Branches {
+		before[i] = b.Status
+	}
+	if IsCommitting(g.Status) {
 		out, reason = s.commitBranches(ctx, g)
 	} else {
 		out, reason = s.rollbackBranches(ctx, g)
@@ -84,6 +87,9 @@ func (s *Server) attempt(parent context.Context, g *GlobalSession) (tcv1.GlobalS
 	// recorded so it is never repeated needlessly.
 	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.BranchTimeout)
 	defer wcancel()
+	if out != outcomeDone {
+		s.recordProgress(wctx, g, before)
+	}
 	if err := s.store.UpdateGlobal(wctx, g.XID, []tcv1.GlobalStatus{g.Status}, u); err != nil {
 		return g.Status, fmt.Errorf("record phase 2 of %s: %w", g.XID, err)
 	}
@@ -101,6 +107,27 @@ func (s *Server) attempt(parent context.Context, g *GlobalSession) (tcv1.GlobalS
 	}
 	level("phase 2", "xid", g.XID, "from", g.Status.String(), "to", next.String(), "attempt", u.Attempts, "error", reason)
 	return next, nil
+}
+
+// recordProgress stores the statuses that branches of g reached in an
+// attempt that did not finish the transaction, so the next attempt skips
+// them, and releases the locks of the branches it rolled back. A finished
+// transaction needs neither: its final status says every branch finished
+// (see branchView), and all its locks go at once.
+func (s *Server) recordProgress(ctx context.Context, g *GlobalSession, before []tcv1.BranchStatus) {
+	for i, b := range g.Branches {
+		if b.Status == before[i] {
+			continue
+		}
+		if err := s.store.UpdateBranch(ctx, b.XID, b.BranchID, b.Status, nil); err != nil && !errors.Is(err, ErrNotFound) {
+			s.log.Warn("record branch status", "xid", b.XID, "branch", b.BranchID, "status", b.Status.String(), "err", err)
+		}
+		if b.Status == tcv1.BranchStatus_PHASE2_ROLLBACKED {
+			if err := s.locks.ReleaseBranchLocks(ctx, b.XID, b.BranchID); err != nil {
+				s.log.Warn("release branch locks", "xid", b.XID, "branch", b.BranchID, "err", err)
+			}
+		}
+	}
 }
 
 // nextStatus is the status a phase-2 attempt with outcome out leads g to.
@@ -184,14 +211,12 @@ func (s *Server) rollbackBranches(ctx context.Context, g *GlobalSession) (outcom
 		if out, reason := s.branch(ctx, tcv1.BranchAction_BRANCH_ROLLBACK, b); out != outcomeDone {
 			return out, reason
 		}
-		if err := s.locks.ReleaseBranchLocks(ctx, b.XID, b.BranchID); err != nil {
-			s.log.Warn("release branch locks", "xid", b.XID, "branch", b.BranchID, "err", err)
-		}
 	}
 	return outcomeDone, ""
 }
 
-// branch sends one command and records the branch's new status.
+// branch sends one command and sets the branch's new status in b; attempt
+// stores it when the attempt does not finish the transaction.
 func (s *Server) branch(ctx context.Context, action tcv1.BranchAction, b *BranchSession) (outcome, string) {
 	ctx, span := s.obs.startBranch(ctx, action, b)
 	defer span.End()
@@ -208,9 +233,6 @@ func (s *Server) branch(ctx context.Context, action tcv1.BranchAction, b *Branch
 	}
 	if status != want && !isBranchFailure(status) {
 		return outcomeRetry, fmt.Sprintf("branch %d (%s): resource manager answered %s to %s", b.BranchID, b.ResourceID, status, action)
-	}
-	if err := s.store.UpdateBranch(ctx, b.XID, b.BranchID, status, nil); err != nil && !errors.Is(err, ErrNotFound) {
-		return outcomeRetry, fmt.Sprintf("branch %d: record %s: %v", b.BranchID, status, err)
 	}
 	b.Status = status
 	switch status {

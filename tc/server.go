@@ -508,10 +508,24 @@ func toProto(g *GlobalSession) *tcv1.Transaction {
 			ResourceId:      b.ResourceID,
 			LockKeys:        b.LockKeys,
 			ApplicationData: b.ApplicationData,
-			Status:          b.Status,
+			Status:          branchView(g.Status, b.Status),
 			CreatedUnixMs:   b.CreateTime.UnixMilli(),
 			AsyncCommit:     b.AsyncCommit,
 		})
 	}
 	return t
+}
+
+// branchView is the status a branch shows: phase 2 does not store the
+// statuses of branches when it finishes the transaction in one attempt, as
+// the final global status says them.
+func branchView(g tcv1.GlobalStatus, b tcv1.BranchStatus) tcv1.BranchStatus {
+	pending := b == tcv1.BranchStatus_REGISTERED || b == tcv1.BranchStatus_PHASE1_DONE
+	switch {
+	case g == tcv1.GlobalStatus_COMMITTED && pending:
+		return tcv1.BranchStatus_PHASE2_COMMITTED
+	case (g == tcv1.GlobalStatus_ROLLBACKED || g == tcv1.GlobalStatus_TIMEOUT_ROLLBACKED) && (pending || b == tcv1.BranchStatus_PHASE1_FAILED):
+		return tcv1.BranchStatus_PHASE2_ROLLBACKED
+	}
+	return b
 }
