@@ -299,10 +299,32 @@ func (c *cluster) waitFinished(ctx context.Context) {
 				}
 				fmt.Fprintf(&b, "  %s %s %s attempts %d: %s\n", tx.GetXid(), tx.GetName(), tx.GetStatus(), tx.GetAttempts(), tx.GetLastError())
 			}
+			c.describeLocks(ctx, &b)
 			c.dumpLogs()
 			c.t.Fatalf("after a minute: %d unfinished transactions, %d global row locks, err %v\n%s", len(resp.GetTransactions()), locks, err, b.String())
 		}
 		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// describeLocks writes the global row locks left in the store, with what
+// the coordinator says of their transactions.
+func (c *cluster) describeLocks(ctx context.Context, b *bytes.Buffer) {
+	rows, err := c.tcDB.QueryContext(ctx, "SELECT resource_id, table_name, pk, xid, branch_id FROM gtx_row_locks LIMIT 10")
+	if err != nil {
+		fmt.Fprintf(b, "  read the locks: %v\n", err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var res, table, pk, xid string
+		var branch int64
+		if err := rows.Scan(&res, &table, &pk, &xid, &branch); err != nil {
+			fmt.Fprintf(b, "  read the locks: %v\n", err)
+			return
+		}
+		tx, err := c.tc.GetTransaction(ctx, &tcv1.GetTransactionRequest{Xid: xid})
+		fmt.Fprintf(b, "  lock %s %s:%s held by %s branch %d; coordinator: %v %v\n", res, table, pk, xid, branch, tx.GetTransaction(), err)
 	}
 }
 
