@@ -37,10 +37,11 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.started = true
 	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go s.loop(ctx, s.cfg.RecoveryInterval, s.wakeCh, s.resume)
 	go s.loop(ctx, s.cfg.TimeoutCheckInterval, nil, s.rollbackTimedOut)
 	go s.loop(ctx, time.Minute, nil, s.cleanup)
+	go s.loop(ctx, s.cfg.Lease/4, nil, s.releaseOrphanLocks)
 	s.wake()
 	return nil
 }
@@ -152,6 +153,47 @@ func (s *Server) rollbackTimedOut(ctx context.Context) {
 			s.log.Info("timed out", "xid", g.XID, "name", g.Name, "timeout", g.Timeout)
 			s.wake()
 		}
+	}
+}
+
+// releaseOrphanLocks releases the global row locks of transactions that no
+// longer need them: finished (but for ROLLBACK_FAILED, whose rows stay
+// guarded until an operator acts), committing (their locks go at the
+// decision), or unknown. Locks of transactions in BEGIN or rolling back stay.
+func (s *Server) releaseOrphanLocks(ctx context.Context) {
+	lister, ok := s.locks.(LockHolderLister)
+	if !ok {
+		return
+	}
+	after := ""
+	for ctx.Err() == nil {
+		xids, err := lister.LockHolders(ctx, after, 500)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("list lock holders", "err", err)
+			}
+			return
+		}
+		for _, xid := range xids {
+			g, err := s.store.GetGlobal(ctx, xid)
+			switch {
+			case errors.Is(err, ErrNotFound):
+			case err != nil:
+				s.log.Error("read lock holder", "xid", xid, "err", err)
+				continue
+			case g.Status == tcv1.GlobalStatus_BEGIN || g.Status == tcv1.GlobalStatus_ROLLBACK_FAILED || IsRollingBack(g.Status):
+				continue
+			}
+			if err := s.locks.ReleaseGlobalLocks(ctx, xid); err != nil {
+				s.log.Warn("release orphan locks", "xid", xid, "err", err)
+				continue
+			}
+			s.log.Info("released locks that outlived their transaction", "xid", xid)
+		}
+		if len(xids) < 500 {
+			return
+		}
+		after = xids[len(xids)-1]
 	}
 }
 

@@ -252,3 +252,43 @@ func waitStatus(t *testing.T, c tcv1.CoordinatorClient, xid string, want tcv1.Gl
 	}
 	return last
 }
+
+// Locks whose transaction finished without releasing them (its replica died
+// at the wrong moment) are released by the coordinator; locks of a
+// transaction still in BEGIN stay.
+func TestOrphanLocksReleased(t *testing.T) {
+	e := startEnv(t, func(c *tc.Config) { c.BranchTimeout = 200 * time.Millisecond; c.Lease = 400 * time.Millisecond }, "")
+	ctx := context.Background()
+	done, err := e.Client.Begin(ctx, &tcv1.BeginRequest{Name: "done"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, err := e.Client.Begin(ctx, &tcv1.BeginRequest{Name: "open"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As if a replica took the locks and died before storing the branch.
+	for xid, pk := range map[string]string{done.GetXid(): "1", open.GetXid(): "2", "424242": "3"} {
+		if err := e.Store.AcquireLocks(ctx, xid, 7, []tc.RowLock{{ResourceID: "db", Table: "t", PK: pk}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.Client.Commit(ctx, &tcv1.CommitRequest{Xid: done.GetXid()}); err != nil {
+		t.Fatal(err)
+	}
+	lockable := func(pk string) bool {
+		q, err := e.Client.QueryLocks(ctx, &tcv1.QueryLocksRequest{ResourceId: "db", LockKeys: "t:" + pk})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q.GetLockable()
+	}
+	for deadline := time.Now().Add(10 * time.Second); !(lockable("1") && lockable("3")); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("locks of a finished and of an unknown transaction were never released")
+		}
+	}
+	if lockable("2") {
+		t.Fatal("the lock of a transaction in BEGIN was released")
+	}
+}

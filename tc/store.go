@@ -62,6 +62,16 @@ type EmptyFinisher interface {
 	FinishEmpty(ctx context.Context, xid string, status tcv1.GlobalStatus, now time.Time) (bool, error)
 }
 
+// LockHolderLister is an optional LockStore capability with which the
+// coordinator finds global row locks that outlived their transaction: taken
+// by a replica that died before it stored the branch, or not released
+// because a replica died right after the final status.
+type LockHolderLister interface {
+	// LockHolders returns up to limit distinct XIDs that hold locks, in
+	// ascending order, starting after the XID after ("" for the first).
+	LockHolders(ctx context.Context, after string, limit int) ([]string, error)
+}
+
 // ListFilter selects sessions for Store.ListGlobals.
 type ListFilter struct {
 	// Statuses, when not empty, keeps only these statuses.

@@ -178,3 +178,17 @@ func (s *Store) QueryLocks(ctx context.Context, locks []tc.RowLock) ([]tc.RowLoc
 	}
 	return out, nil
 }
+
+// LockHolders implements tc.LockHolderLister.
+func (s *Store) LockHolders(ctx context.Context, after string, limit int) ([]string, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("sqlstore: list lock holders: %w: limit %d is not positive", ErrInvalidInput, limit)
+	}
+	var xids []string
+	err := s.db.WithContext(ctx).Model(&lockRow{}).Distinct("xid").Where("xid > ?", after).
+		Order("xid").Limit(limit).Pluck("xid", &xids).Error
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: list lock holders: %w", err)
+	}
+	return xids, nil
+}

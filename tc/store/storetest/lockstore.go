@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -27,6 +29,7 @@ func RunLockStore(t *testing.T, newLockStore func(t *testing.T) tc.LockStore) {
 		{"Release", testRelease},
 		{"ManyKeys", testManyKeys},
 		{"ConcurrentOverlapping", testConcurrentLocks},
+		{"LockHolders", testLockHolders},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newLockStore(t)) })
@@ -341,4 +344,44 @@ func testConcurrentLocks(t *testing.T, s tc.LockStore) {
 	// Holding all of want implies winners' key sets are disjoint, since a
 	// key has one holder.
 	checkHeld(t, s, all, want)
+}
+
+// testLockHolders checks tc.LockHolderLister where the store has it: the
+// holders come once each, in order, page by page, and not after release.
+func testLockHolders(t *testing.T, s tc.LockStore) {
+	l, ok := s.(tc.LockHolderLister)
+	if !ok {
+		t.Skip("the store does not implement tc.LockHolderLister")
+	}
+	// Other suites may share the store: look only at this test's XIDs.
+	prefix := newXID("holders")
+	xids := []string{prefix + ":a", prefix + ":b", prefix + ":c"}
+	for i, xid := range xids {
+		if err := s.AcquireLocks(t.Context(), xid, int64(i+1), keys("res-holders", "t", fmt.Sprint(i*2), fmt.Sprint(i*2+1))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.ReleaseGlobalLocks(t.Context(), xids[1]); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	after := ""
+	for {
+		page, err := l.LockHolders(t.Context(), after, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, x := range page {
+			if strings.HasPrefix(x, prefix) {
+				got = append(got, x)
+			}
+		}
+		after = page[len(page)-1]
+	}
+	if want := []string{xids[0], xids[2]}; !slices.Equal(got, want) {
+		t.Fatalf("LockHolders = %v, want %v", got, want)
+	}
 }
