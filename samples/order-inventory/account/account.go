@@ -44,14 +44,14 @@ const FreezeAction = "account.freeze"
 // can spend; Frozen is held by TCC Trys whose transactions have not ended.
 type Account struct {
 	User    string `json:"user"`
-	Balance int64  `json:"balance"`
-	Frozen  int64  `json:"frozen"`
+	Balance int64  `json:"balance"` // cents the user can spend
+	Frozen  int64  `json:"frozen"`  // cents held by unfinished TCC Trys
 }
 
 // Freeze is the TCC action's request.
 type Freeze struct {
-	User   string `json:"user"`
-	Amount int64  `json:"amount"`
+	User   string `json:"user"`   // whose money
+	Amount int64  `json:"amount"` // cents
 }
 
 // Service is a running account service.

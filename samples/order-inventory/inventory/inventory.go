@@ -40,8 +40,8 @@ const (
 // Stock is the JSON of GET /v1/stock/{sku}.
 type Stock struct {
 	SKU       string `json:"sku"`
-	Available int64  `json:"available"`
-	Price     int64  `json:"price"`
+	Available int64  `json:"available"` // units in stock
+	Price     int64  `json:"price"`     // cents per unit
 }
 
 // Service is a running inventory service.

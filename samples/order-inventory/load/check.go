@@ -22,10 +22,10 @@ func Users() []string {
 // Snapshot is the state the invariants compare: stock per SKU, balance per
 // user, and the IDs of the orders committed so far.
 type Snapshot struct {
-	Stock   map[string]int64
-	Balance map[string]int64
-	Frozen  int64
-	Orders  map[string]bool
+	Stock   map[string]int64 // available units by SKU
+	Balance map[string]int64 // balance in cents by user
+	Frozen  int64            // cents frozen by TCC Trys, summed over users
+	Orders  map[string]bool  // IDs of the committed orders
 }
 
 // TakeSnapshot reads every seeded SKU, user and the users' orders.
@@ -63,8 +63,8 @@ type Report struct {
 	// Orders counts the orders committed between the snapshots; Units and
 	// Cents sum their quantities and amounts.
 	Orders int
-	Units  int64
-	Cents  int64
+	Units  int64 // see Orders
+	Cents  int64 // see Orders
 	// Problems lists each broken invariant; empty means all hold.
 	Problems []string
 	// Waited is how long Check waited for the invariants to hold.
@@ -74,6 +74,8 @@ type Report struct {
 // OK reports whether every invariant held.
 func (r *Report) OK() bool { return len(r.Problems) == 0 }
 
+// String describes the report: the committed orders and PASS, or FAIL with
+// the first 20 problems.
 func (r *Report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "orders committed %d: %d units, %d cents\n", r.Orders, r.Units, r.Cents)

@@ -32,11 +32,12 @@ var ErrStatus = errors.New("load: unexpected HTTP status")
 
 // StatusError is an answer with an unexpected status.
 type StatusError struct {
-	URL  string
-	Code int
-	Body string
+	URL  string // what was asked
+	Code int    // the HTTP status
+	Body string // the answer's body
 }
 
+// Error describes the answer.
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("load: %s answered %d: %s", e.URL, e.Code, e.Body)
 }
@@ -46,10 +47,10 @@ func (e *StatusError) Is(target error) bool { return target == ErrStatus }
 
 // Client calls the three services' HTTP APIs.
 type Client struct {
-	OrderURL     string
-	InventoryURL string
-	AccountURL   string
-	HTTP         *http.Client
+	OrderURL     string       // http://host:port of the order service
+	InventoryURL string       // of the inventory service
+	AccountURL   string       // of the account service
+	HTTP         *http.Client // what calls them
 }
 
 // NewClient returns a Client of the services at those base URLs

@@ -33,7 +33,7 @@ type Config struct {
 	// widens the window between the branches' work and the commit (for
 	// fault injection).
 	DelayRatio float64
-	Delay      time.Duration
+	Delay      time.Duration // see DelayRatio
 	// MaxQuantity bounds the random quantity of an order (1 to
 	// MaxQuantity); 0 means 3.
 	MaxQuantity int64
@@ -68,28 +68,28 @@ func (c *Config) Validate() error {
 
 // Outcome is what became of one order.
 type Outcome struct {
-	Request order.PlaceRequest
+	Request order.PlaceRequest // what was placed
 	// Code is the HTTP status, 0 when no answer came.
 	Code    int
-	Result  order.PlaceResult
-	Err     error
-	Latency time.Duration
+	Result  order.PlaceResult // the decoded answer
+	Err     error             // set when no answer was read
+	Latency time.Duration     // from request to answer
 }
 
 // Result is what Run measured.
 type Result struct {
-	Elapsed   time.Duration
-	Placed    int
-	Committed int
+	Elapsed   time.Duration // the run's length
+	Placed    int           // orders sent
+	Committed int           // 200 answers
 	// RolledBack counts 409 answers; Unexpected counts rolled-back orders
 	// that were not asked to fail (lock timeouts, out of stock) and
 	// committed orders that were.
 	RolledBack int
-	Unexpected int
+	Unexpected int // see RolledBack
 	// Unknown counts orders with no answer or an answer of another status;
 	// FirstUnknown is the first such error.
 	Unknown      int
-	FirstUnknown error
+	FirstUnknown error // see Unknown
 	// ByMode counts committed and rolled-back orders per mode.
 	ByMode map[string][2]int
 	// Reasons counts the errors of orders rolled back without being asked

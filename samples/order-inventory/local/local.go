@@ -46,12 +46,12 @@ type Config struct {
 type Stack struct {
 	// TCAddr is the coordinator's gRPC address; TC a client of it.
 	TCAddr string
-	TC     tcv1.CoordinatorClient
+	TC     tcv1.CoordinatorClient // see TCAddr
 	// OrderURL, InventoryURL and AccountURL are the services' HTTP base
 	// URLs (http://127.0.0.1:port).
 	OrderURL     string
-	InventoryURL string
-	AccountURL   string
+	InventoryURL string // see OrderURL
+	AccountURL   string // see OrderURL
 
 	closers []func()
 }

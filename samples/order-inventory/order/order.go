@@ -61,43 +61,43 @@ type Config struct {
 	service.Config
 	// Inventory and Account are the gRPC addresses of the other services.
 	Inventory string
-	Account   string
+	Account   string // see Inventory
 }
 
 // PlaceRequest is the JSON body of POST /v1/orders.
 type PlaceRequest struct {
-	User     string `json:"user"`
-	SKU      string `json:"sku"`
-	Quantity int64  `json:"quantity"`
-	Mode     string `json:"mode"`
-	Fail     string `json:"fail"`
-	DelayMS  int64  `json:"delay_ms"`
+	User     string `json:"user"`     // a seeded user, u1 to u100
+	SKU      string `json:"sku"`      // a seeded SKU, A to J
+	Quantity int64  `json:"quantity"` // units, at least 1
+	Mode     string `json:"mode"`     // at (default), tcc or saga
+	Fail     string `json:"fail"`     // "", inventory, account or order: that participant fails after its work
+	DelayMS  int64  `json:"delay_ms"` // wait after every branch succeeded, before the commit
 }
 
 // PlaceResult is the JSON answer of POST /v1/orders: 200 with status
 // "committed", 409 with status "rolled_back" and the error, 500 with status
 // "unknown" when the outcome could not be learned.
 type PlaceResult struct {
-	OrderID string `json:"order_id,omitempty"`
-	XID     string `json:"xid"`
-	Status  string `json:"status"`
-	Error   string `json:"error,omitempty"`
+	OrderID string `json:"order_id,omitempty"` // set when committed
+	XID     string `json:"xid"`                // the global transaction
+	Status  string `json:"status"`             // committed, rolled_back or unknown
+	Error   string `json:"error,omitempty"`    // why it did not commit
 }
 
 // Order is one committed order.
 type Order struct {
 	OrderID  string `json:"order_id"`
-	XID      string `json:"xid"`
+	XID      string `json:"xid"` // the global transaction that placed it
 	User     string `json:"user"`
 	SKU      string `json:"sku"`
-	Quantity int64  `json:"quantity"`
-	Amount   int64  `json:"amount"`
-	Mode     string `json:"mode"`
+	Quantity int64  `json:"quantity"` // units
+	Amount   int64  `json:"amount"`   // cents: quantity times the unit price
+	Mode     string `json:"mode"`     // at, tcc or saga
 }
 
 // Orders is the JSON of GET /v1/orders?user=.
 type Orders struct {
-	Orders []Order `json:"orders"`
+	Orders []Order `json:"orders"` // oldest first
 }
 
 // Service is a running order service.

@@ -29,25 +29,25 @@ import (
 
 // Base is a service's shared machinery. Its fields are set by Open.
 type Base struct {
-	Cfg Config
-	Log *slog.Logger
+	Cfg Config       // what Open was given
+	Log *slog.Logger // the service's logger
 	// TC is the coordinator client; RM and TM are this service's resource
 	// and transaction managers on it.
 	TC tcv1.CoordinatorClient
-	RM *rm.Manager
-	TM *tm.Manager
+	RM *rm.Manager // see TC
+	TM *tm.Manager // see TC
 	// AT is the service's database through the AT driver: a local
 	// transaction whose context carries an XID is an AT branch. Plain is
 	// the same database without AT, for TCC phases and saga steps.
 	AT    *sql.DB
-	Plain *sql.DB
+	Plain *sql.DB // see AT
 	// ATResource is the AT resource ID of the database, under which the
 	// coordinator keeps its global row locks.
 	ATResource string
 	// HTTP and GRPC are the service's kratos servers; register routes and
 	// services on them before Start.
 	HTTP *khttp.Server
-	GRPC *kgrpc.Server
+	GRPC *kgrpc.Server // see HTTP
 
 	dialect at.Dialect
 	conn    *grpc.ClientConn

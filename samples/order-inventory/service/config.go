@@ -25,7 +25,7 @@ type Config struct {
 	Name string
 	// HTTPAddr and GRPCAddr are the listen addresses; port 0 picks one.
 	HTTPAddr string
-	GRPCAddr string
+	GRPCAddr string // see HTTPAddr
 	// TC is the coordinator's gRPC address (host:port).
 	TC string
 	// Driver is MySQL or SQLite. PostgreSQL is not offered: AT mode has no

@@ -6,7 +6,7 @@ import (
 
 // ErrorBody is the JSON body of an error answer: {"error":"..."}.
 type ErrorBody struct {
-	Error string `json:"error"`
+	Error string `json:"error"` // what was wrong
 }
 
 // Fail answers code with {"error": msg}.
