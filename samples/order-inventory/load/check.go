@@ -98,8 +98,9 @@ func (r *Report) String() string {
 // equals the quantities of the orders committed in between, and for every
 // user the money taken equals their amounts. Transactions may still be
 // finishing (a rollback retried in the background, a recovering service),
-// so Check retries until the invariants hold or settle has passed, and
-// reports the last comparison.
+// so Check retries, also after errors reading the state, until the
+// invariants hold or settle has passed, and reports the last comparison
+// (or the last error).
 func (c *Client) Check(ctx context.Context, before *Snapshot, settle time.Duration) (*Report, error) {
 	start := time.Now()
 	for {
