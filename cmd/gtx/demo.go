@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
+	"github.com/gtx-io/gtx/tc"
 	"github.com/gtx-io/gtx/samples/order-inventory/load"
 	"github.com/gtx-io/gtx/samples/order-inventory/local"
 	"github.com/gtx-io/gtx/samples/order-inventory/order"
@@ -154,11 +155,24 @@ func runDemo(ctx context.Context, out io.Writer, verbose, keep bool) error {
 
 // demoReport prints what the coordinator says of xid and its branches.
 func demoReport(ctx context.Context, out io.Writer, cc tcv1.CoordinatorClient, xid string) error {
-	resp, err := cc.GetTransaction(ctx, &tcv1.GetTransactionRequest{Xid: xid})
-	if err != nil {
-		return fmt.Errorf("demo: read %s from the coordinator: %w", xid, err)
+	// An AT commit is answered once decided (ASYNC_COMMITTING); wait a
+	// moment for phase 2 to finish, so the story shows the end.
+	var t *tcv1.Transaction
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		resp, err := cc.GetTransaction(ctx, &tcv1.GetTransactionRequest{Xid: xid})
+		if err != nil {
+			return fmt.Errorf("demo: read %s from the coordinator: %w", xid, err)
+		}
+		t = resp.GetTransaction()
+		if tc.IsFinal(t.GetStatus()) || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	t := resp.GetTransaction()
 	fmt.Fprintf(out, "   coordinator: %s is %s\n", t.GetXid(), t.GetStatus())
 	for _, b := range t.GetBranches() {
 		fmt.Fprintf(out, "     %-4s branch %d on %s: %s\n", b.GetBranchType(), b.GetBranchId(), b.GetResourceId(), b.GetStatus())
