@@ -13,10 +13,10 @@ import (
 	"github.com/spf13/cobra"
 
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
-	"github.com/gtx-io/gtx/tc"
 	"github.com/gtx-io/gtx/samples/order-inventory/load"
 	"github.com/gtx-io/gtx/samples/order-inventory/local"
 	"github.com/gtx-io/gtx/samples/order-inventory/order"
+	"github.com/gtx-io/gtx/tc"
 )
 
 func newDemoCmd() *cobra.Command {
