@@ -67,11 +67,11 @@ start() {
 		-db-driver mysql -db-dsn "${dsn}${prefix}inventory" -tx-timeout "$timeout"
 	start_one account "$dir/bin/account" -http 127.0.0.1:8003 -grpc 127.0.0.1:9003 -tc 127.0.0.1:8091 \
 		-db-driver mysql -db-dsn "${dsn}${prefix}account" -tx-timeout "$timeout"
+	wait_http http://127.0.0.1:8002/v1/stock/A
+	wait_http http://127.0.0.1:8003/v1/accounts/u1
 	start_one order "$dir/bin/order" -http 127.0.0.1:8001 -grpc 127.0.0.1:9001 -tc 127.0.0.1:8091 \
 		-inventory 127.0.0.1:9002 -account 127.0.0.1:9003 \
 		-db-driver mysql -db-dsn "${dsn}${prefix}order" -tx-timeout "$timeout"
-	wait_http http://127.0.0.1:8002/v1/stock/A
-	wait_http http://127.0.0.1:8003/v1/accounts/u1
 	wait_http "http://127.0.0.1:8001/v1/orders?user=u1"
 	cat <<MSG
 all running. Try:

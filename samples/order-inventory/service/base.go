@@ -18,6 +18,7 @@ import (
 	khttp "github.com/go-kratos/kratos/v2/transport/http"
 	_ "github.com/go-sql-driver/mysql" // the "mysql" driver
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
@@ -219,7 +220,13 @@ func (b *Base) Dial(ctx context.Context, addr string) (*grpc.ClientConn, error) 
 	conn, err := kgrpc.DialInsecure(ctx,
 		kgrpc.WithEndpoint(addr),
 		kgrpc.WithTimeout(b.Cfg.RequestTimeout),
-		kgrpc.WithMiddleware(kratosgtx.Client(), metadata.Client()))
+		kgrpc.WithMiddleware(kratosgtx.Client(), metadata.Client()),
+		// Reconnect within seconds of a restarted peer, not gRPC's default
+		// of up to two minutes.
+		kgrpc.WithOptions(grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+			MinConnectTimeout: 2 * time.Second,
+		})))
 	if err != nil {
 		return nil, fmt.Errorf("service %s: dial %s: %w", b.Cfg.Name, addr, err)
 	}
