@@ -48,14 +48,20 @@
 //
 // # Lock layout
 //
-//	P row:<len>:<resource><len>:<table><pk>  hash {x: xid, b: branch}
-//	P{<xid>}:rows                            set of the xid's row keys
-//	P{<xid>}:branch:<branchID>               set of the branch's row keys
-//	P{<xid>}:branches                        set of the xid's branch IDs
+// The row locks of one table of one resource share a hash tag, and with it
+// a slot, together with each transaction's set of the keys it holds there;
+// the transaction's slot lists the tables it holds locks in:
 //
-// Acquisition of many row locks is one script over every row key, which is
-// what makes it all-or-nothing; row keys of one call hash to any slot, so
-// LockStore needs a Redis that is not in cluster mode (a primary with
-// replicas, or Sentinel). Use it with a separate non-cluster Redis, or the
-// SQL lock store, when the sessions are on a cluster.
+//	P{lk<len>:<resource><len>:<table>}r:<pk>     hash {x: xid, b: branch}
+//	P{lk<len>:<resource><len>:<table>}x:<xid>    set of the xid's row keys there
+//	P{<xid>}:lockgroups                          set of the xid's lock groups
+//
+// Taking the locks of one table is one script: all of them or none. A call
+// spanning tables runs one script per table (on one server in one
+// pipeline) and, when one meets a lock held by another transaction, gives
+// back what the others took in that call, so the call takes all or none;
+// in between, a concurrent caller may meet one of those locks and be told
+// it is held. The list of tables is written before the locks, so a release
+// always finds them. Every script touches one slot (a test checks this
+// with the cluster's hash function), so both stores run on a Redis Cluster.
 package redisstore

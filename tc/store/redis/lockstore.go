@@ -41,18 +41,18 @@ func (c Config) prefix() (string, error) {
 	return c.Prefix, nil
 }
 
-// LockStore is a tc.LockStore on Redis. Each row lock is a hash holding the
-// XID and branch ID of its holder; each transaction has index sets of its
-// row keys, overall and per branch, under a {xid} hash tag. Acquisition and
-// release are single Lua scripts, so they are atomic: all keys of a call
-// are taken or none.
-//
-// The scripts touch row keys of any slot, so the store needs a Redis server
-// that is not in cluster mode (a primary with replicas, or Sentinel, is
-// fine).
+// LockStore is a tc.LockStore on Redis, usable on a Redis Cluster. Each row
+// lock is a hash holding the XID and branch ID of its holder. The row locks
+// of one table of one resource share a hash tag, so they live in one slot,
+// together with one set per transaction of the keys it holds there; the
+// transaction's own slot keeps the list of tables it has locks in. Taking
+// the locks of one table is one Lua script, all or none; a call spanning
+// tables runs one script per table and, when one of them meets a lock held
+// by another transaction, gives back what the others took.
 type LockStore struct {
-	rdb    redis.UniversalClient
-	prefix string
+	rdb     redis.UniversalClient
+	prefix  string
+	cluster bool
 }
 
 var _ tc.LockStore = (*LockStore)(nil)
@@ -66,21 +66,26 @@ func NewLockStore(rdb redis.UniversalClient, cfg Config) (*LockStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &LockStore{rdb: rdb, prefix: p}, nil
+	_, cluster := rdb.(*redis.ClusterClient)
+	return &LockStore{rdb: rdb, prefix: p, cluster: cluster}, nil
 }
 
-// rowKey names the hash of one row lock. Lengths make it unambiguous
-// whatever the names contain.
-func (s *LockStore) rowKey(l tc.RowLock) string {
-	return s.prefix + "row:" + strconv.Itoa(len(l.ResourceID)) + ":" + l.ResourceID +
-		strconv.Itoa(len(l.Table)) + ":" + l.Table + l.PK
+// group names the slot of the row locks of one table of one resource:
+// P{lk<len>:<resource><len>:<table>}. Lengths make it unambiguous whatever
+// the names contain; a name with a '}' only shortens the hash tag, which
+// stays the same for every key of the group.
+func (s *LockStore) group(resource, table string) string {
+	return s.prefix + "{lk" + strconv.Itoa(len(resource)) + ":" + resource + strconv.Itoa(len(table)) + ":" + table + "}"
 }
 
-func (s *LockStore) xidRows(xid string) string     { return s.prefix + "{" + xid + "}:rows" }
-func (s *LockStore) xidBranches(xid string) string { return s.prefix + "{" + xid + "}:branches" }
-func (s *LockStore) branchRowsPrefix(xid string) string {
-	return s.prefix + "{" + xid + "}:branch:"
-}
+// rowKey names the hash of one row lock.
+func (s *LockStore) rowKey(l tc.RowLock) string { return s.group(l.ResourceID, l.Table) + "r:" + l.PK }
+
+// heldKey names the set of the row keys xid holds in a group.
+func heldKey(group, xid string) string { return group + "x:" + xid }
+
+// groupsKey names the set of the groups xid holds locks in.
+func (s *LockStore) groupsKey(xid string) string { return s.prefix + "{" + xid + "}:lockgroups" }
 
 func checkLocks(xid string, locks []tc.RowLock) error {
 	if xid == "" {
@@ -94,64 +99,98 @@ func checkLocks(xid string, locks []tc.RowLock) error {
 	return nil
 }
 
-// KEYS[1] xid rows, KEYS[2] branch rows, KEYS[3] xid branches, KEYS[4..]
-// row locks; ARGV[1] xid, ARGV[2] branch ID. Returns {0} when every lock is
-// taken, or {i, holder xid, holder branch} for the first lock, KEYS[i+3],
-// held by another transaction, having taken none.
+// KEYS[1] the xid's held set in the group, KEYS[2..] row locks; ARGV[1]
+// xid, ARGV[2] branch ID. Returns {0, indexes of the keys it took} when
+// every lock is the xid's now, or {i, holder xid, holder branch} for the
+// first lock, KEYS[i+1], held by another transaction, having taken none.
 var acquireScript = redis.NewScript(`
 local xid, branch = ARGV[1], ARGV[2]
-for i = 4, #KEYS do
+for i = 2, #KEYS do
 	local h = redis.call('hmget', KEYS[i], 'x', 'b')
 	if h[1] and h[1] ~= xid then
-		return {i - 3, h[1], h[2]}
+		return {i - 1, h[1], h[2]}
 	end
 end
-local added = false
-for i = 4, #KEYS do
+local taken = {0}
+for i = 2, #KEYS do
 	if redis.call('hsetnx', KEYS[i], 'x', xid) == 1 then
 		redis.call('hset', KEYS[i], 'b', branch)
 		redis.call('sadd', KEYS[1], KEYS[i])
-		redis.call('sadd', KEYS[2], KEYS[i])
-		added = true
+		taken[#taken + 1] = i - 1
 	end
 end
-if added then
-	redis.call('sadd', KEYS[3], branch)
-end
-return {0}
+return taken
 `)
 
-// KEYS[1] xid rows, KEYS[2] branch rows, KEYS[3] xid branches; ARGV[1] xid,
-// ARGV[2] branch ID.
-var releaseBranchScript = redis.NewScript(`
-for _, k in ipairs(redis.call('smembers', KEYS[2])) do
+// KEYS[1] the xid's held set in the group, KEYS[2..] row locks to give
+// back; ARGV[1] xid, ARGV[2] branch ID, or "" for every branch. With no row
+// keys it gives back every lock of the set that matches.
+var releaseScript = redis.NewScript(`
+local keys = {}
+if #KEYS > 1 then
+	for i = 2, #KEYS do
+		keys[#keys + 1] = KEYS[i]
+	end
+else
+	keys = redis.call('smembers', KEYS[1])
+end
+for _, k in ipairs(keys) do
 	local h = redis.call('hmget', k, 'x', 'b')
-	if h[1] == ARGV[1] and h[2] == ARGV[2] then
+	if h[1] == ARGV[1] and (ARGV[2] == '' or h[2] == ARGV[2]) then
 		redis.call('del', k)
+		redis.call('srem', KEYS[1], k)
+	elseif h[1] ~= ARGV[1] then
+		redis.call('srem', KEYS[1], k)
 	end
-	redis.call('srem', KEYS[1], k)
 end
-redis.call('del', KEYS[2])
-redis.call('srem', KEYS[3], ARGV[2])
 return 1
 `)
 
-// KEYS[1] xid rows, KEYS[2] xid branches; ARGV[1] xid, ARGV[2] prefix of
-// the branch rows keys.
-var releaseGlobalScript = redis.NewScript(`
-for _, k in ipairs(redis.call('smembers', KEYS[1])) do
-	if redis.call('hget', k, 'x') == ARGV[1] then
-		redis.call('del', k)
-	end
-end
-for _, b in ipairs(redis.call('smembers', KEYS[2])) do
-	redis.call('del', ARGV[2] .. b)
-end
-redis.call('del', KEYS[1], KEYS[2])
-return 1
-`)
+// run executes stages in order: one pipeline on one server, one stage after
+// the other on a cluster, where each stage's keys may live on another node.
+func (s *LockStore) run(ctx context.Context, stages ...func(p redis.Pipeliner)) error {
+	if !s.cluster {
+		p := s.rdb.Pipeline()
+		for _, st := range stages {
+			st(p)
+		}
+		_, err := p.Exec(ctx)
+		return err
+	}
+	for _, st := range stages {
+		p := s.rdb.Pipeline()
+		st(p)
+		if _, err := p.Exec(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
-// AcquireLocks implements tc.LockStore.
+// lockGroup is the locks of one call in one group, in request order.
+type lockGroup struct {
+	name  string
+	locks []tc.RowLock
+}
+
+func (s *LockStore) groups(locks []tc.RowLock) []*lockGroup {
+	byName := make(map[string]*lockGroup)
+	var out []*lockGroup
+	for _, l := range locks {
+		n := s.group(l.ResourceID, l.Table)
+		g := byName[n]
+		if g == nil {
+			g = &lockGroup{name: n}
+			byName[n] = g
+			out = append(out, g)
+		}
+		g.locks = append(g.locks, l)
+	}
+	return out
+}
+
+// AcquireLocks implements tc.LockStore. The groups the call touches are
+// recorded in the transaction's slot first, so a release always finds them.
 func (s *LockStore) AcquireLocks(ctx context.Context, xid string, branchID int64, locks []tc.RowLock) error {
 	if err := checkLocks(xid, locks); err != nil {
 		return err
@@ -160,27 +199,91 @@ func (s *LockStore) AcquireLocks(ctx context.Context, xid string, branchID int64
 		return nil
 	}
 	branch := strconv.FormatInt(branchID, 10)
-	keys := make([]string, 0, len(locks)+3)
-	keys = append(keys, s.xidRows(xid), s.branchRowsPrefix(xid)+branch, s.xidBranches(xid))
-	for _, l := range locks {
-		keys = append(keys, s.rowKey(l))
-	}
-	res, err := acquireScript.Run(ctx, s.rdb, keys, xid, branch).Slice()
+	groups := s.groups(locks)
+	cmds := make([]*redis.Cmd, len(groups))
+	err := s.run(ctx, func(p redis.Pipeliner) {
+		names := make([]any, len(groups))
+		for i, g := range groups {
+			names[i] = g.name
+		}
+		p.SAdd(ctx, s.groupsKey(xid), names...)
+	}, func(p redis.Pipeliner) {
+		for i, g := range groups {
+			keys := make([]string, 0, len(g.locks)+1)
+			keys = append(keys, heldKey(g.name, xid))
+			for _, l := range g.locks {
+				keys = append(keys, s.rowKey(l))
+			}
+			cmds[i] = acquireScript.Eval(ctx, p, keys, xid, branch)
+		}
+	})
 	if err != nil {
 		return fmt.Errorf("redisstore: acquire locks of %s: %w", xid, err)
 	}
-	i, _ := res[0].(int64)
-	if i == 0 {
+	var conflict *tc.LockConflictError
+	taken := make([][]int64, len(groups))
+	for i, c := range cmds {
+		res, err := c.Slice()
+		if err != nil {
+			return fmt.Errorf("redisstore: acquire locks of %s: %w", xid, err)
+		}
+		code, _ := res[0].(int64)
+		if code == 0 {
+			for _, v := range res[1:] {
+				n, _ := v.(int64)
+				taken[i] = append(taken[i], n)
+			}
+			continue
+		}
+		if conflict != nil {
+			continue
+		}
+		if len(res) != 3 || code < 1 || int(code) > len(groups[i].locks) {
+			return fmt.Errorf("redisstore: acquire locks of %s: unexpected reply %v", xid, res)
+		}
+		holder := groups[i].locks[code-1]
+		holder.XID, _ = res[1].(string)
+		bs, _ := res[2].(string)
+		holder.BranchID, _ = strconv.ParseInt(bs, 10, 64)
+		conflict = &tc.LockConflictError{Lock: holder}
+	}
+	if conflict == nil {
 		return nil
 	}
-	if len(res) != 3 || i < 1 || int(i) > len(locks) {
-		return fmt.Errorf("redisstore: acquire locks of %s: unexpected reply %v", xid, res)
+	// Give back what the other groups took in this call, and only that:
+	// locks the transaction held before stay held.
+	p := s.rdb.Pipeline()
+	for i, g := range groups {
+		if len(taken[i]) == 0 {
+			continue
+		}
+		keys := []string{heldKey(g.name, xid)}
+		for _, n := range taken[i] {
+			keys = append(keys, s.rowKey(g.locks[n-1]))
+		}
+		releaseScript.Eval(ctx, p, keys, xid, branch)
 	}
-	holder := locks[i-1]
-	holder.XID, _ = res[1].(string)
-	bs, _ := res[2].(string)
-	holder.BranchID, _ = strconv.ParseInt(bs, 10, 64)
-	return &tc.LockConflictError{Lock: holder}
+	if _, err := p.Exec(ctx); err != nil {
+		return fmt.Errorf("redisstore: give back the locks of %s after a conflict: %w", xid, err)
+	}
+	return conflict
+}
+
+// release gives back the locks of xid, of one branch or of all (branch "").
+func (s *LockStore) release(ctx context.Context, xid, branch string) error {
+	names, err := s.rdb.SMembers(ctx, s.groupsKey(xid)).Result()
+	if err != nil || len(names) == 0 {
+		return err
+	}
+	return s.run(ctx, func(p redis.Pipeliner) {
+		for _, n := range names {
+			releaseScript.Eval(ctx, p, []string{heldKey(n, xid)}, xid, branch)
+		}
+	}, func(p redis.Pipeliner) {
+		if branch == "" {
+			p.Del(ctx, s.groupsKey(xid))
+		}
+	})
 }
 
 // ReleaseBranchLocks implements tc.LockStore.
@@ -188,9 +291,7 @@ func (s *LockStore) ReleaseBranchLocks(ctx context.Context, xid string, branchID
 	if err := checkLocks(xid, nil); err != nil {
 		return err
 	}
-	branch := strconv.FormatInt(branchID, 10)
-	keys := []string{s.xidRows(xid), s.branchRowsPrefix(xid) + branch, s.xidBranches(xid)}
-	if err := releaseBranchScript.Run(ctx, s.rdb, keys, xid, branch).Err(); err != nil {
+	if err := s.release(ctx, xid, strconv.FormatInt(branchID, 10)); err != nil {
 		return fmt.Errorf("redisstore: release locks of %s branch %d: %w", xid, branchID, err)
 	}
 	return nil
@@ -201,8 +302,7 @@ func (s *LockStore) ReleaseGlobalLocks(ctx context.Context, xid string) error {
 	if err := checkLocks(xid, nil); err != nil {
 		return err
 	}
-	keys := []string{s.xidRows(xid), s.xidBranches(xid)}
-	if err := releaseGlobalScript.Run(ctx, s.rdb, keys, xid, s.branchRowsPrefix(xid)).Err(); err != nil {
+	if err := s.release(ctx, xid, ""); err != nil {
 		return fmt.Errorf("redisstore: release locks of %s: %w", xid, err)
 	}
 	return nil
