@@ -62,6 +62,7 @@
 // back what the others took in that call, so the call takes all or none;
 // in between, a concurrent caller may meet one of those locks and be told
 // it is held. The list of tables is written before the locks, so a release
-// always finds them. Every script touches one slot (a test checks this
+// always finds them, and kept for a day after the global release, for a
+// late registration racing with it. Every script touches one slot (a test checks this
 // with the cluster's hash function), so both stores run on a Redis Cluster.
 package redisstore

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -280,11 +281,18 @@ func (s *LockStore) release(ctx context.Context, xid, branch string) error {
 			releaseScript.Eval(ctx, p, []string{heldKey(n, xid)}, xid, branch)
 		}
 	}, func(p redis.Pipeliner) {
+		// The list outlives the release for a while instead of going at
+		// once: a late registration racing with the release adds its table
+		// to the list before it takes locks, and its release must find them.
 		if branch == "" {
-			p.Del(ctx, s.groupsKey(xid))
+			p.Expire(ctx, s.groupsKey(xid), groupsRetention)
 		}
 	})
 }
+
+// groupsRetention is how long the list of a transaction's lock tables stays
+// after its global release.
+const groupsRetention = 24 * time.Hour
 
 // ReleaseBranchLocks implements tc.LockStore.
 func (s *LockStore) ReleaseBranchLocks(ctx context.Context, xid string, branchID int64) error {

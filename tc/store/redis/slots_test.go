@@ -174,6 +174,18 @@ func acrossTables(t *testing.T, s *redisstore.LockStore) {
 	if err := s.ReleaseGlobalLocks(ctx, holder); err != nil {
 		t.Fatal(err)
 	}
+	// A late registration after the global release gives its locks back
+	// when refused.
+	late := []tc.RowLock{lock("db2", "items", "9"), lock("db4", "late", "1")}
+	if err := s.AcquireLocks(ctx, holder, 5, late); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReleaseBranchLocks(ctx, holder, 5); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.QueryLocks(ctx, late); err != nil || len(got) != 0 {
+		t.Fatalf("late locks after their release: %+v, %v", got, err)
+	}
 	if err := s.AcquireLocks(ctx, other, 2, req); err != nil {
 		t.Fatalf("AcquireLocks after the holder released: %v", err)
 	}
