@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -27,7 +28,18 @@ func openStores(ctx context.Context, c tcConfig, log *slog.Logger) (tc.Store, tc
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		return store, store, store.Close, nil
+		if c.LockStore == "" {
+			return store, store, store.Close, nil
+		}
+		locks, closeLocks, err := openRedisLocks(ctx, c, log)
+		if err != nil {
+			_ = store.Close()
+			return nil, nil, nil, err
+		}
+		return store, locks, func() error { return errors.Join(closeLocks(), store.Close()) }, nil
+	}
+	if c.LockStore != "" {
+		return nil, nil, nil, errors.New("--lock-store is for a sql session store; a redis store keeps its locks already")
 	}
 	opts, err := redisOptions(c.StoreDSN)
 	if err != nil {
@@ -49,6 +61,25 @@ func openStores(ctx context.Context, c tcConfig, log *slog.Logger) (tc.Store, tc
 		return nil, nil, nil, err
 	}
 	return store, locks, rdb.Close, nil
+}
+
+// openRedisLocks opens the Redis lock store --lock-store names.
+func openRedisLocks(ctx context.Context, c tcConfig, log *slog.Logger) (tc.LockStore, func() error, error) {
+	opts, err := redisOptions(c.LockStore)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--lock-store: %w", err)
+	}
+	rdb := redis.NewClient(opts)
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		_ = rdb.Close()
+		return nil, nil, fmt.Errorf("--lock-store: reach redis at %s: %w", opts.Addr, err)
+	}
+	locks, err := redisstore.NewLockStore(rdb, redisstore.Config{Prefix: c.StorePrefix, Logger: log})
+	if err != nil {
+		_ = rdb.Close()
+		return nil, nil, fmt.Errorf("--lock-store: %w", err)
+	}
+	return locks, rdb.Close, nil
 }
 
 // newIDs returns the replica's ID generator: on the configured node ID, or,

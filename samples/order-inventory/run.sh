@@ -10,6 +10,8 @@
 #   GTX_DB_PREFIX    database name prefix                     [gtx_sample_]
 #   GTX_TC_STORE     coordinator store: mysql or redis        [mysql]
 #   GTX_REDIS_URL    Redis for GTX_TC_STORE=redis             [redis://127.0.0.1:6379/0]
+#   GTX_LOCK_STORE   with the mysql store, keep the global row locks in this Redis
+#                    (redis://host:port/db)                   [unset: in MariaDB]
 #   GTX_TX_TIMEOUT   global transaction timeout               [30s]
 # Ports: coordinator 8091; HTTP order 8001, inventory 8002, account 8003;
 # gRPC order 9001, inventory 9002, account 9003.
@@ -60,7 +62,8 @@ start() {
 			--store-driver redis --store-dsn "$redis_url" --store-prefix "${prefix}tc:"
 	else
 		start_one tc "$dir/bin/gtx" tc --listen 127.0.0.1:8091 --server-id sample-tc \
-			--store-driver mysql --store-dsn "${dsn}${prefix}tc"
+			--store-driver mysql --store-dsn "${dsn}${prefix}tc" \
+			${GTX_LOCK_STORE:+--lock-store "$GTX_LOCK_STORE" --store-prefix "${prefix}locks:"}
 	fi
 	sleep 0.5
 	start_one inventory "$dir/bin/inventory" -http 127.0.0.1:8002 -grpc 127.0.0.1:9002 -tc 127.0.0.1:8091 \
