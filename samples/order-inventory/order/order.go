@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -197,7 +198,11 @@ func (s *Service) setup(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-// Validate reports what is wrong with r, or nil.
+// MaxQuantity bounds PlaceRequest.Quantity, so that no amount overflows.
+const MaxQuantity = 1_000_000
+
+// Validate sets an empty Mode to "at" and reports what is wrong with r, or
+// nil.
 func (r *PlaceRequest) Validate() error {
 	if r.Mode == "" {
 		r.Mode = "at"
@@ -207,25 +212,16 @@ func (r *PlaceRequest) Validate() error {
 		return errors.New("order: user is empty")
 	case r.SKU == "":
 		return errors.New("order: sku is empty")
-	case r.Quantity <= 0:
-		return fmt.Errorf("order: quantity must be positive, got %d", r.Quantity)
-	case !contains(Modes, r.Mode):
+	case r.Quantity <= 0 || r.Quantity > MaxQuantity:
+		return fmt.Errorf("order: quantity must be between 1 and %d, got %d", MaxQuantity, r.Quantity)
+	case !slices.Contains(Modes, r.Mode):
 		return fmt.Errorf("order: mode %q is not one of %s", r.Mode, strings.Join(Modes, ", "))
-	case !contains(Failures, r.Fail):
+	case !slices.Contains(Failures, r.Fail):
 		return fmt.Errorf("order: fail %q is not one of \"\", inventory, account, order", r.Fail)
-	case r.DelayMS < 0 || time.Duration(r.DelayMS)*time.Millisecond > MaxDelay:
+	case r.DelayMS < 0 || r.DelayMS > MaxDelay.Milliseconds():
 		return fmt.Errorf("order: delay_ms must be between 0 and %d, got %d", MaxDelay.Milliseconds(), r.DelayMS)
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // errFailedAsAsked is the order participant's own injected failure.

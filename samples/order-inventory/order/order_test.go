@@ -21,6 +21,9 @@ func TestValidate(t *testing.T) {
 		{PlaceRequest{User: "u1", SKU: "A", Quantity: 1, Fail: "bank"}, false, ""},
 		{PlaceRequest{User: "u1", SKU: "A", Quantity: 1, DelayMS: -5}, false, ""},
 		{PlaceRequest{User: "u1", SKU: "A", Quantity: 1, DelayMS: MaxDelay.Milliseconds() + 1}, false, ""},
+		{PlaceRequest{User: "u1", SKU: "A", Quantity: 1, DelayMS: 1 << 62}, false, ""},
+		{PlaceRequest{User: "u1", SKU: "A", Quantity: MaxQuantity + 1}, false, ""},
+		{PlaceRequest{User: "u1", SKU: "A", Quantity: MaxQuantity}, true, "at"},
 		{PlaceRequest{SKU: "A", Quantity: 1}, false, ""},
 		{PlaceRequest{User: "u1", Quantity: 1}, false, ""},
 	} {
@@ -42,6 +45,7 @@ func FuzzPlaceRequest(f *testing.F) {
 		`{"user":"u1","sku":"A","quantity":2,"mode":"at","fail":"","delay_ms":0}`,
 		`{"user":"u1","sku":"A","quantity":-2}`,
 		`{"user":"u1","sku":"A","quantity":1e3,"mode":"saga"}`,
+		`{"user":"u","sku":"A","quantity":1,"delay_ms":9223372036854775807}`,
 		`{"quantity":"x"}`, `[]`, `null`, `{`,
 	} {
 		f.Add([]byte(s))
@@ -54,7 +58,7 @@ func FuzzPlaceRequest(f *testing.F) {
 		if r.Validate() != nil {
 			return
 		}
-		if r.User == "" || r.SKU == "" || r.Quantity <= 0 || !slices.Contains(Modes, r.Mode) ||
+		if r.User == "" || r.SKU == "" || r.Quantity <= 0 || r.Quantity > MaxQuantity || !slices.Contains(Modes, r.Mode) ||
 			!slices.Contains(Failures, r.Fail) || r.DelayMS < 0 || r.DelayMS > MaxDelay.Milliseconds() {
 			t.Fatalf("validated a request the handler cannot run: %+v", r)
 		}
