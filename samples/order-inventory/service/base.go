@@ -72,6 +72,7 @@ func Open(ctx context.Context, cfg Config, extra ...func(*Base) (middleware.Midd
 	defer func() {
 		if err != nil {
 			b.Close()
+			b = nil
 		}
 	}()
 	b.conn, err = grpc.NewClient(cfg.TC, grpc.WithTransportCredentials(insecure.NewCredentials()))
