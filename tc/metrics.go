@@ -33,13 +33,24 @@ type observer struct {
 	conflicts prometheus.Counter
 }
 
-// retryingStatuses are the statuses counted by the retry backlog gauge.
-var retryingStatuses = []tcv1.GlobalStatus{
-	tcv1.GlobalStatus_COMMIT_RETRYING, tcv1.GlobalStatus_ROLLBACK_RETRYING, tcv1.GlobalStatus_TIMEOUT_ROLLBACK_RETRYING,
+// BacklogCounter is an optional Store capability: counting the sessions
+// in a phase-2 status (Phase2Statuses) without reading them. The backlog
+// gauge uses it when the Store has it, and ListGlobals otherwise.
+type BacklogCounter interface {
+	CountPhase2(ctx context.Context) (int, error)
 }
 
-// maxBacklogCount caps the retry backlog gauge's count of the store.
+// maxBacklogCount caps the backlog gauge's count through ListGlobals.
 const maxBacklogCount = 10000
+
+// countBacklog counts the sessions still in phase 2.
+func countBacklog(ctx context.Context, store Store) (int, error) {
+	if c, ok := store.(BacklogCounter); ok {
+		return c.CountPhase2(ctx)
+	}
+	gs, err := store.ListGlobals(ctx, ListFilter{Statuses: Phase2Statuses, Limit: maxBacklogCount})
+	return len(gs), err
+}
 
 func newObserver(cfg Config, store Store) (*observer, error) {
 	tp := cfg.TracerProvider
@@ -71,15 +82,15 @@ func newObserver(cfg Config, store Store) (*observer, error) {
 	}
 	backlog := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "gtx", Subsystem: "tc", Name: "retry_backlog",
-		Help: fmt.Sprintf("Transactions in the store waiting for a phase-2 retry (counted up to %d; -1 when the store does not answer).", maxBacklogCount),
+		Help: fmt.Sprintf("Transactions in the store still in phase 2: committing or rolling back, retries included (up to %d; -1 when the store does not answer).", maxBacklogCount),
 	}, func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		gs, err := store.ListGlobals(ctx, ListFilter{Statuses: retryingStatuses, Limit: maxBacklogCount})
+		n, err := countBacklog(ctx, store)
 		if err != nil {
 			return -1
 		}
-		return float64(len(gs))
+		return float64(n)
 	})
 	for _, c := range []prometheus.Collector{o.begun, o.finished, o.phase2, o.conflicts, backlog} {
 		if err := cfg.Metrics.Register(c); err != nil {

@@ -287,6 +287,25 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, statuses []tcv1.Glob
 	return out, nil
 }
 
+// CountPhase2 implements tc.BacklogCounter: the size of the due index,
+// which holds every session in phase 2 (and, until a scan repairs them, the
+// stale entries a crash left).
+func (s *Store) CountPhase2(ctx context.Context) (int, error) {
+	p := s.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, s.buckets)
+	for b := range s.buckets {
+		cmds[b] = p.ZCard(ctx, s.index(idxDue, b))
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		return 0, fmt.Errorf("redisstore: count phase-2 sessions: %w", err)
+	}
+	n := 0
+	for _, c := range cmds {
+		n += int(c.Val())
+	}
+	return n, nil
+}
+
 // ListTimedOut implements tc.Store, earliest deadline first.
 func (s *Store) ListTimedOut(ctx context.Context, now time.Time, limit int) ([]*tc.GlobalSession, error) {
 	if limit <= 0 {

@@ -53,8 +53,9 @@ type Store struct {
 }
 
 var (
-	_ tc.Store         = (*Store)(nil)
-	_ tc.EmptyFinisher = (*Store)(nil)
+	_ tc.Store          = (*Store)(nil)
+	_ tc.EmptyFinisher  = (*Store)(nil)
+	_ tc.BacklogCounter = (*Store)(nil)
 )
 
 // NewStore returns a Store that keeps sessions in rdb. It does not own rdb:
