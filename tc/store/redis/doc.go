@@ -55,6 +55,7 @@
 //	P{lk<len>:<resource><len>:<table>}r:<pk>     hash {x: xid, b: branch}
 //	P{lk<len>:<resource><len>:<table>}x:<xid>    set of the xid's row keys there
 //	P{<xid>}:lockgroups                          set of the xid's lock groups
+//	P{lh<n>}:holders                             XIDs holding locks, 8 buckets
 //
 // Taking the locks of one table is one script: all of them or none. A call
 // spanning tables runs one script per table (on one server in one
@@ -63,6 +64,8 @@
 // in between, a concurrent caller may meet one of those locks and be told
 // it is held. The list of tables is written before the locks, so a release
 // always finds them, and kept for a day after the global release, for a
-// late registration racing with it. Every script touches one slot (a test checks this
+// late registration racing with it. The holders index, written with the
+// list and cleared by the global release, lets the coordinator find locks
+// that outlived their transaction (tc.LockHolderLister). Every script touches one slot (a test checks this
 // with the cluster's hash function), so both stores run on a Redis Cluster.
 package redisstore

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -56,7 +58,10 @@ type LockStore struct {
 	cluster bool
 }
 
-var _ tc.LockStore = (*LockStore)(nil)
+var (
+	_ tc.LockStore        = (*LockStore)(nil)
+	_ tc.LockHolderLister = (*LockStore)(nil)
+)
 
 // NewLockStore returns a LockStore that keeps locks in rdb.
 func NewLockStore(rdb redis.UniversalClient, cfg Config) (*LockStore, error) {
@@ -87,6 +92,16 @@ func heldKey(group, xid string) string { return group + "x:" + xid }
 
 // groupsKey names the set of the groups xid holds locks in.
 func (s *LockStore) groupsKey(xid string) string { return s.prefix + "{" + xid + "}:lockgroups" }
+
+// holderBuckets is how many slots the index of lock holders spreads over.
+const holderBuckets = 8
+
+// holdersKey names the bucket of the index of the XIDs that hold locks,
+// each bucket a sorted set of its own slot with every score 0, read in
+// lexical order.
+func (s *LockStore) holdersKey(xid string) string {
+	return s.prefix + "{lh" + strconv.Itoa(int(crc32.ChecksumIEEE([]byte(xid))%holderBuckets)) + "}:holders"
+}
 
 func checkLocks(xid string, locks []tc.RowLock) error {
 	if xid == "" {
@@ -208,6 +223,7 @@ func (s *LockStore) AcquireLocks(ctx context.Context, xid string, branchID int64
 			names[i] = g.name
 		}
 		p.SAdd(ctx, s.groupsKey(xid), names...)
+		p.ZAdd(ctx, s.holdersKey(xid), redis.Z{Member: xid})
 	}, func(p redis.Pipeliner) {
 		for i, g := range groups {
 			keys := make([]string, 0, len(g.locks)+1)
@@ -286,6 +302,7 @@ func (s *LockStore) release(ctx context.Context, xid, branch string) error {
 		// to the list before it takes locks, and its release must find them.
 		if branch == "" {
 			p.Expire(ctx, s.groupsKey(xid), groupsRetention)
+			p.ZRem(ctx, s.holdersKey(xid), xid)
 		}
 	})
 }
@@ -314,6 +331,36 @@ func (s *LockStore) ReleaseGlobalLocks(ctx context.Context, xid string) error {
 		return fmt.Errorf("redisstore: release locks of %s: %w", xid, err)
 	}
 	return nil
+}
+
+// LockHolders implements tc.LockHolderLister: the XIDs that took locks and
+// have not released them globally, in ascending order after after.
+func (s *LockStore) LockHolders(ctx context.Context, after string, limit int) ([]string, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("%w: limit %d is not positive", ErrInvalidArgument, limit)
+	}
+	min := "-"
+	if after != "" {
+		min = "(" + after
+	}
+	p := s.rdb.Pipeline()
+	cmds := make([]*redis.StringSliceCmd, holderBuckets)
+	for b := range holderBuckets {
+		key := s.prefix + "{lh" + strconv.Itoa(b) + "}:holders"
+		cmds[b] = p.ZRangeByLex(ctx, key, &redis.ZRangeBy{Min: min, Max: "+", Count: int64(limit)})
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("redisstore: list lock holders: %w", err)
+	}
+	var out []string
+	for _, c := range cmds {
+		out = append(out, c.Val()...)
+	}
+	slices.Sort(out)
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
 }
 
 // QueryLocks implements tc.LockStore.
