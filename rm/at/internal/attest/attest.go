@@ -9,7 +9,6 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -17,15 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
-	"github.com/gtx-io/gtx/idgen"
+	"github.com/gtx-io/gtx/internal/gtxtest"
 	"github.com/gtx-io/gtx/rm"
 	"github.com/gtx-io/gtx/rm/at"
 	"github.com/gtx-io/gtx/tc"
-	sqlstore "github.com/gtx-io/gtx/tc/store/sql"
 	"github.com/gtx-io/gtx/tm"
 )
 
@@ -43,57 +38,18 @@ type Coordinator struct {
 // temporary directory, with fast phase-2 retries, and a TM on it.
 func StartCoordinator(t testing.TB) *Coordinator {
 	t.Helper()
-	ctx := context.Background()
-	icfg := idgen.DefaultConfig()
-	icfg.NodeID = 1
-	ids, err := idgen.New(icfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := tc.DefaultConfig()
-	cfg.ServerID = "at-test-tc"
-	cfg.IDs = ids
-	cfg.BranchTimeout = 5 * time.Second
-	cfg.RetryInitial = 20 * time.Millisecond
-	cfg.RetryMax = 200 * time.Millisecond
-	cfg.TimeoutCheckInterval = 50 * time.Millisecond
-	cfg.RecoveryInterval = 50 * time.Millisecond
-	store, err := sqlstore.Open(ctx, sqlstore.Config{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "tc.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := tc.NewServer(cfg, store, store)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	tcv1.RegisterCoordinatorServer(gs, srv)
-	go gs.Serve(lis)
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := tcv1.NewCoordinatorClient(conn)
+	c := gtxtest.NewTC(t, gtxtest.TCOptions{Configure: func(cfg *tc.Config) {
+		cfg.ServerID = "at-test-tc"
+		cfg.BranchTimeout = 5 * time.Second
+		cfg.TimeoutCheckInterval = 50 * time.Millisecond
+	}})
 	tcfg := tm.DefaultConfig()
 	tcfg.Application = "at-test"
-	tmgr, err := tm.New(client, tcfg)
+	tmgr, err := tm.New(c.Client, tcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		conn.Close()
-		srv.Close()
-		gs.Stop()
-		store.Close()
-	})
-	return &Coordinator{Client: client, TM: tmgr, Addr: lis.Addr().String()}
+	return &Coordinator{Client: c.Client, TM: tmgr, Addr: c.Addr}
 }
 
 // NewRM starts a resource manager attached to c.
