@@ -162,27 +162,6 @@ end
 return 1
 `)
 
-// run executes stages in order: one pipeline on one server, one stage after
-// the other on a cluster, where each stage's keys may live on another node.
-func (s *LockStore) run(ctx context.Context, stages ...func(p redis.Pipeliner)) error {
-	if !s.cluster {
-		p := s.rdb.Pipeline()
-		for _, st := range stages {
-			st(p)
-		}
-		_, err := p.Exec(ctx)
-		return err
-	}
-	for _, st := range stages {
-		p := s.rdb.Pipeline()
-		st(p)
-		if _, err := p.Exec(ctx); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // lockGroup is the locks of one call in one group, in request order.
 type lockGroup struct {
 	name  string
@@ -217,7 +196,7 @@ func (s *LockStore) AcquireLocks(ctx context.Context, xid string, branchID int64
 	branch := strconv.FormatInt(branchID, 10)
 	groups := s.groups(locks)
 	cmds := make([]*redis.Cmd, len(groups))
-	err := s.run(ctx, func(p redis.Pipeliner) {
+	err := runStages(ctx, s.rdb, s.cluster, func(p redis.Pipeliner) {
 		names := make([]any, len(groups))
 		for i, g := range groups {
 			names[i] = g.name
@@ -292,7 +271,7 @@ func (s *LockStore) release(ctx context.Context, xid, branch string) error {
 	if err != nil || len(names) == 0 {
 		return err
 	}
-	return s.run(ctx, func(p redis.Pipeliner) {
+	return runStages(ctx, s.rdb, s.cluster, func(p redis.Pipeliner) {
 		for _, n := range names {
 			releaseScript.Eval(ctx, p, []string{heldKey(n, xid)}, xid, branch)
 		}

@@ -119,7 +119,7 @@ func (s *Store) repair(ctx context.Context, idx string, xids []string) {
 		return
 	}
 	reads := make([]*redis.SliceCmd, len(xids))
-	err := s.run(ctx, func(p redis.Pipeliner) {
+	err := runStages(ctx, s.rdb, s.cluster, func(p redis.Pipeliner) {
 		for _, x := range xids {
 			p.ZRem(ctx, s.index(idx, s.bucket(x)), x)
 		}

@@ -140,12 +140,12 @@ func checkXID(xid string) error {
 	return nil
 }
 
-// run executes stages in order. On one Redis server they go out as one
-// pipeline, which the server runs in order; on a cluster each stage's keys
-// may live on another node, so each stage waits for the one before.
-func (s *Store) run(ctx context.Context, stages ...func(p redis.Pipeliner)) error {
-	if !s.cluster {
-		p := s.rdb.Pipeline()
+// runStages executes stages in order. On one Redis server they go out as
+// one pipeline, which the server runs in order; on a cluster each stage's
+// keys may live on another node, so each stage waits for the one before.
+func runStages(ctx context.Context, rdb redis.UniversalClient, cluster bool, stages ...func(p redis.Pipeliner)) error {
+	if !cluster {
+		p := rdb.Pipeline()
 		for _, st := range stages {
 			st(p)
 		}
@@ -153,7 +153,7 @@ func (s *Store) run(ctx context.Context, stages ...func(p redis.Pipeliner)) erro
 		return err
 	}
 	for _, st := range stages {
-		p := s.rdb.Pipeline()
+		p := rdb.Pipeline()
 		st(p)
 		if _, err := p.Exec(ctx); err != nil {
 			return err
@@ -199,7 +199,7 @@ func (s *Store) CreateGlobal(ctx context.Context, g *tc.GlobalSession) error {
 	deadline := micros(begin) + g.Timeout.Milliseconds()*1000
 	b := s.bucket(g.XID)
 	var cmd *redis.Cmd
-	err := s.run(ctx, func(p redis.Pipeliner) {
+	err := runStages(ctx, s.rdb, s.cluster, func(p redis.Pipeliner) {
 		p.ZAddNX(ctx, s.index(idxList, b), redis.Z{Score: float64(micros(begin)), Member: g.XID})
 		p.ZAddLT(ctx, s.index(idxDeadline, b), redis.Z{Score: float64(deadline), Member: g.XID})
 	}, func(p redis.Pipeliner) {
@@ -239,7 +239,7 @@ func (s *Store) UpdateGlobal(ctx context.Context, xid string, from []tcv1.Global
 		args = append(args, statusArg(st))
 	}
 	var cmd *redis.Cmd
-	err := s.run(ctx, func(p redis.Pipeliner) {
+	err := runStages(ctx, s.rdb, s.cluster, func(p redis.Pipeliner) {
 		// Enter the new index first, so that a crash after the change
 		// never leaves the session out of the index that finds it.
 		switch to {
@@ -280,7 +280,7 @@ func (s *Store) FinishEmpty(ctx context.Context, xid string, status tcv1.GlobalS
 	ut := micros(time.Now())
 	to := category(status)
 	var cmd *redis.Cmd
-	err := s.run(ctx, func(p redis.Pipeliner) {
+	err := runStages(ctx, s.rdb, s.cluster, func(p redis.Pipeliner) {
 		if to == idxDone {
 			p.ZAdd(ctx, s.index(idxDone, s.bucket(xid)), redis.Z{Score: float64(ut), Member: xid})
 		}
