@@ -141,24 +141,8 @@ func TestCoordinatorKilledBetweenDecisionAndPhase2(t *testing.T) {
 	rcfg.Coordinators = []tcv1.CoordinatorClient{client}
 	rcfg.ReconnectInitial = 20 * time.Millisecond
 	rcfg.ReconnectMax = 200 * time.Millisecond
-	r, err := rm.New(rcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Handle(tcv1.BranchType_TCC, h)
-	if err := r.AddResource("ledger", tcv1.BranchType_TCC); err != nil {
-		t.Fatal(err)
-	}
+	r := startLedgerRM(t, rcfg, h, 10*time.Second)
 	ctx := context.Background()
-	if err := r.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := r.WaitAttached(wctx); err != nil {
-		t.Fatal(err)
-	}
 
 	tcfg := tm.DefaultConfig()
 	tcfg.StatusPollTimeout = 60 * time.Second
@@ -217,4 +201,29 @@ func TestCoordinatorKilledBetweenDecisionAndPhase2(t *testing.T) {
 	if n := h.count(); n != 2 {
 		t.Fatalf("%d branches committed, want 2", n)
 	}
+}
+
+// startLedgerRM starts a resource manager with cfg whose handler h runs
+// phase 2 for the TCC resource "ledger", waits up to wait until it is
+// attached, and closes it when t ends.
+func startLedgerRM(t *testing.T, cfg rm.Config, h rm.Handler, wait time.Duration) *rm.Manager {
+	t.Helper()
+	r, err := rm.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Handle(tcv1.BranchType_TCC, h)
+	if err := r.AddResource("ledger", tcv1.BranchType_TCC); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := r.WaitAttached(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

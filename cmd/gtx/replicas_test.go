@@ -211,24 +211,8 @@ func replicasSurviveKill(t *testing.T, storeFlags []string) {
 		Dial:     rm.GRPCDialer(grpc.WithTransportCredentials(insecure.NewCredentials())),
 		Interval: 100 * time.Millisecond,
 	}
-	r, err := rm.New(rcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Handle(tcv1.BranchType_TCC, h)
-	if err := r.AddResource("ledger", tcv1.BranchType_TCC); err != nil {
-		t.Fatal(err)
-	}
+	r := startLedgerRM(t, rcfg, h, 20*time.Second)
 	ctx := context.Background()
-	if err := r.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	if err := r.WaitAttached(wctx); err != nil {
-		t.Fatal(err)
-	}
 
 	tmCfg := tm.DefaultConfig()
 	tmCfg.Application = "replicas"
