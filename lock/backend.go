@@ -8,18 +8,13 @@ import (
 // Backend is the shared storage a Client keeps its locks in: one Redis
 // server, a RedLock quorum of them, or a SQL table. Each method is one
 // atomic step keyed by the lock name and a token that is unique to one
-// holding; a Backend never releases or extends a lock for a token that does
-// not hold it.
+// acquisition (local hand-offs keep the token); a Backend never releases or
+// extends a lock for a token that does not hold it.
 type Backend interface {
 	// Acquire takes name for token for ttl when nobody holds it, and then
-	// returns a Grant with Acquired set and a new fencing token. When the
+	// returns a Grant with Acquired set and a new fencing counter. When the
 	// lock is held it returns a Grant without Acquired.
 	Acquire(ctx context.Context, name, token string, ttl time.Duration) (Grant, error)
-	// Handoff passes name from the token from, which must hold it, to the
-	// token to, with a fresh ttl and a new fencing token, without a moment in
-	// which the lock is free. It returns ErrNotHeld when from does not hold
-	// name.
-	Handoff(ctx context.Context, name, from, to string, ttl time.Duration) (Grant, error)
 	// Renew resets the time to live of name to ttl when token holds it, and
 	// returns for how long, counted from the call, the lock is known valid.
 	// It returns ErrNotHeld when token does not hold name.
@@ -38,12 +33,14 @@ type Backend interface {
 	Watch(ctx context.Context, name, token string, released chan<- struct{}) (stop func(), err error)
 }
 
-// Grant is the outcome of Backend.Acquire or Backend.Handoff.
+// Grant is the outcome of Backend.Acquire.
 type Grant struct {
 	// Acquired is true when the token now holds the lock.
 	Acquired bool
-	// Fence is the fencing token of the new holding: it grows with every
-	// holding of the lock name, so storage can reject a stale holder.
+	// Fence is the lock name's fencing counter for this acquisition: it
+	// grows with every acquisition of the name from the backend and starts
+	// at 1. The Client makes Lease.Fence from it (see HandoffBits), so it
+	// must stay below 2^(63-HandoffBits).
 	Fence int64
 	// Validity is how long, counted from the call, the lock is known held.
 	Validity time.Duration

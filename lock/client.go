@@ -37,11 +37,18 @@ type Client struct {
 // a contender or a hand-off in this process owns the right to the lock; new
 // callers then queue locally instead of going to the backend.
 type key struct {
-	name     string
-	busy     bool
-	held     *holding
-	queue    []*waiter
-	handoffs int
+	name  string
+	busy  bool
+	held  *holding
+	claim *claim // this process's possession in the backend, if any
+	queue []*waiter
+}
+
+// drop forgets cl as k's claim. c.mu must be held.
+func (k *key) drop(cl *claim) {
+	if k.claim == cl {
+		k.claim = nil
+	}
 }
 
 // waiter is a goroutine queued locally for a lock name.
@@ -50,11 +57,10 @@ type waiter struct {
 }
 
 // turn is what a queued waiter is given: either the lock itself, handed off
-// in the backend to token, or the duty to contend for it at the backend.
+// within this process on claim, or the duty to contend for it at the
+// backend.
 type turn struct {
-	grant *Grant
-	token string
-	start time.Time
+	claim *claim
 	// yield asks the new contender to wait for a release notification (or
 	// the poll interval) first, because waiters elsewhere were just woken.
 	yield bool
@@ -159,22 +165,26 @@ func (c *Client) lock(ctx context.Context, name string, wait bool) (*Lease, erro
 	return nil, fmt.Errorf("lock: lock %q: %w", name, ctx.Err())
 }
 
-// take acts on a turn given to a queued waiter.
+// take acts on a turn given to a queued waiter. A claim that was lost on
+// its way is not taken: the waiter contends at the backend instead.
 func (c *Client) take(ctx context.Context, k *key, owner string, t turn) (*Lease, error) {
-	if t.grant == nil {
-		return c.contend(ctx, k, owner, true, t.yield)
+	if t.claim != nil {
+		if l := c.receive(ctx, k, owner, t.claim); l != nil {
+			return l, nil
+		}
 	}
-	return c.hold(ctx, k, owner, t.token, *t.grant, t.start, false), nil
+	return c.contend(ctx, k, owner, true, t.yield)
 }
 
 // pass gives a turn that its waiter cannot use to the next waiter.
 func (c *Client) pass(k *key, t turn) {
-	if t.grant != nil {
-		l := c.hold(context.Background(), k, "", t.token, *t.grant, t.start, false)
-		if err := l.Unlock(context.Background()); err != nil {
-			c.log.Warn("lock: release of a lock handed to a waiter that gave up failed; it expires after its TTL", "name", k.name, "error", err)
+	if t.claim != nil {
+		if l := c.receive(context.Background(), k, "", t.claim); l != nil {
+			if err := l.Unlock(context.Background()); err != nil {
+				c.log.Warn("lock: release of a lock handed to a waiter that gave up failed; it expires after its TTL", "name", k.name, "error", err)
+			}
+			return
 		}
-		return
 	}
 	c.mu.Lock()
 	c.next(k, t.yield)
@@ -186,7 +196,7 @@ func (c *Client) pass(k *key, t turn) {
 func (c *Client) next(k *key, yield bool) {
 	if len(k.queue) == 0 {
 		k.busy = false
-		if k.held == nil {
+		if k.held == nil && k.claim == nil {
 			delete(c.keys, k.name)
 		}
 		return
@@ -233,7 +243,7 @@ func (c *Client) contend(ctx context.Context, k *key, owner string, wait, yield 
 			start := time.Now()
 			g, err := c.backend.Acquire(ctx, k.name, token, c.cfg.TTL)
 			if err == nil && g.Acquired {
-				return c.hold(ctx, k, owner, token, g, start, true), nil
+				return c.acquired(ctx, k, owner, token, g, start)
 			}
 			if err != nil {
 				c.abandon(ctx, k.name, token)
@@ -296,34 +306,56 @@ func (c *Client) abandon(ctx context.Context, name, token string) {
 	}
 }
 
-// hold records a holding of k by this process and starts its watchdog.
-// fresh says that the lock was acquired from the backend rather than handed
-// off, which restarts the hand-off count.
-func (c *Client) hold(ctx context.Context, k *key, owner, token string, g Grant, start time.Time, fresh bool) *Lease {
-	hctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	h := &holding{
-		c:      c,
-		k:      k,
-		token:  token,
-		owner:  owner,
-		fence:  g.Fence,
-		count:  1,
-		ctx:    hctx,
-		cancel: cancel,
+// acquired records the acquisition of k from the backend as a new claim
+// with its first holding, and starts the claim's watchdog.
+func (c *Client) acquired(ctx context.Context, k *key, owner, token string, g Grant, start time.Time) (*Lease, error) {
+	if g.Fence < 0 || g.Fence > maxFenceBase {
+		c.abandon(ctx, k.name, token)
+		c.pass(k, turn{})
+		return nil, fmt.Errorf("lock: acquire %q: the backend's fence %d is outside [0, %d]; reset its fencing counter", k.name, g.Fence, maxFenceBase)
 	}
+	cl := &claim{c: c, k: k, token: token, base: g.Fence}
+	h := newHolding(ctx, cl, owner, g.Fence<<HandoffBits)
 	c.mu.Lock()
+	cl.holder = h
 	k.held = h
-	if fresh {
-		k.handoffs = 0
-	}
-	if c.closed {
-		c.mu.Unlock()
-		cancel(ErrClosed)
-		return &Lease{h: h}
-	}
+	k.claim = cl
+	closed := c.closed
 	c.mu.Unlock()
-	h.startWatchdog(start.Add(g.Validity))
+	if closed {
+		h.cancel(ErrClosed)
+		return &Lease{h: h}, nil
+	}
+	cl.startWatchdog(start.Add(g.Validity - c.cfg.driftMargin()))
+	return &Lease{h: h}, nil
+}
+
+// receive makes a holding of the claim cl, handed off by Unlock, for owner.
+// It returns nil when cl was lost on its way, after freeing the lock in
+// case the backend still holds it for cl.
+func (c *Client) receive(ctx context.Context, k *key, owner string, cl *claim) *Lease {
+	c.mu.Lock()
+	if cl.lost {
+		k.drop(cl)
+		c.mu.Unlock()
+		cl.stopWatchdog()
+		c.abandon(ctx, k.name, cl.token)
+		return nil
+	}
+	h := newHolding(ctx, cl, owner, cl.base<<HandoffBits|int64(cl.handoffs))
+	cl.holder = h
+	k.held = h
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		h.cancel(ErrClosed)
+	}
 	return &Lease{h: h}
+}
+
+func newHolding(ctx context.Context, cl *claim, owner string, fence int64) *holding {
+	hctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	return &holding{cl: cl, owner: owner, fence: fence, count: 1, ctx: hctx, cancel: cancel}
 }
 
 // Close ends every lease of the Client (their contexts are cancelled with
@@ -337,19 +369,25 @@ func (c *Client) Close(ctx context.Context) error {
 	}
 	c.closed = true
 	close(c.closing)
-	var held []*holding
+	type owned struct {
+		cl *claim
+		h  *holding
+	}
+	var claims []owned
 	for _, k := range c.keys {
-		if k.held != nil {
-			held = append(held, k.held)
+		if k.claim != nil {
+			claims = append(claims, owned{k.claim, k.claim.holder})
 		}
 	}
 	c.mu.Unlock()
 	var errs []error
-	for _, h := range held {
-		h.stopWatchdog()
-		h.cancel(ErrClosed)
-		if _, err := c.backend.Release(ctx, h.k.name, h.token); err != nil && !errors.Is(err, ErrNotHeld) {
-			errs = append(errs, fmt.Errorf("lock: release %q on close: %w", h.k.name, err))
+	for _, o := range claims {
+		o.cl.stopWatchdog()
+		if o.h != nil {
+			o.h.cancel(ErrClosed)
+		}
+		if _, err := c.backend.Release(ctx, o.cl.k.name, o.cl.token); err != nil && !errors.Is(err, ErrNotHeld) {
+			errs = append(errs, fmt.Errorf("lock: release %q on close: %w", o.cl.k.name, err))
 		}
 	}
 	return errors.Join(errs...)

@@ -33,12 +33,13 @@ func Example() {
 		log.Fatal(err)
 	}
 	// Work under lease.Context(): it is cancelled if the lock is lost. Pass
-	// lease.Fence() to storage that can refuse stale holders.
+	// lease.Fence() to storage that can refuse stale holders: the first
+	// acquisition of a name gets 1<<lock.HandoffBits.
 	fmt.Println("fence", lease.Fence(), "alive", lease.Context().Err() == nil)
 	if err := lease.Unlock(ctx); err != nil {
 		log.Fatal(err)
 	}
-	// Output: fence 1 alive true
+	// Output: fence 65536 alive true
 }
 
 func ExampleWithOwner() {

@@ -78,8 +78,6 @@ func kind(cmd redis.Cmder) string {
 	switch len(args) {
 	case 9:
 		return "acquire"
-	case 8:
-		return "handoff"
 	case 7:
 		if strings.HasSuffix(last, ":w:") {
 			return "release"

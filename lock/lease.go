@@ -17,16 +17,33 @@ type Lease struct {
 	unlocked atomic.Bool
 }
 
-// holding is one possession of a lock by this process under one token.
+// holding is one possession of a lock by one goroutine (or owner) of this
+// process: the first holding of a claim, or one handed off to after it.
 type holding struct {
-	c      *Client
-	k      *key
-	token  string
+	cl     *claim
 	owner  string
 	fence  int64
 	count  int // leases not yet unlocked; guarded by c.mu
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+}
+
+// claim is this process's possession of a lock in the backend under one
+// token, from the acquisition to the release. Holdings follow one another on
+// a claim (local hand-offs) without a backend call; the claim's watchdog
+// keeps it renewed across them.
+type claim struct {
+	c     *Client
+	k     *key
+	token string
+	base  int64 // the backend's fence counter at the acquisition
+
+	// Guarded by c.mu.
+	handoffs int      // hand-offs so far: the number of the newest holding
+	holder   *holding // the current holding; nil while handed to a waiter
+	lost     bool     // known lost: a renewal found another holder, or validity ran out
+
+	rmu sync.Mutex // serialises renewals by the watchdog and by hand-offs
 
 	wmu        sync.Mutex // guards the watchdog fields below
 	timer      *time.Timer
@@ -36,12 +53,15 @@ type holding struct {
 }
 
 // Name returns the name of the lock.
-func (l *Lease) Name() string { return l.h.k.name }
+func (l *Lease) Name() string { return l.h.cl.k.name }
 
 // Fence returns the fencing token of the holding: it is larger than the
-// token of every earlier holding of this lock name, so a storage that
-// remembers the largest token it has seen can refuse writes of a holder that
-// lost the lock without knowing it.
+// token of every earlier holding of this lock name, in this process or any
+// other, so a storage that remembers the largest token it has seen can
+// refuse writes of a holder that lost the lock without knowing it. It is
+// the backend's fencing counter at the acquisition shifted left by
+// HandoffBits, plus the number of local hand-offs since that acquisition;
+// compare tokens as whole numbers, never their parts.
 func (l *Lease) Fence() int64 { return l.h.fence }
 
 // Context returns a context that carries the values of the context given to
@@ -52,14 +72,18 @@ func (l *Lease) Fence() int64 { return l.h.fence }
 func (l *Lease) Context() context.Context { return l.h.ctx }
 
 // Unlock ends the lease. When it is the last lease of its holding, the lock
-// is handed to a waiter of this process, or released in the backend. ctx
-// bounds the backend call; when ctx is already done, Unlock still releases,
-// bounded by one second. Unlocking a lease twice returns ErrNotHeld; a
-// lease whose lock was lost returns ErrLockLost.
+// is handed to a waiter of this process, or released in the backend. A
+// hand-off needs no backend call while the lock is known valid for at least
+// a third of its TTL; with less left it renews the lock first, and when the
+// lock is lost (or cannot be renewed) the waiter contends at the backend
+// instead. ctx bounds the backend call; when ctx is already done, Unlock
+// still releases, bounded by one second. Unlocking a lease twice returns
+// ErrNotHeld; a lease whose lock was lost returns ErrLockLost.
 func (l *Lease) Unlock(ctx context.Context) error {
 	h := l.h
-	c := h.c
-	k := h.k
+	cl := h.cl
+	c := cl.c
+	k := cl.k
 	if !l.unlocked.CompareAndSwap(false, true) {
 		return fmt.Errorf("lock: unlock %q: %w", k.name, ErrNotHeld)
 	}
@@ -70,15 +94,15 @@ func (l *Lease) Unlock(ctx context.Context) error {
 		return nil
 	}
 	k.held = nil
+	cl.holder = nil
 	var next *waiter
-	if len(k.queue) > 0 && k.handoffs < c.cfg.MaxHandoffs && h.ctx.Err() == nil && !c.closed {
+	if len(k.queue) > 0 && cl.handoffs < c.cfg.MaxHandoffs && !cl.lost && !c.closed {
 		next = k.queue[0]
 		k.queue = k.queue[1:]
-		k.handoffs++
+		cl.handoffs++
 	}
 	c.mu.Unlock()
 
-	h.stopWatchdog()
 	cause := context.Cause(h.ctx)
 	h.cancel(ErrUnlocked)
 	if ctx.Err() != nil {
@@ -91,28 +115,31 @@ func (l *Lease) Unlock(ctx context.Context) error {
 	}
 
 	if next != nil {
-		token := c.newToken()
-		start := time.Now()
-		g, err := c.backend.Handoff(ctx, k.name, h.token, token, c.cfg.TTL)
+		err := cl.ready()
 		if err == nil {
-			next.turn <- turn{grant: &g, token: token, start: start}
+			next.turn <- turn{claim: cl}
 			return nil
 		}
-		if errors.Is(err, ErrNotHeld) {
-			next.turn <- turn{}
+		// The waiter becomes a contender at the backend. Free the lock
+		// first, in case the backend still holds it for this claim, so that
+		// the contender need not wait for the TTL.
+		cl.stopWatchdog()
+		c.mu.Lock()
+		k.drop(cl)
+		c.mu.Unlock()
+		c.abandon(ctx, k.name, cl.token)
+		next.turn <- turn{}
+		if errors.Is(err, ErrLockLost) {
 			return fmt.Errorf("lock: unlock %q: %w", k.name, ErrLockLost)
 		}
-		// The hand-off may or may not have happened: free the lock under
-		// either token so the next contender need not wait for the TTL.
-		c.abandon(ctx, k.name, token)
-		c.abandon(ctx, k.name, h.token)
-		next.turn <- turn{}
-		return fmt.Errorf("lock: hand off %q: %w", k.name, err)
+		return fmt.Errorf("lock: hand off %q: renewal before the hand-off failed, released the lock instead: %w", k.name, err)
 	}
 
-	contended, err := c.backend.Release(ctx, k.name, h.token)
+	cl.stopWatchdog()
+	contended, err := c.backend.Release(ctx, k.name, cl.token)
 	c.mu.Lock()
-	c.next(k, contended && err == nil && c.cfg.MaxHandoffs > 0 && k.handoffs >= c.cfg.MaxHandoffs)
+	k.drop(cl)
+	c.next(k, contended && err == nil && c.cfg.MaxHandoffs > 0 && cl.handoffs >= c.cfg.MaxHandoffs)
 	c.mu.Unlock()
 	switch {
 	case cause == ErrClosed:
@@ -125,68 +152,143 @@ func (l *Lease) Unlock(ctx context.Context) error {
 	return nil
 }
 
-// startWatchdog schedules the first renewal. Renewals run on timer
-// goroutines (time.AfterFunc), one at a time: each schedules the next.
-func (h *holding) startWatchdog(validUntil time.Time) {
-	h.wmu.Lock()
-	defer h.wmu.Unlock()
-	h.validUntil = validUntil
-	h.timer = time.AfterFunc(min(h.c.cfg.renewInterval(), time.Until(validUntil)), h.renew)
+// startWatchdog records until when the claim is known valid and schedules
+// the first renewal. Renewals run on timer goroutines (time.AfterFunc), one
+// at a time: each schedules the next.
+func (cl *claim) startWatchdog(validUntil time.Time) {
+	cl.wmu.Lock()
+	defer cl.wmu.Unlock()
+	cl.validUntil = validUntil
+	if cl.stopped {
+		return
+	}
+	cl.timer = time.AfterFunc(min(cl.c.cfg.renewInterval(), time.Until(validUntil)), cl.tick)
 }
 
 // stopWatchdog cancels the next renewal and waits for one in progress.
-func (h *holding) stopWatchdog() {
-	h.wmu.Lock()
-	h.stopped = true
-	if h.timer != nil {
-		h.timer.Stop()
+func (cl *claim) stopWatchdog() {
+	cl.wmu.Lock()
+	cl.stopped = true
+	if cl.timer != nil {
+		cl.timer.Stop()
 	}
-	h.wmu.Unlock()
-	h.renewing.Wait()
+	cl.wmu.Unlock()
+	cl.renewing.Wait()
 }
 
-// renew renews the lock and schedules the next renewal, or cancels the
-// holding's context once the lock is known lost: the backend says that
-// another token holds it, or it expired before a renewal succeeded.
-func (h *holding) renew() {
-	h.wmu.Lock()
-	if h.stopped {
-		h.wmu.Unlock()
+// schedule sets the next renewal to after d, or to the end of the known
+// validity if that comes first.
+func (cl *claim) schedule(d time.Duration) {
+	cl.wmu.Lock()
+	defer cl.wmu.Unlock()
+	if !cl.stopped && cl.timer != nil {
+		cl.timer.Reset(max(0, min(d, time.Until(cl.validUntil))))
+	}
+}
+
+// remaining returns for how long the claim is still known valid.
+func (cl *claim) remaining() time.Duration {
+	cl.wmu.Lock()
+	defer cl.wmu.Unlock()
+	return time.Until(cl.validUntil)
+}
+
+// tick is the watchdog: it renews the claim and schedules the next renewal,
+// sooner after a failure; once the claim is known lost it stops.
+func (cl *claim) tick() {
+	cl.wmu.Lock()
+	if cl.stopped {
+		cl.wmu.Unlock()
 		return
 	}
-	h.renewing.Add(1)
-	validUntil := h.validUntil
-	h.wmu.Unlock()
-	defer h.renewing.Done()
+	cl.renewing.Add(1)
+	cl.wmu.Unlock()
+	defer cl.renewing.Done()
 
-	c := h.c
+	c := cl.c
 	interval := c.cfg.renewInterval()
-	now := time.Now()
-	if !now.Before(validUntil) {
-		c.log.Warn("lock: lock expired before it could be renewed", "name", h.k.name, "fence", h.fence)
-		h.cancel(ErrLockLost)
+	switch err := cl.renew(); {
+	case errors.Is(err, ErrLockLost):
 		return
+	case err != nil:
+		c.log.Warn("lock: renewal failed; retrying until the lock expires", "name", cl.k.name, "error", err)
+		interval /= 4
+	}
+	cl.schedule(interval)
+}
+
+// ready makes sure the claim may be handed to a waiter: not known lost and
+// known valid for at least a third of the TTL, renewing it first when less
+// is left. It returns ErrLockLost when the claim is lost, or the backend's
+// error when the renewal failed.
+func (cl *claim) ready() error {
+	c := cl.c
+	c.mu.Lock()
+	lost := cl.lost
+	c.mu.Unlock()
+	if lost {
+		return ErrLockLost
+	}
+	if cl.remaining() >= c.cfg.handoffReserve() {
+		return nil
+	}
+	if err := cl.renew(); err != nil {
+		return err
+	}
+	cl.schedule(c.cfg.renewInterval())
+	return nil
+}
+
+// renew renews the claim in the backend and records its new validity,
+// counted from when the renewal was sent minus the drift margin. It returns
+// ErrLockLost, and cancels the current holding, when the backend says that
+// another token holds the lock or the validity ran out first; another error
+// when the backend call failed.
+func (cl *claim) renew() error {
+	cl.rmu.Lock()
+	defer cl.rmu.Unlock()
+	c := cl.c
+	c.mu.Lock()
+	lost := cl.lost
+	c.mu.Unlock()
+	if lost {
+		return ErrLockLost
+	}
+	cl.wmu.Lock()
+	validUntil := cl.validUntil
+	cl.wmu.Unlock()
+	start := time.Now()
+	if !start.Before(validUntil) {
+		c.log.Warn("lock: lock expired before it could be renewed", "name", cl.k.name, "fence", cl.base)
+		cl.lose()
+		return ErrLockLost
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), validUntil)
-	validity, err := c.backend.Renew(ctx, h.k.name, h.token, c.cfg.TTL)
+	validity, err := c.backend.Renew(ctx, cl.k.name, cl.token, c.cfg.TTL)
 	cancel()
-	var next time.Duration
 	switch {
 	case err == nil:
-		validUntil = now.Add(validity)
-		next = min(interval, time.Until(validUntil))
+		cl.wmu.Lock()
+		cl.validUntil = start.Add(validity - c.cfg.driftMargin())
+		cl.wmu.Unlock()
+		return nil
 	case errors.Is(err, ErrNotHeld):
-		c.log.Warn("lock: lock lost: renewal found it no longer held", "name", h.k.name, "fence", h.fence)
-		h.cancel(ErrLockLost)
-		return
-	default:
-		c.log.Warn("lock: renewal failed; retrying until the lock expires", "name", h.k.name, "error", err)
-		next = max(0, min(interval/4, time.Until(validUntil)))
+		c.log.Warn("lock: lock lost: renewal found it no longer held", "name", cl.k.name, "fence", cl.base)
+		cl.lose()
+		return ErrLockLost
 	}
-	h.wmu.Lock()
-	defer h.wmu.Unlock()
-	h.validUntil = validUntil
-	if !h.stopped {
-		h.timer.Reset(next)
+	return err
+}
+
+// lose marks the claim lost and cancels its current holding, if any; a
+// holding handed the claim later sees the mark and is not given the lock.
+func (cl *claim) lose() {
+	c := cl.c
+	c.mu.Lock()
+	cl.lost = true
+	h := cl.holder
+	c.mu.Unlock()
+	if h != nil {
+		h.cancel(ErrLockLost)
 	}
 }

@@ -2,8 +2,9 @@
 // table, for services that have a database but no Redis.
 //
 // The semantics are those of every lock.Backend: a unique token per
-// holding, a TTL renewed by the lock.Client's watchdog, and a fencing token
-// per lock name that grows with every holding. Expiry is judged by the
+// acquisition, a TTL renewed by the lock.Client's watchdog, and a fencing
+// counter per lock name that grows with every acquisition (lock.Client adds
+// the local hand-off number to make Lease.Fence). Expiry is judged by the
 // database clock. Waiters poll (there are no notifications); single-flight
 // and local hand-off in lock.Client keep that to one poller per process and
 // lock name.

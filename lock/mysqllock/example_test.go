@@ -36,9 +36,11 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	// The first acquisition's fencing counter is 1, shifted left by
+	// lock.HandoffBits.
 	fmt.Println("fence", lease.Fence())
 	if err := lease.Unlock(ctx); err != nil {
 		log.Fatal(err)
 	}
-	// Output: fence 1
+	// Output: fence 65536
 }

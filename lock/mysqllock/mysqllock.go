@@ -30,7 +30,7 @@ type Backend struct {
 	db    *sql.DB
 	table string
 
-	acquire, insert, remaining, handoff, renew, release string
+	acquire, insert, remaining, renew, release string
 }
 
 var _ lock.Backend = (*Backend)(nil)
@@ -59,8 +59,6 @@ func New(db *sql.DB, cfg Config) (*Backend, error) {
 		insert: "INSERT IGNORE INTO " + q + " (name, token, fence, expires_at) VALUES (?, ?, LAST_INSERT_ID(1), UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND)",
 		remaining: "SELECT GREATEST(0, TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(6), expires_at)) FROM " + q +
 			" WHERE name = ? AND token IS NOT NULL",
-		handoff: "UPDATE " + q + " SET token = ?, fence = LAST_INSERT_ID(fence + 1), expires_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND" +
-			" WHERE name = ? AND token = ? AND expires_at > UTC_TIMESTAMP(6)",
 		renew:   "UPDATE " + q + " SET expires_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND WHERE name = ? AND token = ? AND expires_at > UTC_TIMESTAMP(6)",
 		release: "UPDATE " + q + " SET token = NULL, expires_at = UTC_TIMESTAMP(6) WHERE name = ? AND token = ? AND expires_at > UTC_TIMESTAMP(6)",
 	}, nil
@@ -123,18 +121,6 @@ func (b *Backend) Acquire(ctx context.Context, name, token string, ttl time.Dura
 		return lock.Grant{}, fmt.Errorf("mysqllock: acquire %q: %w", name, err)
 	}
 	return lock.Grant{RetryAfter: time.Duration(us) * time.Microsecond}, nil
-}
-
-// Handoff implements lock.Backend.
-func (b *Backend) Handoff(ctx context.Context, name, from, to string, ttl time.Duration) (lock.Grant, error) {
-	n, fence, err := b.changed(ctx, b.handoff, to, micros(ttl), name, from)
-	if err != nil {
-		return lock.Grant{}, fmt.Errorf("mysqllock: hand off %q: %w", name, err)
-	}
-	if n != 1 {
-		return lock.Grant{}, lock.ErrNotHeld
-	}
-	return lock.Grant{Acquired: true, Fence: fence, Validity: ttl}, nil
 }
 
 // Renew implements lock.Backend.

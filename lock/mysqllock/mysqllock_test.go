@@ -101,7 +101,6 @@ func TestBackendTokens(t *testing.T) {
 	}{
 		{"renew", func() error { _, err := be.Renew(ctx, "k", "t2", ttl); return err }},
 		{"release", func() error { _, err := be.Release(ctx, "k", "t2"); return err }},
-		{"handoff", func() error { _, err := be.Handoff(ctx, "k", "t2", "t3", ttl); return err }},
 	}
 	for _, w := range wrong {
 		if err := w.call(); !errors.Is(err, lock.ErrNotHeld) {
@@ -111,19 +110,15 @@ func TestBackendTokens(t *testing.T) {
 	if _, err := be.Renew(ctx, "k", "t1", ttl); err != nil {
 		t.Fatal(err)
 	}
-	h, err := be.Handoff(ctx, "k", "t1", "t3", ttl)
-	if err != nil || h.Fence != 2 {
-		t.Fatalf("Handoff = %+v, %v; want fence 2", h, err)
-	}
-	if _, err := be.Release(ctx, "k", "t1"); !errors.Is(err, lock.ErrNotHeld) {
-		t.Fatalf("Release by the token handed off from = %v, want ErrNotHeld", err)
-	}
-	if _, err := be.Release(ctx, "k", "t3"); err != nil {
+	if _, err := be.Release(ctx, "k", "t1"); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := be.Release(ctx, "k", "t1"); !errors.Is(err, lock.ErrNotHeld) {
+		t.Fatalf("second Release = %v, want ErrNotHeld", err)
+	}
 	g, err = be.Acquire(ctx, "k", "t4", ttl)
-	if err != nil || g.Fence != 3 {
-		t.Fatalf("Acquire after release = %+v, %v; want fence 3", g, err)
+	if err != nil || g.Fence != 2 {
+		t.Fatalf("Acquire after release = %+v, %v; want fence 2", g, err)
 	}
 	// An expired holding is free for the next token, with a larger fence.
 	g, err = be.Acquire(ctx, "short", "s1", time.Millisecond)
@@ -155,7 +150,11 @@ func TestMutualExclusion(t *testing.T) {
 	}
 	clients := []*lock.Client{client(t, be1, cfg), client(t, be2, cfg)}
 	const goroutines, rounds = 16, 5
-	var wg sync.WaitGroup
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		fences []int64 // in the order of the holdings
+	)
 	errs := make(chan error, goroutines)
 	for g := range goroutines {
 		wg.Go(func() {
@@ -165,6 +164,9 @@ func TestMutualExclusion(t *testing.T) {
 					errs <- err
 					return
 				}
+				mu.Lock()
+				fences = append(fences, lease.Fence())
+				mu.Unlock()
 				var n int
 				if err := db.QueryRow("SELECT n FROM counter WHERE id = 1").Scan(&n); err != nil {
 					errs <- err
@@ -192,6 +194,20 @@ func TestMutualExclusion(t *testing.T) {
 	}
 	if n != goroutines*rounds {
 		t.Fatalf("counter = %d, want %d", n, goroutines*rounds)
+	}
+	// Fencing tokens grow with every holding, across the two clients and
+	// across local hand-offs (those with a hand-off number above 0).
+	handoffs := 0
+	for i, f := range fences {
+		if f&(1<<lock.HandoffBits-1) > 0 {
+			handoffs++
+		}
+		if i > 0 && f <= fences[i-1] {
+			t.Fatalf("fence %#x of holding %d not above %#x: %#x", f, i, fences[i-1], fences)
+		}
+	}
+	if handoffs == 0 {
+		t.Fatalf("no local hand-offs happened: %#x", fences)
 	}
 }
 

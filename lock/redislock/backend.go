@@ -144,11 +144,6 @@ func (b *Backend) Acquire(ctx context.Context, name, token string, ttl time.Dura
 	return acquire(ctx, b.rdb, keyNames(b.prefix, name), token, ttl, b.waiters.mode(token))
 }
 
-// Handoff implements lock.Backend.
-func (b *Backend) Handoff(ctx context.Context, name, from, to string, ttl time.Duration) (lock.Grant, error) {
-	return handoff(ctx, b.rdb, keyNames(b.prefix, name), from, to, ttl)
-}
-
 // Renew implements lock.Backend.
 func (b *Backend) Renew(ctx context.Context, name, token string, ttl time.Duration) (time.Duration, error) {
 	if err := renew(ctx, b.rdb, keyNames(b.prefix, name), token, ttl); err != nil {
@@ -183,17 +178,6 @@ func acquire(ctx context.Context, rdb redis.Scripter, n names, token string, ttl
 		return lock.Grant{Acquired: true, Fence: res[1], Validity: ttl}, nil
 	}
 	return lock.Grant{RetryAfter: max(0, time.Duration(res[1])*time.Millisecond)}, nil
-}
-
-func handoff(ctx context.Context, rdb redis.Scripter, n names, from, to string, ttl time.Duration) (lock.Grant, error) {
-	fence, err := handoffScript.Run(ctx, rdb, []string{n.lock, n.fence}, from, to, ttl.Milliseconds()).Int64()
-	if err != nil {
-		return lock.Grant{}, fmt.Errorf("redislock: hand off: %w", err)
-	}
-	if fence == 0 {
-		return lock.Grant{}, lock.ErrNotHeld
-	}
-	return lock.Grant{Acquired: true, Fence: fence, Validity: ttl}, nil
 }
 
 func renew(ctx context.Context, rdb redis.Scripter, n names, token string, ttl time.Duration) error {

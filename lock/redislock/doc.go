@@ -3,7 +3,8 @@
 // Backend uses one Redis server or cluster; RedLock uses a quorum of
 // independent servers. Both store a lock as a key holding a token unique to
 // one holding (SET NX PX), change it only through Lua scripts that compare
-// the token first, and count fencing tokens with INCR on a per-name counter.
+// the token first, and count acquisitions with INCR on a per-name fencing
+// counter, from which lock.Client makes its fencing tokens (lock.HandoffBits).
 // Waiting contenders (one per process and name, thanks to lock.Client's
 // single-flight) queue in a per-name list and each subscribes to a channel of
 // its own; a release wakes the first queued waiter that is still subscribed

@@ -30,9 +30,10 @@ type RedLockConfig struct {
 // the clock drift allowance. An acquisition without quorum is released on
 // every node at once.
 //
-// Fencing tokens are the largest of the quorum's counters, and the counters
-// of the quorum are raised to it, so that every later quorum, which shares a
-// node with this one, returns a larger token. That holds while nodes keep
+// The fencing counter of an acquisition is the largest of the quorum's
+// counters, and the counters of the quorum are raised to it, so that every
+// later quorum, which shares a node with this one, returns a larger counter
+// (and lock.Client a larger fencing token). That holds while nodes keep
 // their data: run them with persistence (appendonly with fsync), or keep a
 // restarted node out of service for a TTL, as the RedLock description asks.
 type RedLock struct {
@@ -148,23 +149,21 @@ func (r *RedLock) validity(ttl time.Duration, start time.Time) time.Duration {
 	return ttl - time.Since(start) - drift
 }
 
-// granted sums up grant answers: how many nodes granted, how many said the
-// token does not hold the lock, the largest fence and the smallest wait.
-func granted(rs []result) (ok, notHeld int, fence int64, retry time.Duration) {
+// granted sums up acquire answers: how many nodes granted, the largest
+// fence and the smallest wait.
+func granted(rs []result) (ok int, fence int64, retry time.Duration) {
 	for _, res := range rs {
 		switch {
 		case res.err == nil && res.grant.Acquired:
 			ok++
 			fence = max(fence, res.grant.Fence)
-		case errors.Is(res.err, lock.ErrNotHeld):
-			notHeld++
 		case res.err == nil && res.grant.RetryAfter > 0:
 			if retry == 0 || res.grant.RetryAfter < retry {
 				retry = res.grant.RetryAfter
 			}
 		}
 	}
-	return ok, notHeld, fence, retry
+	return ok, fence, retry
 }
 
 // raise lifts the fence counters of the nodes that granted to fence, when
@@ -185,7 +184,7 @@ func (r *RedLock) raise(ctx context.Context, n names, rs []result, fence int64) 
 }
 
 // releaseAll releases every token on every node, ignoring answers: it
-// cleans up after an acquisition or hand-off without quorum.
+// cleans up after an acquisition without quorum.
 func (r *RedLock) releaseAll(ctx context.Context, n names, tokens ...string) {
 	r.each(context.WithoutCancel(ctx), func(ctx context.Context, rdb redis.UniversalClient) result {
 		for _, t := range tokens {
@@ -204,7 +203,7 @@ func (r *RedLock) Acquire(ctx context.Context, name, token string, ttl time.Dura
 		g, err := acquire(ctx, rdb, n, token, ttl, mode)
 		return result{grant: g, err: err}
 	})
-	ok, _, fence, retry := granted(rs)
+	ok, fence, retry := granted(rs)
 	if ok >= r.quorum {
 		r.raise(ctx, n, rs, fence)
 		if v := r.validity(ttl, start); v > 0 {
@@ -216,28 +215,6 @@ func (r *RedLock) Acquire(ctx context.Context, name, token string, ttl time.Dura
 		return lock.Grant{}, err
 	}
 	return lock.Grant{RetryAfter: retry}, nil
-}
-
-// Handoff implements lock.Backend.
-func (r *RedLock) Handoff(ctx context.Context, name, from, to string, ttl time.Duration) (lock.Grant, error) {
-	n := keyNames(r.prefix, name)
-	start := time.Now()
-	rs := r.each(ctx, func(ctx context.Context, rdb redis.UniversalClient) result {
-		g, err := handoff(ctx, rdb, n, from, to, ttl)
-		return result{grant: g, err: err}
-	})
-	ok, notHeld, fence, _ := granted(rs)
-	if ok >= r.quorum {
-		r.raise(ctx, n, rs, fence)
-		if v := r.validity(ttl, start); v > 0 {
-			return lock.Grant{Acquired: true, Fence: fence, Validity: v}, nil
-		}
-	}
-	r.releaseAll(ctx, n, from, to)
-	if notHeld > len(r.nodes)-r.quorum {
-		return lock.Grant{}, lock.ErrNotHeld
-	}
-	return lock.Grant{}, fmt.Errorf("redislock: hand-off reached %d of %d nodes, quorum is %d", ok, len(r.nodes), r.quorum)
 }
 
 // Renew implements lock.Backend.

@@ -32,17 +32,6 @@ end
 return {0, redis.call('pttl', KEYS[1])}
 `)
 
-// KEYS[1] lock key, KEYS[2] fence counter key; ARGV[1] holding token, ARGV[2]
-// new token, ARGV[3] ttl ms. Returns the new fence, or 0 when ARGV[1] does
-// not hold the lock.
-var handoffScript = redis.NewScript(`
-if redis.call('get', KEYS[1]) == ARGV[1] then
-	redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3])
-	return redis.call('incr', KEYS[2])
-end
-return 0
-`)
-
 // KEYS[1] lock key; ARGV[1] token, ARGV[2] ttl ms. Returns 1 when renewed, 0
 // when ARGV[1] does not hold the lock.
 var renewScript = redis.NewScript(`
