@@ -4,11 +4,12 @@
 //
 // A Client combines what a distributed lock needs in practice:
 //
-//   - a unique token per holding, so nobody releases or extends a lock it
-//     does not hold;
+//   - a unique token per acquisition from the backend, so nobody releases
+//     or extends a lock it does not hold;
 //   - re-entrancy for one owner, carried in the context (WithOwner);
-//   - a watchdog that renews the lock every TTL/3 while it is held, and a
-//     lease context cancelled the moment the lock is known lost;
+//   - a watchdog that renews the lock every TTL/3 while this process holds
+//     it (across local hand-offs), and a lease context cancelled the moment
+//     the lock is known lost;
 //   - fencing tokens that grow with every holding of a name (Lease.Fence),
 //     so storage can refuse a holder that lost the lock without knowing;
 //   - waiting by release notification (pub/sub on Redis) with a bounded
@@ -27,14 +28,14 @@
 // RenewInterval. Unlock with a local waiter queued moves the holding to that
 // waiter inside the process: the backend still holds the lock for the same
 // token, so nothing needs to be sent while the claim is known valid. Known
-// validity is counted from when the acquisition or the last renewal was
-// sent, plus the validity the backend granted, minus a clock-drift margin of
-// 1% of the TTL plus 2 ms. A hand-off then
+// validity is counted on the monotonic clock from when the acquisition or
+// the last renewal was sent, plus the validity the backend granted, minus a
+// clock-drift margin of 1% of the TTL plus 2 ms. A hand-off then
 //
 //   - sends nothing when at least a third of the TTL is left;
 //   - renews the claim first (one compare-and-expire call) when less is
 //     left, which happens only when the watchdog's renewals are failing or
-//     RenewInterval is above two thirds of the TTL;
+//     RenewInterval is above about two thirds of the TTL;
 //   - does not give the lock to the waiter when the claim is known lost (a
 //     renewal found another holder, or the validity ran out) or the renewal
 //     fails: the waiter contends at the backend like any other.

@@ -416,6 +416,7 @@ func TestBadInput(t *testing.T) {
 		{"renew interval not below TTL", func(c *lock.Config) { c.RenewInterval = c.TTL }},
 		{"zero poll interval", func(c *lock.Config) { c.PollInterval = 0 }},
 		{"negative hand-offs", func(c *lock.Config) { c.MaxHandoffs = -1 }},
+		{"hand-offs beyond the fence's bits", func(c *lock.Config) { c.MaxHandoffs = lock.MaxHandoffsLimit + 1 }},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
