@@ -13,17 +13,27 @@ import (
 
 type sqliteDialect struct{ p *tidbParser }
 
-var sqliteSingleton = &sqliteDialect{p: newTiDBParser(
-	mysql.ModeANSIQuotes|mysql.ModeNoBackslashEscapes|mysql.ModePipesAsConcat,
-	format.RestoreStringSingleQuotes|format.RestoreKeyWordUppercase|
-		format.RestoreNameDoubleQuotes|format.RestoreStringWithoutCharset)}
+var sqliteSingleton = &sqliteDialect{p: newSQLiteParser()}
+
+func newSQLiteParser() *tidbParser {
+	p := newTiDBParser(
+		mysql.ModeANSIQuotes|mysql.ModeNoBackslashEscapes|mysql.ModePipesAsConcat,
+		format.RestoreStringSingleQuotes|format.RestoreKeyWordUppercase|
+			format.RestoreNameDoubleQuotes|format.RestoreStringWithoutCharset)
+	p.sqlite = true
+	return p
+}
 
 // SQLite returns the dialect of SQLite. Its DML is parsed by TiDB's parser
 // with ANSI quotes ("name" is an identifier), no backslash escapes and || as
 // concatenation, which covers the SQL SQLite and MySQL share: INSERT with
-// VALUES (INSERT IGNORE is accepted, INSERT OR ... and ON CONFLICT are not),
-// UPDATE, DELETE and SELECT with the usual expressions. Metadata comes from
-// PRAGMA table_info and index_list.
+// VALUES, UPDATE, DELETE and SELECT with the usual expressions. SQLite's
+// upserts, INSERT OR IGNORE and INSERT ... ON CONFLICT (target) DO UPDATE
+// SET ... / DO NOTHING, are read by a SQLite lexer that cuts the conflict
+// clause off and lets TiDB read the INSERT before it; they are upserts,
+// imaged through the table's keys. INSERT OR REPLACE, OR FAIL and OR
+// ROLLBACK are refused. Metadata comes from PRAGMA table_info and
+// index_list.
 func SQLite() Dialect { return sqliteSingleton }
 
 func (d *sqliteDialect) Name() string { return "sqlite" }

@@ -22,6 +22,9 @@ type tidbParser struct {
 	mode  mysql.SQLMode
 	flags format.RestoreFlags
 	pool  sync.Pool
+	// sqlite makes SQLite's upsert syntax readable (see
+	// splitSQLiteInsert).
+	sqlite bool
 }
 
 func newTiDBParser(mode mysql.SQLMode, flags format.RestoreFlags) *tidbParser {
@@ -58,6 +61,20 @@ func (p *tidbParser) parse(query string) ([]Statement, error) {
 }
 
 func (p *tidbParser) parseStatements(query string) ([]Statement, error) {
+	if p.sqlite {
+		ins, err := splitSQLiteInsert(query)
+		if err != nil {
+			return nil, err
+		}
+		if ins != nil {
+			return sqliteUpsertStatement(ins, p.parseTiDB)
+		}
+	}
+	return p.parseTiDB(query)
+}
+
+// parseTiDB parses query with TiDB's parser.
+func (p *tidbParser) parseTiDB(query string) ([]Statement, error) {
 	// The parser reuses its node memory on the next Parse: keep it until the
 	// statements are built.
 	np := p.pool.Get().(*parser.Parser)
