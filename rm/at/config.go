@@ -67,6 +67,9 @@ type Config struct {
 	// CleanupInterval.
 	CleanupInterval time.Duration
 	CleanupBatch    int
+	// Sweep configures the sweeper that deletes undo rows of committed
+	// branches whose deletion was lost (see SweepConfig).
+	Sweep SweepConfig
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -76,8 +79,8 @@ const DefaultUndoTable = "gtx_undo_log"
 
 // DefaultConfig returns a Config with the undo table gtx_undo_log, lock
 // retries every 10ms up to 100 times (1s), metadata cached for a minute,
-// compression above 64 KiB, and undo cleanup in batches of 500 at least
-// every 200ms.
+// compression above 64 KiB, undo cleanup in batches of 500 at least
+// every 200ms, and DefaultSweepConfig.
 func DefaultConfig() Config {
 	return Config{
 		UndoTable:         DefaultUndoTable,
@@ -87,6 +90,7 @@ func DefaultConfig() Config {
 		CompressAbove:     64 << 10,
 		CleanupInterval:   200 * time.Millisecond,
 		CleanupBatch:      500,
+		Sweep:             DefaultSweepConfig(),
 	}
 }
 
@@ -118,6 +122,9 @@ func (c *Config) Validate() error {
 		return bad("CompressAbove is negative")
 	case c.CleanupInterval <= 0 || c.CleanupBatch <= 0:
 		return bad("need CleanupInterval > 0 and CleanupBatch > 0")
+	}
+	if err := c.Sweep.validate(c.Locks); err != nil {
+		return bad("%v", err)
 	}
 	if c.ResourceID == "" {
 		if c.Connector != nil {

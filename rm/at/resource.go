@@ -28,6 +28,7 @@ type resource struct {
 	// and the undo log insert.
 	afterRegister func(xid string, branchID int64)
 	pending       chan branchKey
+	sweep         *sweeper
 	stop          chan struct{}
 	done          chan struct{}
 }
@@ -76,11 +77,12 @@ func acquire(cfg Config, raw *sql.DB) (*resource, error) {
 	}
 	registry.resources[cfg.ResourceID] = r
 	go r.cleanup()
+	r.sweep = startSweeper(cfg.Sweep, cfg.Dialect, cfg.UndoTable, raw, r.log)
 	return r, nil
 }
 
-// release drops one reference; the last stops the cleanup, flushing what is
-// queued, and closes the phase-2 pool.
+// release drops one reference; the last stops the sweeper and the cleanup,
+// flushing what is queued, and closes the phase-2 pool.
 func (r *resource) release() error {
 	registry.mu.Lock()
 	r.refs--
@@ -92,6 +94,7 @@ func (r *resource) release() error {
 	if !last {
 		return nil
 	}
+	r.sweep.stop()
 	close(r.stop)
 	<-r.done
 	return r.db.Close()

@@ -1,0 +1,263 @@
+package at
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
+)
+
+// StatusQuerier asks the coordinator for the status of a global
+// transaction. tcv1.CoordinatorClient implements it.
+type StatusQuerier interface {
+	GetStatus(ctx context.Context, in *tcv1.GetStatusRequest, opts ...grpc.CallOption) (*tcv1.GetStatusResponse, error)
+}
+
+// SweepConfig configures the sweeper of a resource: a background worker
+// that deletes undo rows phase 2 commit left behind, as when the process
+// stopped with deletions queued. Every Interval it reads up to Batch undo
+// rows (state 0, older than Age by the database's clock), asks the
+// coordinator for each transaction's status, and deletes the rows of
+// transactions that are COMMITTED. Rows of transactions in any other status
+// stay: the coordinator still drives them (their phase 2 deletes or uses
+// the row), or an operator must (COMMIT_FAILED, ROLLBACK_FAILED), and a
+// rollback always needs its row. A row whose transaction the coordinator
+// does not know is deleted only once older than UnknownAfter.
+type SweepConfig struct {
+	// Interval is the time between passes; 0 turns the sweeper off.
+	Interval time.Duration
+	// Age is how old an undo row must be before the sweeper looks at it,
+	// leaving younger ones to phase 2 and its cleanup.
+	Age time.Duration
+	// Batch bounds the undo rows one pass looks at; the next pass goes on
+	// after the last of them.
+	Batch int
+	// UnknownAfter is how old the undo row of a transaction the coordinator
+	// reports NotFound must be before the sweeper deletes it; 0 keeps such
+	// rows. A state-0 row outlives its transaction's record only when the
+	// transaction committed and the coordinator purged it after its
+	// retention (a rolled-back branch's row is a defense row, state 1), or
+	// when the coordinator's store was lost: keep UnknownAfter longer than
+	// the coordinator's retention (tc.Config.Retention, a week by default).
+	UnknownAfter time.Duration
+	// Status answers the status queries. It defaults to Config.Locks when
+	// that implements StatusQuerier (tcv1.CoordinatorClient does).
+	Status StatusQuerier
+}
+
+// DefaultSweepConfig returns a SweepConfig sweeping every minute, at most
+// 500 undo rows older than 10 minutes per pass, and deleting rows of
+// transactions the coordinator does not know once older than 30 days.
+func DefaultSweepConfig() SweepConfig {
+	return SweepConfig{
+		Interval:     time.Minute,
+		Age:          10 * time.Minute,
+		Batch:        500,
+		UnknownAfter: 30 * 24 * time.Hour,
+	}
+}
+
+// validate checks c, taking Status from locks when unset.
+func (c *SweepConfig) validate(locks LockQuerier) error {
+	if c.Status == nil {
+		if sq, ok := locks.(StatusQuerier); ok {
+			c.Status = sq
+		}
+	}
+	switch {
+	case c.Interval < 0:
+		return fmt.Errorf("Sweep.Interval is negative (0 turns the sweeper off)")
+	case c.Interval == 0:
+		return nil
+	case c.Age <= 0:
+		return fmt.Errorf("Sweep.Age must be positive, got %v", c.Age)
+	case c.Batch <= 0:
+		return fmt.Errorf("Sweep.Batch must be positive, got %d", c.Batch)
+	case c.UnknownAfter < 0:
+		return fmt.Errorf("Sweep.UnknownAfter is negative (0 keeps rows of unknown transactions)")
+	case c.Status == nil:
+		return fmt.Errorf("Sweep.Status is nil and Locks does not implement GetStatus: set it, or set Sweep.Interval to 0")
+	}
+	return nil
+}
+
+// sweeper is the background worker of one resource's SweepConfig.
+type sweeper struct {
+	cfg   SweepConfig
+	d     Dialect
+	table string
+	db    *sql.DB
+	log   *slog.Logger
+	// mu serializes passes.
+	mu sync.Mutex
+	// after is where the next pass goes on: the last row the previous one
+	// looked at, or the zero key to start over.
+	after  branchKey
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startSweeper starts the sweeper of cfg on db; a zero Interval starts
+// nothing. stop ends it.
+func startSweeper(cfg SweepConfig, d Dialect, table string, db *sql.DB, log *slog.Logger) *sweeper {
+	s := &sweeper{cfg: cfg, d: d, table: table, db: db, log: log, done: make(chan struct{})}
+	if cfg.Interval == 0 {
+		close(s.done)
+		return s
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go s.run(ctx)
+	return s
+}
+
+// stop ends the sweeper, waiting for a pass in progress to give up.
+func (s *sweeper) stop() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	<-s.done
+}
+
+func (s *sweeper) run(ctx context.Context) {
+	defer close(s.done)
+	t := time.NewTicker(s.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := s.pass(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Warn("sweeping undo rows of committed branches failed; the next pass tries again", "err", err)
+		case n > 0:
+			s.log.Info("swept undo rows of committed branches", "count", n)
+		}
+	}
+}
+
+// pass looks at up to Batch undo rows after s.after and deletes those of
+// committed transactions. It returns how many it deleted.
+func (s *sweeper) pass(ctx context.Context) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cond, age := s.d.CreatedBefore(s.cfg.Age)
+	table := s.d.Quote(s.table)
+	rows, err := s.db.QueryContext(ctx, "SELECT xid, branch_id FROM "+table+" WHERE state = ? AND "+cond+
+		" AND (xid > ? OR (xid = ? AND branch_id > ?)) ORDER BY xid, branch_id LIMIT ?",
+		stateNormal, age, s.after.xid, s.after.xid, s.after.branchID, s.cfg.Batch)
+	if err != nil {
+		return 0, fmt.Errorf("at: sweep %s: read undo rows: %w", s.table, err)
+	}
+	var keys []branchKey
+	for rows.Next() {
+		var k branchKey
+		if err := rows.Scan(&k.xid, &k.branchID); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("at: sweep %s: read undo rows: %w", s.table, err)
+		}
+		keys = append(keys, k)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("at: sweep %s: read undo rows: %w", s.table, err)
+	}
+	if len(keys) < s.cfg.Batch {
+		s.after = branchKey{}
+	} else {
+		s.after = keys[len(keys)-1]
+	}
+	var old []branchKey // of transactions the coordinator does not know
+	var done []branchKey
+	verdicts := map[string]sweepVerdict{}
+	for _, k := range keys {
+		v, seen := verdicts[k.xid]
+		if !seen {
+			v = s.verdict(ctx, k.xid)
+			verdicts[k.xid] = v
+		}
+		switch v {
+		case sweepDelete:
+			done = append(done, k)
+		case sweepUnknown:
+			old = append(old, k)
+		}
+	}
+	if ctx.Err() != nil {
+		return 0, ctx.Err()
+	}
+	n, err := s.delete(ctx, done, "")
+	if err != nil || len(old) == 0 || s.cfg.UnknownAfter == 0 {
+		return n, err
+	}
+	cond, arg := s.d.CreatedBefore(max(s.cfg.UnknownAfter, s.cfg.Age))
+	m, err := s.delete(ctx, old, " AND "+cond, arg)
+	if m > 0 {
+		s.log.Warn("deleted undo rows of transactions the coordinator does not know", "count", m, "older_than", max(s.cfg.UnknownAfter, s.cfg.Age))
+	}
+	return n + m, err
+}
+
+// sweepVerdict is what the sweeper does with a transaction's undo rows.
+type sweepVerdict int
+
+const (
+	sweepKeep sweepVerdict = iota
+	sweepDelete
+	sweepUnknown
+)
+
+// verdict asks the coordinator about xid. Only COMMITTED, a final status,
+// lets the rows go; an error keeps them for a later pass.
+func (s *sweeper) verdict(ctx context.Context, xid string) sweepVerdict {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := s.cfg.Status.GetStatus(cctx, &tcv1.GetStatusRequest{Xid: xid})
+	switch {
+	case status.Code(err) == codes.NotFound:
+		return sweepUnknown
+	case err != nil:
+		if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
+			s.log.Debug("sweeper could not get a transaction's status; its undo rows stay", "xid", xid, "err", err)
+		}
+		return sweepKeep
+	case resp.GetStatus() == tcv1.GlobalStatus_COMMITTED:
+		return sweepDelete
+	}
+	return sweepKeep
+}
+
+// delete deletes the state-0 undo rows of keys matching the extra
+// condition, and returns how many it deleted.
+func (s *sweeper) delete(ctx context.Context, keys []branchKey, extra string, extraArgs ...any) (int, error) {
+	total := 0
+	for start := 0; start < len(keys); start += maxKeysPerQuery {
+		batch := keys[start:min(start+maxKeysPerQuery, len(keys))]
+		args := []any{stateNormal}
+		for _, k := range batch {
+			args = append(args, k.xid, k.branchID)
+		}
+		args = append(args, extraArgs...)
+		res, err := s.db.ExecContext(ctx, "DELETE FROM "+s.d.Quote(s.table)+" WHERE state = ? AND (xid, branch_id) IN ("+
+			strings.TrimSuffix(strings.Repeat("(?, ?), ", len(batch)), ", ")+")"+extra, args...)
+		if err != nil {
+			return total, fmt.Errorf("at: sweep %s: delete %d undo rows: %w", s.table, len(batch), err)
+		}
+		n, _ := res.RowsAffected()
+		total += int(n)
+	}
+	return total, nil
+}

@@ -1,0 +1,236 @@
+package at_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/gtx-io/gtx"
+	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
+	"github.com/gtx-io/gtx/rm/at"
+	"github.com/gtx-io/gtx/rm/at/internal/attest"
+	"github.com/gtx-io/gtx/tm"
+)
+
+// undoState returns the state of the undo row of xid, or -1 when there is
+// none.
+func undoState(t *testing.T, b *attest.Backend, xid string) int {
+	t.Helper()
+	var st int
+	err := b.Raw.QueryRow("SELECT MIN(state) FROM gtx_undo_log WHERE xid = ? HAVING COUNT(*) > 0", xid).Scan(&st)
+	if err != nil {
+		if strings.Contains(err.Error(), "no rows") {
+			return -1
+		}
+		t.Fatal(err)
+	}
+	return st
+}
+
+// TestSweeper commits a global transaction in a child process that exits
+// with the deletion of its undo row still queued, then restarts with the
+// sweeper on: it must delete that row, and keep the rows of a transaction
+// still running, of one whose rollback stopped (ROLLBACK_FAILED), of one
+// whose rollback is pending, and of an unknown transaction younger than
+// Sweep.UnknownAfter, while deleting an older unknown one.
+func TestSweeper(t *testing.T) {
+	if os.Getenv("GTX_AT_SWEEP_CHILD") != "" {
+		t.Skip("runs as the child only")
+	}
+	c := attest.StartCoordinator(t)
+	attest.Backends(t, func(t *testing.T, b *attest.Backend) {
+		ctx := context.Background()
+		attest.MustExec(t, b.Raw, schema(b)...)
+		if err := at.Migrate(ctx, b.Raw, attest.DialectOf(b), ""); err != nil {
+			t.Fatal(err)
+		}
+		child := exec.Command(os.Args[0], "-test.run=^TestSweepChild$", "-test.v")
+		child.Env = append(os.Environ(), "GTX_AT_SWEEP_CHILD=1", "GTX_AT_TC="+c.Addr, "GTX_AT_DRIVER="+b.Driver, "GTX_AT_DSN="+b.DSN)
+		out, err := child.CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != crashExitCode {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		m := regexp.MustCompile(`committed-xid=(\S+)`).FindSubmatch(out)
+		if m == nil {
+			t.Fatalf("child printed no xid:\n%s", out)
+		}
+		committed := string(m[1])
+		if st := undoState(t, b, committed); st != 0 {
+			t.Fatalf("undo row of the committed transaction: state %d, want it left behind with state 0", st)
+		}
+
+		// The restart, with the sweeper on.
+		rmgr := attest.NewRM(t, c)
+		db := attest.OpenAT(t, b, rmgr, c, func(cfg *at.Config) {
+			cfg.Sweep.Interval = 20 * time.Millisecond
+			cfg.Sweep.Age = time.Millisecond
+			cfg.Sweep.Batch = 2
+			cfg.Sweep.UnknownAfter = time.Hour
+		})
+		deadline := time.Now().Add(20 * time.Second)
+		for undoState(t, b, committed) != -1 {
+			if time.Now().After(deadline) {
+				t.Fatal("the sweeper did not delete the undo row of the committed transaction")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+
+		// Still running: phase 1 committed, the global transaction not ended.
+		running, err := c.TM.Begin(ctx, "sweep-running")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := updateInBranch(running.Context(), db, "UPDATE flag SET flag = 9 WHERE id = 3"); err != nil {
+			t.Fatal(err)
+		}
+		// Rollback stopped by a dirty write: ROLLBACK_FAILED keeps its row
+		// for the operator's retry.
+		failed, err := c.TM.Begin(ctx, "sweep-failed")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := updateInBranch(failed.Context(), db, "UPDATE acct SET balance = 1 WHERE id = 1"); err != nil {
+			t.Fatal(err)
+		}
+		attest.MustExec(t, b.Raw, "UPDATE acct SET balance = 777 WHERE id = 1")
+		if _, err := failed.Rollback(ctx, "test"); err != nil {
+			t.Logf("rollback: %v", err)
+		}
+		if st := attest.WaitStatus(t, c, failed.XID()); st != tcv1.GlobalStatus_ROLLBACK_FAILED {
+			t.Fatalf("status %s, want ROLLBACK_FAILED", st)
+		}
+		// Rollback pending: the branch's resource is closed in this process,
+		// so the coordinator keeps retrying it.
+		otherID := "sweep-other-" + b.Name
+		other := attest.OpenAT(t, b, rmgr, c, func(cfg *at.Config) {
+			cfg.ResourceID = otherID
+			cfg.Sweep.Interval = 0
+		})
+		pending, err := c.TM.Begin(ctx, "sweep-pending")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := updateInBranch(pending.Context(), other, "UPDATE line SET qty = 0 WHERE order_id = 2"); err != nil {
+			t.Fatal(err)
+		}
+		if err := other.Close(); err != nil {
+			t.Fatal(err)
+		}
+		rb, err := c.Client.Rollback(ctx, &tcv1.RollbackRequest{Xid: pending.XID(), Reason: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rb.GetStatus() == tcv1.GlobalStatus_ROLLBACKED {
+			t.Fatal("rollback succeeded with the branch's resource closed")
+		}
+		// Transactions the coordinator never heard of, one row old, one new.
+		old := "sweep-unknown-old-" + b.Name
+		young := "sweep-unknown-young-" + b.Name
+		attest.MustExec(t, b.Raw, "INSERT INTO gtx_undo_log (xid, branch_id, state, rollback_info, created_at) VALUES ('"+old+"', 1, 0, '', '2000-01-01 00:00:00')",
+			"INSERT INTO gtx_undo_log (xid, branch_id, state, rollback_info) VALUES ('"+young+"', 1, 0, '')")
+
+		time.Sleep(10 * time.Millisecond)
+		id, err := at.ResourceID(b.Driver, b.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Passes of two rows each: enough to look at every row twice.
+		for range 6 {
+			if _, err := at.SweepNow(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		resp, err := c.Client.GetStatus(ctx, &tcv1.GetStatusRequest{Xid: pending.XID()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch resp.GetStatus() {
+		case tcv1.GlobalStatus_ROLLBACKING, tcv1.GlobalStatus_ROLLBACK_RETRYING, tcv1.GlobalStatus_ROLLBACK_FAILED:
+		default:
+			t.Fatalf("pending rollback is %s", resp.GetStatus())
+		}
+		for _, tc := range []struct {
+			what, xid string
+			want      int
+		}{
+			{"running transaction", running.XID(), 0},
+			{"failed rollback", failed.XID(), 0},
+			{"pending rollback", pending.XID(), 0},
+			{"unknown transaction younger than UnknownAfter", young, 0},
+			{"unknown transaction older than UnknownAfter", old, -1},
+		} {
+			if got := undoState(t, b, tc.xid); got != tc.want {
+				t.Errorf("%s: undo row state %d, want %d (-1: deleted)", tc.what, got, tc.want)
+			}
+		}
+		if _, err := running.Rollback(ctx, "test"); err != nil {
+			t.Fatal(err)
+		}
+		if st := attest.WaitStatus(t, c, running.XID()); st != tcv1.GlobalStatus_ROLLBACKED {
+			t.Fatalf("status %s", st)
+		}
+		if st := undoState(t, b, running.XID()); st != 1 {
+			t.Fatalf("rolled back transaction: undo row state %d, want the defense row (1)", st)
+		}
+	})
+}
+
+// TestSweepChild is the child of TestSweeper: it commits a global
+// transaction with one branch and exits as soon as the coordinator reports
+// it COMMITTED, with the deletion of the undo row queued and never run.
+func TestSweepChild(t *testing.T) {
+	if os.Getenv("GTX_AT_SWEEP_CHILD") == "" {
+		t.Skip("run by TestSweeper")
+	}
+	conn, err := grpc.NewClient(os.Getenv("GTX_AT_TC"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := tcv1.NewCoordinatorClient(conn)
+	b := &attest.Backend{Driver: os.Getenv("GTX_AT_DRIVER"), DSN: os.Getenv("GTX_AT_DSN")}
+	db := attest.OpenATOn(t, b, attest.NewRMOn(t, client), client, func(cfg *at.Config) {
+		cfg.CleanupInterval = time.Hour
+		cfg.CleanupBatch = 1000
+		cfg.Sweep.Interval = 0
+	})
+	tcfg := tm.DefaultConfig()
+	tcfg.Application = "at-sweep-child"
+	tmgr, err := tm.New(client, tcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var xid string
+	if err := tmgr.WithGlobalTx(ctx, "sweep-child", func(ctx context.Context) error {
+		xid, _ = gtx.XIDFromContext(ctx)
+		return updateInBranch(ctx, db, "UPDATE acct SET balance = 1 WHERE id = 2")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := client.GetStatus(ctx, &tcv1.GetStatusRequest{Xid: xid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.GetStatus() == tcv1.GlobalStatus_COMMITTED {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status %s", resp.GetStatus())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Printf("committed-xid=%s\n", xid)
+	os.Exit(crashExitCode)
+}
