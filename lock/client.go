@@ -353,6 +353,8 @@ func (c *Client) receive(ctx context.Context, k *key, owner string, cl *claim) *
 	return &Lease{h: h}
 }
 
+// newHolding returns a holding of cl for owner with the given fencing token,
+// whose context carries the values of ctx but not its cancellation.
 func newHolding(ctx context.Context, cl *claim, owner string, fence int64) *holding {
 	hctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	return &holding{cl: cl, owner: owner, fence: fence, count: 1, ctx: hctx, cancel: cancel}
