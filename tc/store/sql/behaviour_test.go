@@ -323,3 +323,93 @@ func TestConcurrentOpen(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupCommitContention runs contended writes from many callers on
+// every database, with few connections so that batches form, and checks
+// each contended outcome: one creator per XID, one holder per lock, and the
+// store agreeing with what the callers were told.
+func TestGroupCommitContention(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			cfg := d.open(t)
+			cfg.MaxOpenConns = 4
+			s := openConfig(t, cfg)
+			ctx := t.Context()
+			const callers, rounds = 24, 8
+			var (
+				wg      sync.WaitGroup
+				mu      sync.Mutex
+				created = map[string][]int{}
+				holders = map[string][]string{}
+				errs    = make(chan error, callers)
+			)
+			for w := range callers {
+				wg.Go(func() {
+					for r := range rounds {
+						shared := fmt.Sprintf("shared-%d", r)
+						err := s.CreateGlobal(ctx, &tc.GlobalSession{XID: shared, Timeout: time.Minute})
+						switch {
+						case err == nil:
+							mu.Lock()
+							created[shared] = append(created[shared], w)
+							mu.Unlock()
+						case !errors.Is(err, tc.ErrDuplicateXID):
+							errs <- fmt.Errorf("worker %d: CreateGlobal: %w", w, err)
+							return
+						}
+						own := fmt.Sprintf("w%d-%d", w, r)
+						if err := s.CreateGlobal(ctx, &tc.GlobalSession{XID: own, Timeout: time.Minute}); err != nil {
+							errs <- fmt.Errorf("worker %d: CreateGlobal: %w", w, err)
+							return
+						}
+						hot := tc.RowLock{ResourceID: "db", Table: "stock", PK: fmt.Sprint(r)}
+						err = s.AcquireLocks(ctx, own, 1, []tc.RowLock{hot, {ResourceID: "db", Table: "orders", PK: own}})
+						switch {
+						case err == nil:
+							mu.Lock()
+							holders[hot.PK] = append(holders[hot.PK], own)
+							mu.Unlock()
+						case !errors.Is(err, tc.ErrLockConflict):
+							errs <- fmt.Errorf("worker %d: AcquireLocks: %w", w, err)
+							return
+						}
+						if err := s.AddBranch(ctx, &tc.BranchSession{XID: own, BranchID: 1, Status: tcv1.BranchStatus_PHASE1_DONE}); err != nil {
+							errs <- fmt.Errorf("worker %d: AddBranch: %w", w, err)
+							return
+						}
+						if err := s.UpdateGlobal(ctx, own, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, tc.GlobalUpdate{Status: tcv1.GlobalStatus_COMMITTING}); err != nil {
+							errs <- fmt.Errorf("worker %d: UpdateGlobal: %w", w, err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			for r := range rounds {
+				shared := fmt.Sprintf("shared-%d", r)
+				if n := len(created[shared]); n != 1 {
+					t.Errorf("%s created by %d callers, want 1", shared, n)
+				}
+				pk := fmt.Sprint(r)
+				held, err := s.QueryLocks(ctx, []tc.RowLock{{ResourceID: "db", Table: "stock", PK: pk}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(holders[pk]) != 1 || len(held) != 1 || held[0].XID != holders[pk][0] {
+					t.Errorf("stock %s: callers told they hold it: %v; store says %v", pk, holders[pk], held)
+				}
+			}
+			all, err := s.ListGlobals(ctx, tc.ListFilter{Statuses: []tcv1.GlobalStatus{tcv1.GlobalStatus_COMMITTING}, Limit: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(all) != callers*rounds {
+				t.Errorf("%d sessions committing, want %d", len(all), callers*rounds)
+			}
+		})
+	}
+}

@@ -62,6 +62,18 @@ type Config struct {
 	// ConnMaxLifetime recycles connections to MySQL or PostgreSQL after this
 	// long; zero keeps them.
 	ConnMaxLifetime time.Duration
+
+	// MaxBatch is the most writes one group commit takes: concurrent
+	// writes (sessions created, branches added, statuses changed, locks
+	// taken and released) share one transaction and one COMMIT, each in
+	// its own savepoint. 1 turns group commit off.
+	MaxBatch int
+	// WriteLanes is how many batches may be in flight at once on MySQL or
+	// PostgreSQL, each on its own connection; at most MaxOpenConns. The
+	// default, MaxOpenConns, lets a batch form only when every connection
+	// is busy writing, so that writers share a COMMIT instead of waiting
+	// for a connection. SQLite has one writer, so it always uses one lane.
+	WriteLanes int
 }
 
 // DefaultConfig returns a Config for an embedded SQLite store in the file
@@ -77,6 +89,8 @@ func DefaultConfig() Config {
 		MaxOpenConns:      16,
 		MaxIdleConns:      16,
 		ConnMaxLifetime:   30 * time.Minute,
+		MaxBatch:          64,
+		WriteLanes:        16,
 	}
 }
 
@@ -101,6 +115,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxIdleConns == 0 {
 		c.MaxIdleConns = min(d.MaxIdleConns, c.MaxOpenConns)
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = d.MaxBatch
+	}
+	if c.WriteLanes == 0 {
+		c.WriteLanes = c.MaxOpenConns
 	}
 	return c
 }
@@ -128,6 +148,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxOpenConns < 0 || c.MaxIdleConns < 0 {
 		return fmt.Errorf("%w: MaxOpenConns and MaxIdleConns must not be negative", ErrInvalidConfig)
+	}
+	if c.MaxBatch < 0 || c.WriteLanes < 0 {
+		return fmt.Errorf("%w: MaxBatch and WriteLanes must not be negative", ErrInvalidConfig)
+	}
+	if c.Driver != DriverSQLite && c.WriteLanes > c.MaxOpenConns {
+		return fmt.Errorf("%w: WriteLanes %d is more than MaxOpenConns %d; each lane needs a connection of its own", ErrInvalidConfig, c.WriteLanes, c.MaxOpenConns)
 	}
 	return nil
 }

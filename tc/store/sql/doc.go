@@ -18,14 +18,14 @@
 // Every change that depends on the current state is decided by the database
 // itself, so coordinator replicas may share one MySQL or PostgreSQL database:
 //
-//   - UpdateGlobal is one UPDATE ... WHERE xid = ? AND status IN (...),
-//     read back in the same transaction; no match is told apart as an
-//     unknown XID (tc.ErrNotFound) or a *tc.StatusError with the status
-//     found.
-//   - AddBranch locks the global row (SELECT ... FOR UPDATE; a SQLite write
-//     transaction holds the whole file already), checks BEGIN and inserts,
-//     in one transaction, so a branch never slips in after phase 2 read the
-//     branch list.
+//   - UpdateGlobal is one UPDATE ... WHERE xid = ? AND status IN (...);
+//     only when it matches no row does it read the row, to tell an unknown
+//     XID (tc.ErrNotFound) from a *tc.StatusError with the status found.
+//   - AddBranch counts the branch in the global row with a conditional
+//     UPDATE (status BEGIN, deadline not passed) and inserts it, in one
+//     transaction; the UPDATE locks the global row, so a branch never slips
+//     in after phase 2 read the branch list, and FinishEmpty's one
+//     conditional UPDATE sees every branch.
 //   - ClaimDue selects candidates, then takes them with one UPDATE that
 //     repeats the whole claim condition, and returns the rows the owner holds
 //     afterwards: a session is never handed to two owners.
@@ -36,6 +36,24 @@
 //     runs again, and then reports the racer as the holder. Deadlocks and
 //     serialization failures are retried the same way, a bounded number of
 //     times.
+//
+// # Group commit
+//
+// The writes of the coordinator's hot path (CreateGlobal, AddBranch,
+// UpdateGlobal, FinishEmpty, UpdateBranch, AcquireLocks and the lock
+// releases) are batched: a caller that finds a write lane free runs the
+// writes queued so far, its own among them, in one transaction with one
+// COMMIT, so that under load many writes share one journal flush. A write
+// that finds its answer by reading before it writes (a status conflict, a
+// lock held by another transaction) leaves its batch going; any other
+// failure rolls the batch back and runs its writes again one by one, so a
+// write never commits or fails because of another. With no other writer
+// waiting, a write runs alone exactly as it would without batching.
+// Config.MaxBatch bounds a batch (1 turns batching off), Config.WriteLanes
+// the batches in flight: one on SQLite, whose file has one writer anyway;
+// MaxOpenConns on MySQL and PostgreSQL, so that batches form only when every
+// connection is busy writing. On MySQL a batch runs at READ COMMITTED, so
+// that each of its writes reads what it would alone.
 //
 // # SQLite
 //

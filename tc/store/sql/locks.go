@@ -88,7 +88,7 @@ func (s *Store) AcquireLocks(ctx context.Context, xid string, branchID int64, lo
 	if len(groups) == 0 {
 		return nil
 	}
-	err = s.transact(ctx, func(tx *gorm.DB) error { return acquire(tx, xid, branchID, groups) })
+	err = s.writes.do(ctx, true, func(tx *gorm.DB) error { return acquire(tx, xid, branchID, groups) })
 	if err != nil {
 		return fmt.Errorf("sqlstore: acquire locks for %s branch %d: %w", xid, branchID, err)
 	}
@@ -126,7 +126,8 @@ func acquire(tx *gorm.DB, xid string, branchID int64, groups []lockGroup) error 
 
 // conflict returns the error for a lock r holds, with the holder's global
 // status when its session is in the store, so that callers can fail fast on a
-// holder that is rolling back.
+// holder that is rolling back. It is a refusal: acquire calls it before it
+// writes anything.
 func conflict(tx *gorm.DB, r *lockRow) error {
 	e := &tc.LockConflictError{Lock: r.lock()}
 	var g globalRow
@@ -137,13 +138,13 @@ func conflict(tx *gorm.DB, r *lockRow) error {
 	case !errors.Is(err, gorm.ErrRecordNotFound):
 		return err
 	}
-	return e
+	return refuse(e)
 }
 
 // ReleaseBranchLocks releases the locks of one branch.
 func (s *Store) ReleaseBranchLocks(ctx context.Context, xid string, branchID int64) error {
-	err := retry(ctx, s.log, func() error {
-		return s.db.WithContext(ctx).Where("xid = ? AND branch_id = ?", xid, branchID).Delete(&lockRow{}).Error
+	err := s.writes.do(ctx, false, func(db *gorm.DB) error {
+		return db.Where("xid = ? AND branch_id = ?", xid, branchID).Delete(&lockRow{}).Error
 	})
 	if err != nil {
 		return fmt.Errorf("sqlstore: release locks of %s branch %d: %w", xid, branchID, err)
@@ -153,8 +154,8 @@ func (s *Store) ReleaseBranchLocks(ctx context.Context, xid string, branchID int
 
 // ReleaseGlobalLocks releases every lock of a global transaction.
 func (s *Store) ReleaseGlobalLocks(ctx context.Context, xid string) error {
-	err := retry(ctx, s.log, func() error {
-		return s.db.WithContext(ctx).Where("xid = ?", xid).Delete(&lockRow{}).Error
+	err := s.writes.do(ctx, false, func(db *gorm.DB) error {
+		return db.Where("xid = ?", xid).Delete(&lockRow{}).Error
 	})
 	if err != nil {
 		return fmt.Errorf("sqlstore: release locks of %s: %w", xid, err)

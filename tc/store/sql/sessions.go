@@ -87,10 +87,16 @@ func (s *Store) CreateGlobal(ctx context.Context, g *tc.GlobalSession) error {
 		Owner:       g.Owner,
 		LeaseUntil:  micros(g.LeaseUntil),
 	}
-	if err := s.db.WithContext(ctx).Create(&row).Error; err != nil {
-		if isDuplicateKey(err) {
-			return fmt.Errorf("sqlstore: create global session %s: %w", g.XID, tc.ErrDuplicateXID)
+	err := s.writes.do(ctx, false, func(db *gorm.DB) error {
+		if err := db.Create(&row).Error; err != nil {
+			if isDuplicateKey(err) {
+				return tc.ErrDuplicateXID
+			}
+			return err
 		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("sqlstore: create global session %s: %w", g.XID, err)
 	}
 	return nil
@@ -135,8 +141,7 @@ func (s *Store) UpdateGlobal(ctx context.Context, xid string, from []tcv1.Global
 	if err := errors.Join(checkLen("Owner", u.Owner, maxNameLen), checkLen("LastError", u.LastError, MaxLastErrorLen)); err != nil {
 		return fmt.Errorf("sqlstore: update global session %s: %w", xid, err)
 	}
-	err := retry(ctx, s.log, func() error {
-		db := s.db.WithContext(ctx)
+	err := s.writes.do(ctx, false, func(db *gorm.DB) error {
 		res := db.Model(&globalRow{}).Where("xid = ? AND status IN ?", xid, statusValues(from)).Updates(map[string]any{
 			"status":       int32(u.Status),
 			"attempts":     int64(u.Attempts),
@@ -161,24 +166,25 @@ func (s *Store) UpdateGlobal(ctx context.Context, xid string, from []tcv1.Global
 }
 
 // statusConflict explains why a conditional UPDATE of xid matched no row:
-// tc.ErrNotFound, or a *tc.StatusError with the current status.
+// tc.ErrNotFound, or a *tc.StatusError with the current status, as a
+// refusal (nothing was written).
 func (s *Store) statusConflict(db *gorm.DB, xid string) error {
 	var row globalRow
 	if err := db.Select("status").Where("xid = ?", xid).Take(&row).Error; err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return tc.ErrNotFound
+			return refuse(tc.ErrNotFound)
 		}
 		return err
 	}
-	return &tc.StatusError{XID: xid, Status: tcv1.GlobalStatus(row.Status)}
+	return refuse(&tc.StatusError{XID: xid, Status: tcv1.GlobalStatus(row.Status)})
 }
 
 // FinishEmpty implements tc.EmptyFinisher: one conditional UPDATE moves a
 // BEGIN session with no branch, not past its deadline, to status.
 func (s *Store) FinishEmpty(ctx context.Context, xid string, status tcv1.GlobalStatus, now time.Time) (bool, error) {
 	var done bool
-	err := retry(ctx, s.log, func() error {
-		res := s.db.WithContext(ctx).Model(&globalRow{}).
+	err := s.writes.do(ctx, false, func(db *gorm.DB) error {
+		res := db.Model(&globalRow{}).
 			Where("xid = ? AND status = ? AND branch_count = 0 AND deadline >= ?", xid, int32(tcv1.GlobalStatus_BEGIN), micros(now)).
 			Updates(map[string]any{"status": int32(status), "update_time": micros(time.Now()), "version": gorm.Expr("version + 1")})
 		done = res.RowsAffected > 0
@@ -215,7 +221,7 @@ func (s *Store) AddBranch(ctx context.Context, b *tc.BranchSession) error {
 		CreateTime:      micros(created),
 		AsyncCommit:     b.AsyncCommit,
 	}
-	err := s.transact(ctx, func(tx *gorm.DB) error {
+	err := s.writes.do(ctx, true, func(tx *gorm.DB) error {
 		// Counting the branch in the global row locks that row until the
 		// transaction ends, so a concurrent status change waits for the
 		// branch, or the branch for the status change.
@@ -228,7 +234,7 @@ func (s *Store) AddBranch(ctx context.Context, b *tc.BranchSession) error {
 			err := s.statusConflict(tx, b.XID)
 			var se *tc.StatusError
 			if errors.As(err, &se) && se.Status == tcv1.GlobalStatus_BEGIN {
-				return tc.ErrTimedOut
+				return refuse(tc.ErrTimedOut)
 			}
 			return err
 		}
@@ -253,22 +259,24 @@ func (s *Store) UpdateBranch(ctx context.Context, xid string, branchID int64, st
 	if data != nil {
 		set["application_data"] = data
 	}
-	db := s.db.WithContext(ctx)
-	res := db.Model(&branchRow{}).Where("xid = ? AND branch_id = ?", xid, branchID).Updates(set)
-	if res.Error != nil {
-		return fmt.Errorf("sqlstore: update branch %d of %s: %w", branchID, xid, res.Error)
-	}
-	if res.RowsAffected > 0 {
+	err := s.writes.do(ctx, false, func(db *gorm.DB) error {
+		res := db.Model(&branchRow{}).Where("xid = ? AND branch_id = ?", xid, branchID).Updates(set)
+		if res.Error != nil || res.RowsAffected > 0 {
+			return res.Error
+		}
+		// MySQL counts only changed rows: an update to the same values
+		// affects none, so tell that apart from a missing branch.
+		var n int64
+		if err := db.Model(&branchRow{}).Where("xid = ? AND branch_id = ?", xid, branchID).Count(&n).Error; err != nil {
+			return err
+		}
+		if n == 0 {
+			return refuse(tc.ErrNotFound)
+		}
 		return nil
-	}
-	// MySQL counts only changed rows: an update to the same values affects
-	// none, so tell that apart from a missing branch.
-	var n int64
-	if err := db.Model(&branchRow{}).Where("xid = ? AND branch_id = ?", xid, branchID).Count(&n).Error; err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("sqlstore: update branch %d of %s: %w", branchID, xid, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("sqlstore: update branch %d of %s: %w", branchID, xid, tc.ErrNotFound)
 	}
 	return nil
 }

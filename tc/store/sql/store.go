@@ -26,6 +26,8 @@ type Store struct {
 	db      *gorm.DB
 	dialect string
 	log     *slog.Logger
+	// writes batches the hot-path writes (group commit).
+	writes *groupWriter
 	// owned is true when Open created the connection pool, so Close closes
 	// it.
 	owned bool
@@ -92,8 +94,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		sqlDB.SetMaxIdleConns(cfg.MaxIdleConns)
 		sqlDB.SetConnMaxLifetime(cfg.ConnMaxLifetime)
 	}
-	s := New(db)
-	s.log = cfg.Logger
+	lanes := cfg.WriteLanes
+	if cfg.Driver == DriverSQLite {
+		lanes = 1
+	}
+	s := newStore(db, cfg.Logger, lanes, cfg.MaxBatch)
 	s.owned = true
 	if err := s.Ping(ctx); err != nil {
 		sqlDB.Close()
@@ -112,11 +117,27 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 // A SQLite db must allow at most one open connection (or use
 // "_txlock=immediate"), since SQLite fails rather than waits when two
 // connections both try to turn a read transaction into a write.
+//
+// Its writes are batched as Open's are with DefaultConfig: one batch at a
+// time on SQLite, DefaultConfig().WriteLanes at a time otherwise.
 func New(db *gorm.DB) *Store {
+	d := DefaultConfig()
+	lanes := d.WriteLanes
+	if db.Dialector.Name() == DriverSQLite {
+		lanes = 1
+	}
+	return newStore(db, d.Logger, lanes, d.MaxBatch)
+}
+
+// newStore returns a Store on db whose writes run in up to lanes batches
+// of up to maxBatch writes at a time.
+func newStore(db *gorm.DB, log *slog.Logger, lanes, maxBatch int) *Store {
+	db = db.Session(&gorm.Session{SkipDefaultTransaction: true, NewDB: true})
 	return &Store{
-		db:      db.Session(&gorm.Session{SkipDefaultTransaction: true, NewDB: true}),
+		db:      db,
 		dialect: db.Dialector.Name(),
-		log:     slog.Default(),
+		log:     log,
+		writes:  newGroupWriter(db, log, lanes, maxBatch),
 	}
 }
 

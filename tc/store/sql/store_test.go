@@ -149,7 +149,13 @@ func postgresConfig(t testing.TB) sqlstore.Config {
 // openStore opens a store on a fresh database of d, closed when t ends.
 func openStore(t testing.TB, d dialect) *sqlstore.Store {
 	t.Helper()
-	s, err := sqlstore.Open(context.Background(), d.open(t))
+	return openConfig(t, d.open(t))
+}
+
+// openConfig opens a store with cfg, closed when t ends.
+func openConfig(t testing.TB, cfg sqlstore.Config) *sqlstore.Store {
+	t.Helper()
+	s, err := sqlstore.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

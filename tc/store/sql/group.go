@@ -1,0 +1,246 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"gorm.io/gorm"
+)
+
+// Group commit.
+//
+// Every write of the coordinator's hot path (a session created, a branch
+// added, a status changed, locks taken or released) is a write entry handed
+// to a groupWriter. A caller that finds a lane free becomes the leader of a
+// batch: it takes the queued entries, oldest first, runs them one after
+// another in one database transaction, and one COMMIT makes the whole batch
+// durable. Callers that arrive while every lane is busy queue, and the next
+// leader takes them together. Under light load a batch holds one entry and
+// runs exactly as it would without batching (no explicit transaction for a
+// single statement); under load the number of commits, and with them the
+// journal flushes and round trips, falls by the batch size.
+//
+// An entry may fail in two ways. A refusal (see refuse) is an answer the
+// entry found by reading, before it wrote anything: a status that does not
+// allow the change, a lock another transaction holds. The batch goes on, and
+// the entry reports it. Any other error may have left part of the entry
+// written, or (on PostgreSQL) the transaction unusable: the batch is rolled
+// back and every entry of it runs again alone, with the usual retry on
+// contention. Nothing of a rolled-back batch was committed, so running an
+// entry again is always safe. Savepoints would confine such a failure to
+// its entry, but they cost two statements per entry, more than the rare
+// re-run. A COMMIT that fails for contention is handled the same way; one
+// that fails otherwise (the connection dropped) leaves the outcome unknown,
+// and every entry of the batch gets that error, as a lone transaction's
+// caller would.
+
+// refusal is an entry's error that it returned before writing anything.
+type refusal struct{ err error }
+
+func (r refusal) Error() string { return r.err.Error() }
+func (r refusal) Unwrap() error { return r.err }
+
+// refuse marks err, returned by a write entry, as found before the entry
+// wrote anything, so that its batch can go on without it. It returns nil
+// for nil.
+func refuse(err error) error {
+	if err == nil {
+		return nil
+	}
+	return refusal{err}
+}
+
+// unrefused returns the error a refusal carries, or err itself.
+func unrefused(err error) error {
+	var r refusal
+	if errors.As(err, &r) {
+		return r.err
+	}
+	return err
+}
+
+// write is one entry of a batch.
+type write struct {
+	ctx context.Context
+	// fn does the write through tx, which is a transaction when inTx is
+	// set or the entry shares a batch, and the plain connection pool
+	// otherwise.
+	fn func(tx *gorm.DB) error
+	// inTx says fn needs a transaction even when it runs alone: it writes
+	// more than once, or fails after writing.
+	inTx bool
+
+	// Set by the leader.
+	taken bool
+	err   error
+	done  chan struct{}
+}
+
+// groupWriter batches concurrent writes into shared transactions.
+type groupWriter struct {
+	db       *gorm.DB
+	log      *slog.Logger
+	maxBatch int
+	// lanes holds a token per batch in flight.
+	lanes chan struct{}
+	// txOptions begin a batch's transaction.
+	txOptions *sql.TxOptions
+
+	mu    sync.Mutex
+	queue []*write
+}
+
+func newGroupWriter(db *gorm.DB, log *slog.Logger, lanes, maxBatch int) *groupWriter {
+	g := &groupWriter{db: db, log: log, maxBatch: maxBatch, lanes: make(chan struct{}, lanes)}
+	if db.Dialector.Name() == DriverMySQL {
+		// Each statement of a batch reads the latest committed rows, as it
+		// would alone, rather than a snapshot from the batch's first read
+		// (MySQL's default, repeatable read): a lock row committed since
+		// is seen as a conflict, not met as a duplicate key that rolls the
+		// batch back. It also spares the gap locks.
+		g.txOptions = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+	}
+	return g
+}
+
+// do runs fn as one entry of a batch and returns its error. When ctx ends
+// while the entry still waits in the queue, do returns ctx's error and fn
+// never runs; once a leader has taken the entry, do waits for its outcome.
+func (g *groupWriter) do(ctx context.Context, inTx bool, fn func(tx *gorm.DB) error) error {
+	w := &write{ctx: ctx, fn: fn, inTx: inTx, done: make(chan struct{})}
+	g.mu.Lock()
+	g.queue = append(g.queue, w)
+	g.mu.Unlock()
+	for {
+		select {
+		case <-w.done:
+			return w.err
+		default:
+		}
+		select {
+		case <-w.done:
+			return w.err
+		case g.lanes <- struct{}{}:
+			batch := g.take()
+			if len(batch) > 0 {
+				g.run(batch)
+			}
+			<-g.lanes
+		case <-ctx.Done():
+			if g.withdraw(w) {
+				return fmt.Errorf("wait for a write slot: %w", ctx.Err())
+			}
+			<-w.done
+			return w.err
+		}
+	}
+}
+
+// take removes up to maxBatch entries from the head of the queue.
+func (g *groupWriter) take() []*write {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := min(len(g.queue), g.maxBatch)
+	batch := make([]*write, n)
+	copy(batch, g.queue)
+	for _, w := range batch {
+		w.taken = true
+	}
+	clear(g.queue[:n])
+	g.queue = g.queue[n:]
+	return batch
+}
+
+// withdraw removes w from the queue unless a leader has taken it, and
+// reports whether it did.
+func (g *groupWriter) withdraw(w *write) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if w.taken {
+		return false
+	}
+	for i, q := range g.queue {
+		if q == w {
+			g.queue = append(g.queue[:i], g.queue[i+1:]...)
+			break
+		}
+	}
+	return true
+}
+
+// run executes batch and completes every entry of it.
+func (g *groupWriter) run(batch []*write) {
+	defer func() {
+		for _, w := range batch {
+			close(w.done)
+		}
+	}()
+	if len(batch) > 1 {
+		err := g.shared(batch)
+		if err == nil {
+			return
+		}
+		g.log.Debug("sqlstore: batch rolled back, running its writes one by one", "writes", len(batch), "err", err)
+	}
+	for _, w := range batch {
+		g.alone(w)
+	}
+}
+
+// alone runs w by itself, again while the database aborts it for
+// contention.
+func (g *groupWriter) alone(w *write) {
+	err := retry(w.ctx, g.log, func() error {
+		db := g.db.WithContext(w.ctx)
+		if w.inTx {
+			return db.Transaction(w.fn)
+		}
+		return w.fn(db)
+	})
+	w.err = unrefused(err)
+}
+
+// shared runs batch in one transaction. It returns nil when the transaction
+// committed, or when its COMMIT failed with an unknown outcome, which every
+// entry then reports; each entry's err is set. It returns an error when the
+// batch was rolled back, so that every entry must run again.
+func (g *groupWriter) shared(batch []*write) error {
+	// The transaction is the batch's, not the leader's: one caller giving
+	// up must not roll back the others' writes.
+	ctx := context.WithoutCancel(batch[0].ctx)
+	tx := g.db.WithContext(ctx).Begin(g.txOptions)
+	if tx.Error != nil {
+		return fmt.Errorf("begin: %w", tx.Error)
+	}
+	for _, w := range batch {
+		if err := w.ctx.Err(); err != nil {
+			w.err = err
+			continue
+		}
+		err := w.fn(tx)
+		var r refusal
+		switch {
+		case err == nil:
+		case errors.As(err, &r):
+			w.err = r.err
+		default:
+			tx.Rollback()
+			return err
+		}
+	}
+	if err := tx.Commit().Error; err != nil {
+		if isTransient(err) {
+			return fmt.Errorf("commit: %w", err)
+		}
+		for _, w := range batch {
+			if w.err == nil {
+				w.err = fmt.Errorf("commit a batch of %d writes: %w", len(batch), err)
+			}
+		}
+	}
+	return nil
+}
