@@ -2,6 +2,7 @@ package tc_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"testing"
 
@@ -11,6 +12,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
+	"github.com/gtx-io/gtx/internal/gtxtest"
+	sqlstore "github.com/gtx-io/gtx/tc/store/sql"
 )
 
 // BenchmarkBaselineTwoEchoCalls is the baseline the coordinator is measured
@@ -42,9 +45,26 @@ func BenchmarkBaselineTwoEchoCalls(b *testing.B) {
 	})
 }
 
+// batches are the store's group-commit bounds the coordinator benchmarks
+// compare: 1 (group commit off) and the default.
+var batches = []int{1, sqlstore.DefaultConfig().MaxBatch}
+
+// withBatches runs bench once per bound of batches, on a coordinator whose
+// store uses it.
+func withBatches(b *testing.B, bench func(b *testing.B, e *gtxtest.TC)) {
+	for _, n := range batches {
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
+			bench(b, gtxtest.NewTC(b, gtxtest.TCOptions{Configure: testConfig, MaxBatch: n}))
+		})
+	}
+}
+
 // BenchmarkEmptyGlobalTx is Begin + Commit of a transaction with no branch.
 func BenchmarkEmptyGlobalTx(b *testing.B) {
-	e := startEnv(b, nil, "")
+	withBatches(b, benchEmpty)
+}
+
+func benchEmpty(b *testing.B, e *gtxtest.TC) {
 	ctx := context.Background()
 	run(b, func() error {
 		r, err := e.Client.Begin(ctx, &tcv1.BeginRequest{Name: "bench"})
@@ -59,7 +79,10 @@ func BenchmarkEmptyGlobalTx(b *testing.B) {
 // BenchmarkTwoBranchGlobalTx is Begin + 2 × RegisterBranch + Commit, with
 // phase 2 delivered to an attached resource manager.
 func BenchmarkTwoBranchGlobalTx(b *testing.B) {
-	e := startEnv(b, nil, "")
+	withBatches(b, benchTwoBranch)
+}
+
+func benchTwoBranch(b *testing.B, e *gtxtest.TC) {
 	startRM(b, e.Addr, &recorder{})
 	ctx := context.Background()
 	run(b, func() error {

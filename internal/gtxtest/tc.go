@@ -44,6 +44,9 @@ type TCOptions struct {
 	// Configure, when set, changes the coordinator's configuration (fast
 	// retries and sweeps, node 1, logs discarded) before it is used.
 	Configure func(*tc.Config)
+	// MaxBatch is the store's group-commit bound (sqlstore.Config.MaxBatch);
+	// 0 keeps the default, 1 turns group commit off.
+	MaxBatch int
 }
 
 // TC is a running coordinator of NewTC.
@@ -80,7 +83,7 @@ func NewTC(t testing.TB, o TCOptions) *TC {
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "tc.db")
 	}
-	store, err := sqlstore.Open(ctx, sqlstore.Config{Driver: sqlstore.DriverSQLite, DSN: path, Logger: cfg.Logger})
+	store, err := sqlstore.Open(ctx, sqlstore.Config{Driver: sqlstore.DriverSQLite, DSN: path, Logger: cfg.Logger, MaxBatch: o.MaxBatch})
 	if err != nil {
 		t.Fatal(err)
 	}
