@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -315,6 +316,92 @@ func (m *manifests) check(t *testing.T) {
 		}
 	}
 	m.checkCoordinator(t)
+	m.checkSamples(t)
+}
+
+// secretValue returns key of Secret name, from stringData or data.
+func (m *manifests) secretValue(name, key string) (string, bool) {
+	s, ok := m.secrets[name]
+	if !ok {
+		return "", false
+	}
+	if v, ok := s.StringData[key]; ok {
+		return v, true
+	}
+	v, ok := s.Data[key]
+	return string(v), ok
+}
+
+// headlessTC reports whether target is dns:///name:port naming a headless
+// Service of the coordinator's pods and one of its ports.
+func (m *manifests) headlessTC(target string) bool {
+	rest, ok := strings.CutPrefix(target, "dns:///")
+	name, port, found := strings.Cut(rest, ":")
+	if !ok || !found {
+		return false
+	}
+	i := slices.IndexFunc(m.deployments, func(d *appsv1.Deployment) bool { return d.Name == "gtx-tc" })
+	if i < 0 {
+		return false
+	}
+	pods := labels.Set(m.deployments[i].Spec.Template.Labels)
+	for _, s := range m.services {
+		if s.Name != name || s.Spec.ClusterIP != corev1.ClusterIPNone || !labels.SelectorFromSet(s.Spec.Selector).Matches(pods) {
+			continue
+		}
+		for _, p := range s.Spec.Ports {
+			if strconv.Itoa(int(p.Port)) == port {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkSamples checks how the sample services reach the coordinator and
+// NATS: GTX_TC names the coordinator's headless service (dns:///), so each
+// service attaches to every replica; GTX_TC_TOKEN comes from a Secret and
+// is the token the coordinator's tokens.yaml gives the application (the
+// container's name); no token is written into the manifest; GTX_NATS_URL is
+// set.
+func (m *manifests) checkSamples(t *testing.T) {
+	t.Helper()
+	raw, _ := m.secretValue("gtx-tc", "tokens.yaml")
+	var tokens map[string]string
+	if err := yaml.UnmarshalStrict([]byte(raw), &tokens); err != nil || len(tokens) == 0 {
+		t.Fatalf("gtx-tc secret: tokens.yaml is not a mapping of application to token: %v", err)
+	}
+	var samples int
+	for _, d := range m.deployments {
+		if d.Spec.Template.Labels["app.kubernetes.io/component"] != "sample" {
+			continue
+		}
+		samples++
+		c := d.Spec.Template.Spec.Containers[0]
+		env := map[string]corev1.EnvVar{}
+		for _, e := range c.Env {
+			env[e.Name] = e
+			if strings.Contains(e.Name, "TOKEN") && e.Value != "" {
+				t.Errorf("deployment %s: %s holds a token in the manifest; take it from a Secret", d.Name, e.Name)
+			}
+		}
+		if tcEnv := env["GTX_TC"]; !m.headlessTC(tcEnv.Value) {
+			t.Errorf("deployment %s: GTX_TC %q must be dns:///<headless service of gtx-tc>:<port>, to attach to every replica", d.Name, tcEnv.Value)
+		}
+		ref := env["GTX_TC_TOKEN"].ValueFrom
+		if ref == nil || ref.SecretKeyRef == nil {
+			t.Errorf("deployment %s: GTX_TC_TOKEN must come from a Secret", d.Name)
+		} else if tok, ok := m.secretValue(ref.SecretKeyRef.Name, ref.SecretKeyRef.Key); !ok || tok != tokens[c.Name] {
+			t.Errorf("deployment %s: the token in secret %s key %s is not the one the coordinator's tokens.yaml gives %q",
+				d.Name, ref.SecretKeyRef.Name, ref.SecretKeyRef.Key, c.Name)
+		}
+		if !strings.HasPrefix(env["GTX_NATS_URL"].Value, "nats://") {
+			t.Errorf("deployment %s: GTX_NATS_URL %q: the saga steps need a nats:// URL", d.Name, env["GTX_NATS_URL"].Value)
+		}
+	}
+	if samples != 3 {
+		t.Errorf("%d sample deployments, want order, inventory and account", samples)
+	}
 }
 
 // checkCoordinator checks what running replicas of gtx tc needs.

@@ -24,9 +24,10 @@ func newDemoCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the order-inventory sample in one process: orders that commit and orders that roll back",
-		Long: `Run, in one process, a coordinator and the sample's order, inventory and
-account services (samples/order-inventory), each on a SQLite file in a
-temporary directory. Then place orders through the order service's HTTP API
+		Long: `Run, in one process, a coordinator, an embedded NATS server with JetStream
+(which carries the saga steps) and the sample's order, inventory and account
+services (samples/order-inventory), each on a SQLite file in a temporary
+directory. Then place orders through the order service's HTTP API
 in each mode (at, tcc, saga): one that commits, and ones where a participant
 does its work and then fails, so the global transaction undoes real changes.
 It prints the XIDs, the coordinator's view of each transaction, and stock and
@@ -57,7 +58,9 @@ var demoOrders = []demoOrder{
 	{"mode at: the order service records the order, then fails", order.PlaceRequest{User: "u1", SKU: "A", Quantity: 2, Mode: "at", Fail: "order"}, http.StatusConflict},
 	{"mode tcc: account freezes the money (Try), then Confirm", order.PlaceRequest{User: "u1", SKU: "A", Quantity: 2, Mode: "tcc"}, http.StatusOK},
 	{"mode tcc: account freezes the money, then fails: Cancel gives it back", order.PlaceRequest{User: "u1", SKU: "A", Quantity: 2, Mode: "tcc", Fail: "account"}, http.StatusConflict},
-	{"mode saga: three steps, each committed locally", order.PlaceRequest{User: "u1", SKU: "A", Quantity: 2, Mode: "saga"}, http.StatusOK},
+	{"mode saga: three steps, each committed locally; stock and money steps go over NATS JetStream", order.PlaceRequest{User: "u1", SKU: "A", Quantity: 2, Mode: "saga"}, http.StatusOK},
+	{"mode saga: inventory's step (a NATS command) takes the stock, then fails: its compensation gives it back", order.PlaceRequest{User: "u1", SKU: "A", Quantity: 2, Mode: "saga", Fail: "inventory"}, http.StatusConflict},
+	{"mode saga: account's step takes the money, then fails: both steps are compensated over NATS", order.PlaceRequest{User: "u1", SKU: "A", Quantity: 2, Mode: "saga", Fail: "account"}, http.StatusConflict},
 	{"mode saga: the last step fails: every step is compensated", order.PlaceRequest{User: "u1", SKU: "A", Quantity: 2, Mode: "saga", Fail: "order"}, http.StatusConflict},
 }
 
@@ -81,8 +84,8 @@ func runDemo(ctx context.Context, out io.Writer, verbose, keep bool) error {
 	defer st.Close()
 	c := load.NewClient(st.OrderURL, st.InventoryURL, st.AccountURL)
 
-	fmt.Fprintf(out, "gtx demo: a coordinator and the order, inventory and account services in this process, on SQLite in %s\n", dir)
-	fmt.Fprintf(out, "  coordinator gRPC %s\n  order %s   inventory %s   account %s\n\n", st.TCAddr, st.OrderURL, st.InventoryURL, st.AccountURL)
+	fmt.Fprintf(out, "gtx demo: a coordinator, NATS JetStream and the order, inventory and account services in this process, on SQLite in %s\n", dir)
+	fmt.Fprintf(out, "  coordinator gRPC %s   NATS %s (saga steps)\n  order %s   inventory %s   account %s\n\n", st.TCAddr, st.NATSURL, st.OrderURL, st.InventoryURL, st.AccountURL)
 	before, err := c.TakeSnapshot(ctx)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)

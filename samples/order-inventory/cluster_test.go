@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -76,6 +79,7 @@ type cluster struct {
 	t      *testing.T
 	dsn    string
 	prefix string
+	nats   natsRun
 	logs   string
 	ports  map[string]string
 	procs  map[string]*proc
@@ -83,6 +87,44 @@ type cluster struct {
 	tcDB   *sql.DB
 	client *load.Client
 	mu     sync.Mutex
+}
+
+// natsRun is a JetStream stream and subject prefix of one test on the
+// machine's NATS server (GTX_TEST_NATS_URL, default nats://127.0.0.1:4222).
+type natsRun struct {
+	url, stream, subject string
+}
+
+// newNATSRun names a stream and a subject prefix for t, and deletes the
+// stream when t ends; t is skipped when the server does not answer.
+func newNATSRun(t *testing.T) natsRun {
+	t.Helper()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	r := natsRun{url: env("GTX_TEST_NATS_URL", "nats://127.0.0.1:4222"), stream: "GTX_OI_" + id, subject: "gtxoi." + id}
+	nc, err := nats.Connect(r.url, nats.Timeout(2*time.Second))
+	if err != nil {
+		t.Skipf("NATS at %s: %v", r.url, err)
+	}
+	t.Cleanup(func() {
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err = js.DeleteStream(ctx, r.stream)
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			t.Errorf("delete the NATS stream %s: %v", r.stream, err)
+		}
+	})
+	return r
+}
+
+// flags are the NATS flags of a service.
+func (r natsRun) flags() []string {
+	return []string{"-nats", r.url, "-nats-stream", r.stream, "-nats-subject", r.subject}
 }
 
 func freePort(t *testing.T) string {
@@ -108,6 +150,7 @@ func newCluster(t *testing.T) *cluster {
 		logs:   t.TempDir(),
 		ports:  map[string]string{},
 		procs:  map[string]*proc{},
+		nats:   newNATSRun(t),
 	}
 	admin, err := sql.Open("mysql", c.dsn)
 	if err != nil {
@@ -149,6 +192,7 @@ func (c *cluster) args(name string) []string {
 	}
 	a := []string{"-http", c.ports[name+"-http"], "-grpc", c.ports[name+"-grpc"], "-tc", c.ports["tc"],
 		"-db-driver", "mysql", "-db-dsn", c.dsn + c.prefix + name, "-tx-timeout", "10s", "-log-level", "warn"}
+	a = append(a, c.nats.flags()...)
 	if name == "order" {
 		a = append(a, "-inventory", c.ports["inventory-grpc"], "-account", c.ports["account-grpc"])
 	}

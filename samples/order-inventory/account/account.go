@@ -2,13 +2,16 @@
 // over HTTP (GET /v1/accounts/{user}) and debited by the order service over
 // gRPC (samplev1.Account). A debit is an AT branch in mode "at", a TCC
 // action in mode "tcc" (Try freezes the amount: balance down, frozen up;
-// Confirm drops the frozen amount; Cancel gives it back), and an idempotent
-// local transaction with compensation in mode "saga".
+// Confirm drops the frozen amount; Cancel gives it back), and in mode
+// "saga" an idempotent local transaction with compensation, asked for over
+// NATS JetStream (StepDebit, StepRefund) or over gRPC (Debit and Refund
+// with a step key).
 package account
 
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,6 +19,7 @@ import (
 	kerrors "github.com/go-kratos/kratos/v2/errors"
 	khttp "github.com/go-kratos/kratos/v2/transport/http"
 
+	"github.com/gtx-io/gtx/modes/saga/statemachine"
 	"github.com/gtx-io/gtx/modes/tcc"
 	"github.com/gtx-io/gtx/samples/order-inventory/api/samplev1"
 	"github.com/gtx-io/gtx/samples/order-inventory/service"
@@ -48,6 +52,23 @@ type Account struct {
 	Frozen  int64  `json:"frozen"`  // cents held by unfinished TCC Trys
 }
 
+// Saga step methods this service serves over NATS JetStream
+// (service.ServeSteps): subjects <prefix>.cmd.account.debit and
+// <prefix>.cmd.account.refund.
+const (
+	// StepDebit takes money: input Charge, result {}.
+	StepDebit = "account.debit"
+	// StepRefund gives back what the debit step it names took.
+	StepRefund = "account.refund"
+)
+
+// Charge is the input of StepDebit.
+type Charge struct {
+	User   string `json:"user"`
+	Amount int64  `json:"amount"` // cents, at least 1
+	Fail   bool   `json:"fail"`   // fail after taking the money
+}
+
 // Freeze is the TCC action's request.
 type Freeze struct {
 	User   string `json:"user"`   // whose money
@@ -70,6 +91,10 @@ func New(ctx context.Context, cfg service.Config) (*Service, error) {
 	}
 	s := &Service{Base: b}
 	if err := s.setup(ctx); err != nil {
+		b.Close()
+		return nil, err
+	}
+	if err := b.ServeSteps(ctx, s.steps()); err != nil {
 		b.Close()
 		return nil, err
 	}
@@ -158,37 +183,98 @@ func (s *Service) getAccount(c khttp.Context) error {
 
 // Debit implements samplev1.AccountServer.
 func (s *Service) Debit(ctx context.Context, r *samplev1.DebitRequest) (*samplev1.DebitResponse, error) {
-	if r.GetUser() == "" || r.GetAmount() <= 0 {
-		return nil, kerrors.BadRequest(ReasonBadRequest, "account: debit needs a user and a positive amount")
+	in := Charge{User: r.GetUser(), Amount: r.GetAmount(), Fail: r.GetFail()}
+	if err := in.validate(); err != nil {
+		return nil, err
 	}
 	var err error
 	switch r.GetMode() {
 	case "tcc":
-		_, err = s.freeze.Try(ctx, Freeze{User: r.GetUser(), Amount: r.GetAmount()})
+		_, err = s.freeze.Try(ctx, Freeze{User: in.User, Amount: in.Amount})
 		if err != nil && kerrors.FromError(err).GetReason() == "" {
 			err = kerrors.Conflict(ReasonTryFailed, err.Error())
 		}
 	case "saga":
-		if r.GetKey() == "" {
-			return nil, kerrors.BadRequest(ReasonBadRequest, "account: a saga debit needs its step key")
+		if err := s.charge(ctx, r.GetKey(), in); err != nil {
+			return nil, err
 		}
-		err = s.SagaDo(ctx, r.GetKey(), r.GetUser(), r.GetAmount(), func(tx *sql.Tx) error {
-			return debit(ctx, tx, r.GetUser(), r.GetAmount(), "")
-		})
-		if errors.Is(err, service.ErrStepCompensated) {
-			err = kerrors.Conflict(ReasonCompensate, err.Error())
-		}
-		err = service.RetryableStep(err)
+		return &samplev1.DebitResponse{}, nil
 	default:
-		err = s.debitAT(ctx, r.GetUser(), r.GetAmount())
+		err = s.debitAT(ctx, in.User, in.Amount)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if r.GetFail() {
-		return nil, kerrors.Conflict(ReasonFailed, fmt.Sprintf("account: took %d cents from %s, then failed as the order asked", r.GetAmount(), r.GetUser()))
+	if in.Fail {
+		return nil, failed(in)
 	}
 	return &samplev1.DebitResponse{}, nil
+}
+
+func (in Charge) validate() error {
+	if in.User == "" || in.Amount <= 0 {
+		return kerrors.BadRequest(ReasonBadRequest, "account: debit needs a user and a positive amount")
+	}
+	return nil
+}
+
+func failed(in Charge) error {
+	return kerrors.Conflict(ReasonFailed, fmt.Sprintf("account: took %d cents from %s, then failed as the order asked", in.Amount, in.User))
+}
+
+// charge is the saga step that debits, once for key, in a local
+// transaction that commits at once; it is refused after the step's
+// compensation, and answers ReasonFailed after its work when in.Fail.
+func (s *Service) charge(ctx context.Context, key string, in Charge) error {
+	if err := in.validate(); err != nil {
+		return err
+	}
+	if key == "" {
+		return kerrors.BadRequest(ReasonBadRequest, "account: a saga debit needs its step key")
+	}
+	err := s.SagaDo(ctx, key, in.User, in.Amount, func(tx *sql.Tx) error {
+		return debit(ctx, tx, in.User, in.Amount, "")
+	})
+	if errors.Is(err, service.ErrStepCompensated) {
+		return kerrors.Conflict(ReasonCompensate, err.Error())
+	}
+	if err != nil {
+		return service.RetryableStep(err)
+	}
+	if in.Fail {
+		return failed(in)
+	}
+	return nil
+}
+
+// refund is the compensation of the charge step key: the money it took
+// goes back, once.
+func (s *Service) refund(ctx context.Context, key string) error {
+	if key == "" {
+		return kerrors.BadRequest(ReasonBadRequest, "account: refund needs the step key")
+	}
+	return s.SagaUndo(ctx, key, func(tx *sql.Tx, user string, amount int64) error {
+		if _, err := tx.ExecContext(ctx, "UPDATE accounts SET balance = balance + ? WHERE user_id = ?", amount, user); err != nil {
+			return fmt.Errorf("account: refund %d cents to %s: %w", amount, user, err)
+		}
+		return nil
+	})
+}
+
+// steps are the saga steps this service serves over NATS.
+func (s *Service) steps() map[string]service.StepFunc {
+	return map[string]service.StepFunc{
+		StepDebit: func(ctx context.Context, cmd *statemachine.Command) (any, error) {
+			var in Charge
+			if err := json.Unmarshal(cmd.Input, &in); err != nil {
+				return nil, kerrors.BadRequest(ReasonBadRequest, "account: malformed debit command: "+err.Error())
+			}
+			return struct{}{}, s.charge(ctx, cmd.Key, in)
+		},
+		StepRefund: func(ctx context.Context, cmd *statemachine.Command) (any, error) {
+			return struct{}{}, s.refund(ctx, cmd.ForwardKey)
+		},
+	}
 }
 
 // debitAT debits in a local transaction of the AT database: with the XID in
@@ -235,16 +321,7 @@ func debit(ctx context.Context, tx *sql.Tx, user string, amount int64, extra str
 // Refund implements samplev1.AccountServer: the compensation of a saga
 // Debit.
 func (s *Service) Refund(ctx context.Context, r *samplev1.RefundRequest) (*samplev1.RefundResponse, error) {
-	if r.GetKey() == "" {
-		return nil, kerrors.BadRequest(ReasonBadRequest, "account: refund needs the step key")
-	}
-	err := s.SagaUndo(ctx, r.GetKey(), func(tx *sql.Tx, user string, amount int64) error {
-		if _, err := tx.ExecContext(ctx, "UPDATE accounts SET balance = balance + ? WHERE user_id = ?", amount, user); err != nil {
-			return fmt.Errorf("account: refund %d cents to %s: %w", amount, user, err)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := s.refund(ctx, r.GetKey()); err != nil {
 		return nil, err
 	}
 	return &samplev1.RefundResponse{}, nil

@@ -1,13 +1,15 @@
 // Package inventory is the sample's inventory service: stock per SKU, read
 // over HTTP (GET /v1/stock/{sku}) and taken by the order service over gRPC
 // (samplev1.Inventory). Stock is changed through gtx's AT mode in modes
-// "at" and "tcc", and by idempotent local transactions with compensation in
-// mode "saga".
+// "at" and "tcc", and in mode "saga" by idempotent local transactions with
+// compensation, asked for over NATS JetStream (StepReserve, StepRelease) or
+// over gRPC (Deduct and Restore with a step key).
 package inventory
 
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,6 +17,7 @@ import (
 	kerrors "github.com/go-kratos/kratos/v2/errors"
 	khttp "github.com/go-kratos/kratos/v2/transport/http"
 
+	"github.com/gtx-io/gtx/modes/saga/statemachine"
 	"github.com/gtx-io/gtx/samples/order-inventory/api/samplev1"
 	"github.com/gtx-io/gtx/samples/order-inventory/service"
 )
@@ -36,6 +39,28 @@ const (
 	ReasonBadRequest = "BAD_REQUEST"
 	ReasonCompensate = "STEP_COMPENSATED"
 )
+
+// Saga step methods this service serves over NATS JetStream
+// (service.ServeSteps): subjects <prefix>.cmd.inventory.reserve and
+// <prefix>.cmd.inventory.release.
+const (
+	// StepReserve takes stock: input Reserve, result Reserved.
+	StepReserve = "inventory.reserve"
+	// StepRelease gives back what the reserve step it names took.
+	StepRelease = "inventory.release"
+)
+
+// Reserve is the input of StepReserve.
+type Reserve struct {
+	SKU      string `json:"sku"`
+	Quantity int64  `json:"quantity"` // units, at least 1
+	Fail     bool   `json:"fail"`     // fail after taking the stock
+}
+
+// Reserved is the result of StepReserve.
+type Reserved struct {
+	Price int64 `json:"price"` // cents per unit
+}
 
 // Stock is the JSON of GET /v1/stock/{sku}.
 type Stock struct {
@@ -59,6 +84,10 @@ func New(ctx context.Context, cfg service.Config) (*Service, error) {
 	}
 	s := &Service{Base: b}
 	if err := s.migrate(ctx); err != nil {
+		b.Close()
+		return nil, err
+	}
+	if err := b.ServeSteps(ctx, s.steps()); err != nil {
 		b.Close()
 		return nil, err
 	}
@@ -105,35 +134,100 @@ func (s *Service) getStock(c khttp.Context) error {
 
 // Deduct implements samplev1.InventoryServer.
 func (s *Service) Deduct(ctx context.Context, r *samplev1.DeductRequest) (*samplev1.DeductResponse, error) {
-	if r.GetSku() == "" || r.GetQuantity() <= 0 {
-		return nil, kerrors.BadRequest(ReasonBadRequest, "inventory: deduct needs a SKU and a positive quantity")
+	in := Reserve{SKU: r.GetSku(), Quantity: r.GetQuantity(), Fail: r.GetFail()}
+	if r.GetMode() == "saga" {
+		price, err := s.reserve(ctx, r.GetKey(), in)
+		if err != nil {
+			return nil, err
+		}
+		return &samplev1.DeductResponse{Price: price}, nil
 	}
-	price, err := s.price(ctx, r.GetSku())
+	if err := in.validate(); err != nil {
+		return nil, err
+	}
+	price, err := s.price(ctx, in.SKU)
 	if err != nil {
 		return nil, err
 	}
-	switch r.GetMode() {
-	case "saga":
-		if r.GetKey() == "" {
-			return nil, kerrors.BadRequest(ReasonBadRequest, "inventory: a saga deduct needs its step key")
-		}
-		err = s.SagaDo(ctx, r.GetKey(), r.GetSku(), r.GetQuantity(), func(tx *sql.Tx) error {
-			return take(ctx, tx, r.GetSku(), r.GetQuantity())
-		})
-		if errors.Is(err, service.ErrStepCompensated) {
-			return nil, kerrors.Conflict(ReasonCompensate, err.Error())
-		}
-		err = service.RetryableStep(err)
-	default:
-		err = s.takeAT(ctx, r.GetSku(), r.GetQuantity())
-	}
-	if err != nil {
+	if err := s.takeAT(ctx, in.SKU, in.Quantity); err != nil {
 		return nil, err
 	}
-	if r.GetFail() {
-		return nil, kerrors.Conflict(ReasonFailed, fmt.Sprintf("inventory: took %d of %s, then failed as the order asked", r.GetQuantity(), r.GetSku()))
+	if in.Fail {
+		return nil, failed(in)
 	}
 	return &samplev1.DeductResponse{Price: price}, nil
+}
+
+func (in Reserve) validate() error {
+	if in.SKU == "" || in.Quantity <= 0 {
+		return kerrors.BadRequest(ReasonBadRequest, "inventory: deduct needs a SKU and a positive quantity")
+	}
+	return nil
+}
+
+func failed(in Reserve) error {
+	return kerrors.Conflict(ReasonFailed, fmt.Sprintf("inventory: took %d of %s, then failed as the order asked", in.Quantity, in.SKU))
+}
+
+// reserve is the saga step that takes stock, once for key, in a local
+// transaction that commits at once; it is refused after the step's
+// compensation, and answers ReasonFailed after its work when in.Fail. It
+// returns the unit price.
+func (s *Service) reserve(ctx context.Context, key string, in Reserve) (int64, error) {
+	if err := in.validate(); err != nil {
+		return 0, err
+	}
+	if key == "" {
+		return 0, kerrors.BadRequest(ReasonBadRequest, "inventory: a saga deduct needs its step key")
+	}
+	price, err := s.price(ctx, in.SKU)
+	if err != nil {
+		return 0, err
+	}
+	err = s.SagaDo(ctx, key, in.SKU, in.Quantity, func(tx *sql.Tx) error {
+		return take(ctx, tx, in.SKU, in.Quantity)
+	})
+	if errors.Is(err, service.ErrStepCompensated) {
+		return 0, kerrors.Conflict(ReasonCompensate, err.Error())
+	}
+	if err != nil {
+		return 0, service.RetryableStep(err)
+	}
+	if in.Fail {
+		return 0, failed(in)
+	}
+	return price, nil
+}
+
+// release is the compensation of the reserve step key: the stock it took
+// goes back, once.
+func (s *Service) release(ctx context.Context, key string) error {
+	if key == "" {
+		return kerrors.BadRequest(ReasonBadRequest, "inventory: restore needs the step key")
+	}
+	return s.SagaUndo(ctx, key, func(tx *sql.Tx, sku string, n int64) error {
+		if _, err := tx.ExecContext(ctx, "UPDATE stock SET available = available + ? WHERE sku = ?", n, sku); err != nil {
+			return fmt.Errorf("inventory: give back %d of %s: %w", n, sku, err)
+		}
+		return nil
+	})
+}
+
+// steps are the saga steps this service serves over NATS.
+func (s *Service) steps() map[string]service.StepFunc {
+	return map[string]service.StepFunc{
+		StepReserve: func(ctx context.Context, cmd *statemachine.Command) (any, error) {
+			var in Reserve
+			if err := json.Unmarshal(cmd.Input, &in); err != nil {
+				return nil, kerrors.BadRequest(ReasonBadRequest, "inventory: malformed reserve command: "+err.Error())
+			}
+			price, err := s.reserve(ctx, cmd.Key, in)
+			return Reserved{Price: price}, err
+		},
+		StepRelease: func(ctx context.Context, cmd *statemachine.Command) (any, error) {
+			return struct{}{}, s.release(ctx, cmd.ForwardKey)
+		},
+	}
 }
 
 // takeAT takes the stock in a local transaction of the AT database: with the
@@ -179,16 +273,7 @@ func (s *Service) price(ctx context.Context, sku string) (int64, error) {
 // Restore implements samplev1.InventoryServer: the compensation of a saga
 // Deduct.
 func (s *Service) Restore(ctx context.Context, r *samplev1.RestoreRequest) (*samplev1.RestoreResponse, error) {
-	if r.GetKey() == "" {
-		return nil, kerrors.BadRequest(ReasonBadRequest, "inventory: restore needs the step key")
-	}
-	err := s.SagaUndo(ctx, r.GetKey(), func(tx *sql.Tx, sku string, n int64) error {
-		if _, err := tx.ExecContext(ctx, "UPDATE stock SET available = available + ? WHERE sku = ?", n, sku); err != nil {
-			return fmt.Errorf("inventory: give back %d of %s: %w", n, sku, err)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := s.release(ctx, r.GetKey()); err != nil {
 		return nil, err
 	}
 	return &samplev1.RestoreResponse{}, nil

@@ -1,7 +1,8 @@
 // Package local runs the whole sample in one process: a coordinator on
-// SQLite and the order, inventory and account services, each on its own
-// SQLite file, all in one directory and on loopback ports. `gtx demo` and
-// the sample's tests use it; nothing needs to be installed.
+// SQLite, an embedded NATS server with JetStream for the saga steps, and
+// the order, inventory and account services, each on its own SQLite file,
+// all in one directory and on loopback ports. `gtx demo` and the sample's
+// tests use it; nothing needs to be installed.
 //
 //	st, err := local.Start(ctx, local.Config{Dir: dir})
 //	...
@@ -18,6 +19,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -34,7 +36,7 @@ import (
 // Config configures a local run.
 type Config struct {
 	// Dir holds the SQLite files (tc.db, order.db, inventory.db,
-	// account.db). Required.
+	// account.db) and the NATS server's JetStream store (nats/). Required.
 	Dir string
 	// TxTimeout is the global transactions' timeout; 0 means 30 s.
 	TxTimeout time.Duration
@@ -47,6 +49,8 @@ type Stack struct {
 	// TCAddr is the coordinator's gRPC address; TC a client of it.
 	TCAddr string
 	TC     tcv1.CoordinatorClient // see TCAddr
+	// NATSURL is the embedded NATS server's URL (nats://127.0.0.1:port).
+	NATSURL string
 	// OrderURL, InventoryURL and AccountURL are the services' HTTP base
 	// URLs (http://127.0.0.1:port).
 	OrderURL     string
@@ -62,8 +66,8 @@ func SQLiteDSN(path string) string {
 	return path + "?_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_txlock=immediate"
 }
 
-// Start starts the coordinator and the three services. On error, what was
-// started is stopped again.
+// Start starts the coordinator, the NATS server and the three services. On
+// error, what was started is stopped again.
 func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("local: Config.Dir is empty: give a directory for the SQLite files")
@@ -85,9 +89,13 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 	if err := st.startTC(ctx, cfg.Dir, log); err != nil {
 		return st, err
 	}
+	if err := st.startNATS(filepath.Join(cfg.Dir, "nats")); err != nil {
+		return st, err
+	}
 	base := func(name string) service.Config {
 		c := service.DefaultConfig(name)
 		c.TC = st.TCAddr
+		c.NATSURL = st.NATSURL
 		c.Driver = service.SQLite
 		c.DSN = SQLiteDSN(filepath.Join(cfg.Dir, name+".db"))
 		c.TxTimeout = cfg.TxTimeout
@@ -161,7 +169,32 @@ func (st *Stack) startTC(ctx context.Context, dir string, log *slog.Logger) erro
 	return nil
 }
 
-// Close stops the services and the coordinator, newest first.
+// startNATS starts an embedded NATS server with JetStream, its store in
+// dir, on a free loopback port.
+func (st *Stack) startNATS(dir string) error {
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "gtx-local",
+		Host:       "127.0.0.1",
+		Port:       server.RANDOM_PORT,
+		JetStream:  true,
+		StoreDir:   dir,
+		NoLog:      true,
+		NoSigs:     true,
+	})
+	if err != nil {
+		return fmt.Errorf("local: NATS server: %w", err)
+	}
+	ns.Start()
+	st.closers = append(st.closers, func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		return errors.New("local: the embedded NATS server did not start within 10s")
+	}
+	st.NATSURL = ns.ClientURL()
+	return nil
+}
+
+// Close stops the services, the NATS server and the coordinator, newest
+// first.
 func (st *Stack) Close() {
 	for i := len(st.closers) - 1; i >= 0; i-- {
 		st.closers[i]()

@@ -4,8 +4,9 @@
 // order service's own orders table. In modes "at" and "tcc" the handler runs
 // under the kratosgtx.GlobalTx annotation, so the transaction begins before
 // the handler and commits or rolls back with its result; in mode "saga" the
-// handler runs a code saga (modes/saga) whose steps are compensated in
-// reverse when one fails.
+// handler runs a code saga (modes/saga) whose stock and money steps, and
+// their compensations, travel over NATS JetStream (service.StepClient), and
+// whose steps are compensated in reverse when one fails.
 package order
 
 import (
@@ -31,7 +32,9 @@ import (
 	"github.com/gtx-io/gtx/interceptors"
 	"github.com/gtx-io/gtx/interceptors/kratosgtx"
 	"github.com/gtx-io/gtx/modes/saga"
+	"github.com/gtx-io/gtx/samples/order-inventory/account"
 	"github.com/gtx-io/gtx/samples/order-inventory/api/samplev1"
+	"github.com/gtx-io/gtx/samples/order-inventory/inventory"
 	"github.com/gtx-io/gtx/samples/order-inventory/service"
 )
 
@@ -104,9 +107,10 @@ type Orders struct {
 // Service is a running order service.
 type Service struct {
 	*service.Base
-	inv  samplev1.InventoryClient
-	acc  samplev1.AccountClient
-	saga *saga.Orchestrator
+	inv   samplev1.InventoryClient
+	acc   samplev1.AccountClient
+	steps *service.StepClient
+	saga  *saga.Orchestrator
 }
 
 // New opens the service's database (creating its table), connects to the
@@ -170,16 +174,17 @@ func (s *Service) setup(ctx context.Context, cfg Config) error {
 		return err
 	}
 	s.inv, s.acc = samplev1.NewInventoryClient(ic), samplev1.NewAccountClient(ac)
+	if s.steps, err = s.StepClient(ctx); err != nil {
+		return err
+	}
 
 	reg := saga.NewRegistry()
 	for name, c := range map[string]saga.Compensation{
 		"release-stock": func(ctx context.Context, c saga.Call) error {
-			_, err := s.inv.Restore(ctx, &samplev1.RestoreRequest{Key: c.Key})
-			return err
+			return s.steps.Undo(ctx, inventory.StepRelease, c)
 		},
 		"refund": func(ctx context.Context, c saga.Call) error {
-			_, err := s.acc.Refund(ctx, &samplev1.RefundRequest{Key: c.Key})
-			return err
+			return s.steps.Undo(ctx, account.StepRefund, c)
 		},
 		"drop-order": func(ctx context.Context, c saga.Call) error {
 			_, err := s.Plain.ExecContext(ctx, "DELETE FROM orders WHERE order_id = ?", string(c.Data))
@@ -289,22 +294,24 @@ func (s *Service) placeTx(ctx context.Context, in *PlaceRequest, res *PlaceResul
 	return sleep(ctx, in.DelayMS)
 }
 
-// placeSaga runs the order as a code saga: take the stock, take the money,
+// placeSaga runs the order as a code saga: take the stock, take the money
+// (both steps sent over NATS JetStream, the XID in the message headers),
 // record the order, each compensated if a later step fails.
 func (s *Service) placeSaga(ctx context.Context, in *PlaceRequest, res *PlaceResult) error {
 	var amount int64
 	sg := saga.Define("place-order-saga").
 		Then(saga.Step{Name: "reserve-stock", Compensation: "release-stock", Action: func(ctx context.Context, c saga.Call) error {
 			res.XID = c.XID
-			d, err := s.inv.Deduct(ctx, &samplev1.DeductRequest{Sku: in.SKU, Quantity: in.Quantity, Mode: "saga", Fail: in.Fail == "inventory", Key: c.Key})
+			var out inventory.Reserved
+			err := s.steps.Do(ctx, inventory.StepReserve, c, inventory.Reserve{SKU: in.SKU, Quantity: in.Quantity, Fail: in.Fail == "inventory"}, &out)
 			if err != nil {
 				return stepError(err)
 			}
-			amount = d.GetPrice() * in.Quantity
+			amount = out.Price * in.Quantity
 			return nil
 		}, Retry: stepRetry}).
 		Then(saga.Step{Name: "charge", Compensation: "refund", Retry: stepRetry, Action: func(ctx context.Context, c saga.Call) error {
-			_, err := s.acc.Debit(ctx, &samplev1.DebitRequest{User: in.User, Amount: amount, Mode: "saga", Fail: in.Fail == "account", Key: c.Key})
+			err := s.steps.Do(ctx, account.StepDebit, c, account.Charge{User: in.User, Amount: amount, Fail: in.Fail == "account"}, nil)
 			return stepError(err)
 		}}).
 		Then(saga.Step{Name: "record", Compensation: "drop-order", Data: []byte(res.OrderID), Action: func(ctx context.Context, c saga.Call) error {
@@ -322,14 +329,16 @@ func (s *Service) placeSaga(ctx context.Context, in *PlaceRequest, res *PlaceRes
 	return s.saga.Run(ctx, sg)
 }
 
-// stepRetry retries a saga step that lost a race for a row: its local
-// transaction changed nothing, and the step is idempotent by its key.
+// stepRetry retries a saga step that lost a race for a row (its local
+// transaction changed nothing) or got no reply in time: the step is
+// idempotent by its key.
 var stepRetry = saga.RetryPolicy{MaxAttempts: 5, Initial: 20 * time.Millisecond, Multiplier: 2}
 
 // stepError makes err permanent unless the participant said the step lost a
-// race for a row (service.ReasonRowLocked) and may be retried.
+// race for a row (service.ReasonRowLocked), or no reply came
+// (service.ReasonStepTimeout): those may be retried.
 func stepError(err error) error {
-	if err == nil || kerrors.Reason(err) == service.ReasonRowLocked {
+	if r := kerrors.Reason(err); err == nil || r == service.ReasonRowLocked || r == service.ReasonStepTimeout {
 		return err
 	}
 	return saga.Permanent(err)

@@ -17,9 +17,9 @@ import (
 	kgrpc "github.com/go-kratos/kratos/v2/transport/grpc"
 	khttp "github.com/go-kratos/kratos/v2/transport/http"
 	_ "github.com/go-sql-driver/mysql" // the "mysql" driver
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials/insecure"
 
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 	"github.com/gtx-io/gtx/interceptors/kratosgtx"
@@ -49,6 +49,9 @@ type Base struct {
 	// services on them before Start.
 	HTTP *khttp.Server
 	GRPC *kgrpc.Server // see HTTP
+	// JS is JetStream on Cfg.NATSURL, which carries the saga steps (see
+	// ServeSteps and StepClient).
+	JS jetstream.JetStream
 
 	dialect at.Dialect
 	conn    *grpc.ClientConn
@@ -56,10 +59,12 @@ type Base struct {
 	once    sync.Once
 }
 
-// Open dials the coordinator, creates the resource and transaction
-// managers, opens the database both ways, creates the AT undo table, and
-// builds the servers with recovery, kratosgtx.Server() and
-// metadata.Server() followed by extra. Nothing is served until Start.
+// Open dials the coordinator replicas, creates the resource manager (which
+// attaches to every replica Cfg.TC names) and the transaction manager,
+// opens the database both ways, creates the AT undo table, connects to
+// NATS and creates the saga steps' stream, and builds the servers with
+// recovery, kratosgtx.Server() and metadata.Server() followed by extra.
+// Nothing is served until Start.
 func Open(ctx context.Context, cfg Config, extra ...func(*Base) (middleware.Middleware, error)) (b *Base, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -75,14 +80,24 @@ func Open(ctx context.Context, cfg Config, extra ...func(*Base) (middleware.Midd
 			b = nil
 		}
 	}()
-	b.conn, err = grpc.NewClient(cfg.TC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	coords, err := ParseCoordinators(cfg.TC)
 	if err != nil {
+		return b, err
+	}
+	opts, insecureToken, err := cfg.dialOptions()
+	if err != nil {
+		return b, err
+	}
+	if insecureToken {
+		b.Log.Warn("sending the coordinator token without TLS: give a CA (-tc-ca) outside loopback")
+	}
+	if b.conn, err = coords.dial(opts); err != nil {
 		return b, fmt.Errorf("service %s: dial the coordinator at %s: %w", cfg.Name, cfg.TC, err)
 	}
 	b.TC = tcv1.NewCoordinatorClient(b.conn)
 	rcfg := rm.DefaultConfig()
 	rcfg.Application = cfg.Name
-	rcfg.Coordinators = []tcv1.CoordinatorClient{b.TC}
+	rcfg.Discovery = &rm.Discovery{Resolver: coords.resolver(), Dial: rm.GRPCDialer(opts...)}
 	rcfg.Logger = b.Log
 	if b.RM, err = rm.New(rcfg); err != nil {
 		return b, fmt.Errorf("service %s: %w", cfg.Name, err)
@@ -125,6 +140,9 @@ func Open(ctx context.Context, cfg Config, extra ...func(*Base) (middleware.Midd
 	if err := at.Migrate(ctx, b.Plain, b.dialect, acfg.UndoTable); err != nil {
 		return b, fmt.Errorf("service %s: %w", cfg.Name, err)
 	}
+	if err := b.openNATS(ctx); err != nil {
+		return b, err
+	}
 
 	mw := []middleware.Middleware{recovery.Recovery(), kratosgtx.Server(kratosgtx.WithLogger(b.Log)), metadata.Server()}
 	for _, f := range extra {
@@ -142,16 +160,16 @@ func Open(ctx context.Context, cfg Config, extra ...func(*Base) (middleware.Midd
 // MySQL reports whether the service runs on MySQL or MariaDB.
 func (b *Base) MySQL() bool { return b.Cfg.Driver == MySQL }
 
-// Start attaches the resource manager to the coordinator (waiting up to
-// 10 s for it; the manager keeps trying in the background after that) and
-// serves HTTP and gRPC until Close.
+// Start attaches the resource manager to every coordinator replica
+// (waiting up to 10 s for them; the manager keeps trying in the background
+// after that) and serves HTTP and gRPC until Close.
 func (b *Base) Start(ctx context.Context) error {
 	if err := b.RM.Start(ctx); err != nil {
 		return fmt.Errorf("service %s: %w", b.Cfg.Name, err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	if err := b.RM.WaitAttached(wctx); err != nil {
-		b.Log.Warn("not attached to the coordinator yet; retrying in the background", "tc", b.Cfg.TC, "err", err)
+		b.Log.Warn("not attached to every coordinator yet; retrying in the background", "tc", b.Cfg.TC, "err", err)
 	}
 	cancel()
 	if _, err := b.HTTP.Endpoint(); err != nil {

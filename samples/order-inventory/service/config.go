@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -26,10 +27,31 @@ type Config struct {
 	// HTTPAddr and GRPCAddr are the listen addresses; port 0 picks one.
 	HTTPAddr string
 	GRPCAddr string // see HTTPAddr
-	// TC is the coordinator's gRPC address (host:port).
+	// TC names the coordinator's replicas (see ParseCoordinators):
+	// "host:port", a list "host1:port,host2:port", or "dns:///name:port".
+	// The resource manager attaches to every replica, since any of them may
+	// drive phase 2; the transaction manager's calls go round robin.
 	TC string
-	// Driver is MySQL or SQLite. PostgreSQL is not offered: AT mode has no
-	// PostgreSQL dialect yet.
+	// TCToken is this application's token for a coordinator that requires
+	// tokens (gtx tc --auth-tokens-file); empty sends none. It is sent with
+	// every call and never logged.
+	TCToken string
+	// TCCA is a PEM file of the CA that signed the coordinator's
+	// certificate: the connections use TLS. Empty means plaintext, with a
+	// warning when a token is sent.
+	TCCA string
+	// NATSURL is the NATS server with JetStream that carries the saga
+	// steps (nats://host:4222).
+	NATSURL string
+	// NATSStream is the JetStream stream of the saga steps, and
+	// NATSSubject the subject prefix it holds (NATSSubject + ".>"). Every
+	// service of one sample must use the same two; two samples on one
+	// server need different ones.
+	NATSStream  string
+	NATSSubject string // see NATSStream
+	// Driver is MySQL or SQLite. PostgreSQL is not offered yet: it needs
+	// AT mode's PostgreSQL dialect, and then only a driver name here and
+	// its dialect in Open.
 	Driver string
 	// DSN names the service's own database: a go-sql-driver/mysql DSN with
 	// a database name, or an SQLite file path with its query options.
@@ -44,14 +66,24 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Defaults of the NATS stream and subject prefix.
+const (
+	DefaultNATSStream  = "GTX_SAMPLE"
+	DefaultNATSSubject = "gtx.sample"
+)
+
 // DefaultConfig listens on loopback ports chosen by the system, expects a
-// coordinator on 127.0.0.1:8091 and gives global transactions 30 s.
+// coordinator on 127.0.0.1:8091 and NATS on 127.0.0.1:4222, and gives
+// global transactions 30 s.
 func DefaultConfig(name string) Config {
 	return Config{
 		Name:           name,
 		HTTPAddr:       "127.0.0.1:0",
 		GRPCAddr:       "127.0.0.1:0",
 		TC:             "127.0.0.1:8091",
+		NATSURL:        "nats://127.0.0.1:4222",
+		NATSStream:     DefaultNATSStream,
+		NATSSubject:    DefaultNATSSubject,
 		Driver:         SQLite,
 		TxTimeout:      30 * time.Second,
 		RequestTimeout: 90 * time.Second,
@@ -71,6 +103,12 @@ func (c *Config) Validate() error {
 		return bad("HTTPAddr and GRPCAddr are required (use port 0 for any)")
 	case c.TC == "":
 		return bad("TC is empty: give the coordinator's address")
+	case c.NATSURL == "":
+		return bad("NATSURL is empty: saga steps travel over NATS JetStream; give its URL")
+	case !validStreamName(c.NATSStream):
+		return bad("NATSStream %q: give a stream name without spaces, dots, '*', '>', '/' or '\\'", c.NATSStream)
+	case !validSubjectPrefix(c.NATSSubject):
+		return bad("NATSSubject %q: give subject tokens joined by dots, without spaces or wildcards", c.NATSSubject)
 	case c.Driver != MySQL && c.Driver != SQLite:
 		return bad("Driver is %q: use %q or %q (AT mode has no PostgreSQL dialect yet)", c.Driver, MySQL, SQLite)
 	case c.DSN == "":
@@ -78,5 +116,25 @@ func (c *Config) Validate() error {
 	case c.TxTimeout <= 0 || c.RequestTimeout <= 0:
 		return bad("TxTimeout and RequestTimeout must be positive")
 	}
-	return nil
+	_, err := ParseCoordinators(c.TC)
+	return err
+}
+
+// validStreamName reports whether s may name a JetStream stream.
+func validStreamName(s string) bool {
+	return s != "" && !strings.ContainsAny(s, " \t\r\n.*>/\\")
+}
+
+// validSubjectPrefix reports whether s is a NATS subject without
+// wildcards, under which ".>" may be appended.
+func validSubjectPrefix(s string) bool {
+	if s == "" || strings.ContainsAny(s, " \t\r\n*>") {
+		return false
+	}
+	for tok := range strings.SplitSeq(s, ".") {
+		if tok == "" {
+			return false
+		}
+	}
+	return true
 }

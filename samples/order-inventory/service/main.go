@@ -14,21 +14,41 @@ import (
 
 // Flags binds the common flags of a service binary to c, each defaulting to
 // an environment variable when it is set: -http (GTX_HTTP_ADDR), -grpc
-// (GTX_GRPC_ADDR), -tc (GTX_TC), -db-driver (GTX_DB_DRIVER), -db-dsn
-// (GTX_DB_DSN), -tx-timeout (GTX_TX_TIMEOUT). It returns the log level flag
+// (GTX_GRPC_ADDR), -tc (GTX_TC), -tc-ca (GTX_TC_CA), -nats (GTX_NATS_URL),
+// -nats-stream (GTX_NATS_STREAM), -nats-subject (GTX_NATS_SUBJECT),
+// -db-driver (GTX_DB_DRIVER), -db-dsn (GTX_DB_DSN), -tx-timeout
+// (GTX_TX_TIMEOUT). The coordinator token has no flag, which would show in
+// process listings: it comes from GTX_TC_TOKEN, or from the file
+// -tc-token-file (GTX_TC_TOKEN_FILE) names; call the returned function
+// after parsing to read it. The second value is the log level flag
 // (-log-level, GTX_LOG_LEVEL).
-func Flags(fs *flag.FlagSet, c *Config) *string {
+func Flags(fs *flag.FlagSet, c *Config) (token func() error, level *string) {
 	fs.StringVar(&c.HTTPAddr, "http", Env("GTX_HTTP_ADDR", c.HTTPAddr), "HTTP listen address (GTX_HTTP_ADDR)")
 	fs.StringVar(&c.GRPCAddr, "grpc", Env("GTX_GRPC_ADDR", c.GRPCAddr), "gRPC listen address (GTX_GRPC_ADDR)")
-	fs.StringVar(&c.TC, "tc", Env("GTX_TC", c.TC), "coordinator gRPC address (GTX_TC)")
-	fs.StringVar(&c.Driver, "db-driver", Env("GTX_DB_DRIVER", c.Driver), "database driver: mysql (MySQL/MariaDB) or sqlite; AT mode has no PostgreSQL dialect yet (GTX_DB_DRIVER)")
+	fs.StringVar(&c.TC, "tc", Env("GTX_TC", c.TC), "coordinator replicas: host:port, host1:port,host2:port, or dns:///name:port (GTX_TC)")
+	fs.StringVar(&c.TCCA, "tc-ca", Env("GTX_TC_CA", c.TCCA), "PEM file of the CA of the coordinator's TLS certificate; empty: plaintext (GTX_TC_CA)")
+	tokenFile := fs.String("tc-token-file", Env("GTX_TC_TOKEN_FILE", ""), "file holding this application's coordinator token; GTX_TC_TOKEN gives it directly (GTX_TC_TOKEN_FILE)")
+	fs.StringVar(&c.NATSURL, "nats", Env("GTX_NATS_URL", c.NATSURL), "NATS server with JetStream, for the saga steps (GTX_NATS_URL)")
+	fs.StringVar(&c.NATSStream, "nats-stream", Env("GTX_NATS_STREAM", c.NATSStream), "JetStream stream of the saga steps (GTX_NATS_STREAM)")
+	fs.StringVar(&c.NATSSubject, "nats-subject", Env("GTX_NATS_SUBJECT", c.NATSSubject), "subject prefix of the saga steps; the stream holds prefix.> (GTX_NATS_SUBJECT)")
+	fs.StringVar(&c.Driver, "db-driver", Env("GTX_DB_DRIVER", c.Driver), "database driver: mysql (MySQL/MariaDB) or sqlite (GTX_DB_DRIVER)")
 	fs.StringVar(&c.DSN, "db-dsn", Env("GTX_DB_DSN", c.DSN), "the service's database: user@tcp(host:3306)/db for mysql, a file path for sqlite (GTX_DB_DSN)")
 	timeout := c.TxTimeout
 	if v, err := time.ParseDuration(os.Getenv("GTX_TX_TIMEOUT")); err == nil {
 		timeout = v
 	}
 	fs.DurationVar(&c.TxTimeout, "tx-timeout", timeout, "timeout of the global transactions this service begins (GTX_TX_TIMEOUT)")
-	return fs.String("log-level", Env("GTX_LOG_LEVEL", "info"), "debug, info, warn or error (GTX_LOG_LEVEL)")
+	level = fs.String("log-level", Env("GTX_LOG_LEVEL", "info"), "debug, info, warn or error (GTX_LOG_LEVEL)")
+	token = func() error {
+		c.TCToken = os.Getenv("GTX_TC_TOKEN")
+		if *tokenFile == "" {
+			return nil
+		}
+		tok, err := ReadToken(*tokenFile)
+		c.TCToken = tok
+		return err
+	}
+	return token, level
 }
 
 // Env returns the environment variable key, or def when it is unset.

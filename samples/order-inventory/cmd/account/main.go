@@ -15,11 +15,14 @@ import (
 func main() {
 	cfg := service.DefaultConfig("account")
 	cfg.HTTPAddr, cfg.GRPCAddr, cfg.DSN = "127.0.0.1:8003", "127.0.0.1:9003", "account.db"
-	level := service.Flags(flag.CommandLine, &cfg)
+	token, level := service.Flags(flag.CommandLine, &cfg)
 	flag.Parse()
 	service.Main("account", func(ctx context.Context) (func(), error) {
 		log, err := service.Logger(*level)
 		if err != nil {
+			return nil, err
+		}
+		if err := token(); err != nil {
 			return nil, err
 		}
 		cfg.Logger = log

@@ -15,11 +15,14 @@ import (
 func main() {
 	cfg := service.DefaultConfig("inventory")
 	cfg.HTTPAddr, cfg.GRPCAddr, cfg.DSN = "127.0.0.1:8002", "127.0.0.1:9002", "inventory.db"
-	level := service.Flags(flag.CommandLine, &cfg)
+	token, level := service.Flags(flag.CommandLine, &cfg)
 	flag.Parse()
 	service.Main("inventory", func(ctx context.Context) (func(), error) {
 		log, err := service.Logger(*level)
 		if err != nil {
+			return nil, err
+		}
+		if err := token(); err != nil {
 			return nil, err
 		}
 		cfg.Logger = log

@@ -16,13 +16,16 @@ import (
 func main() {
 	cfg := order.Config{Config: service.DefaultConfig("order")}
 	cfg.HTTPAddr, cfg.GRPCAddr, cfg.DSN = "127.0.0.1:8001", "127.0.0.1:9001", "order.db"
-	level := service.Flags(flag.CommandLine, &cfg.Config)
+	token, level := service.Flags(flag.CommandLine, &cfg.Config)
 	flag.StringVar(&cfg.Inventory, "inventory", service.Env("GTX_INVENTORY", "127.0.0.1:9002"), "inventory gRPC address (GTX_INVENTORY)")
 	flag.StringVar(&cfg.Account, "account", service.Env("GTX_ACCOUNT", "127.0.0.1:9003"), "account gRPC address (GTX_ACCOUNT)")
 	flag.Parse()
 	service.Main("order", func(ctx context.Context) (func(), error) {
 		log, err := service.Logger(*level)
 		if err != nil {
+			return nil, err
+		}
+		if err := token(); err != nil {
 			return nil, err
 		}
 		cfg.Logger = log

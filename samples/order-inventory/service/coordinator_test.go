@@ -1,0 +1,110 @@
+package service
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseCoordinators(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want Coordinators
+		ok   bool
+	}{
+		{"127.0.0.1:8091", Coordinators{Addrs: []string{"127.0.0.1:8091"}}, true},
+		{"a:1,b:2", Coordinators{Addrs: []string{"a:1", "b:2"}}, true},
+		{" a:1 , b:2 ,a:1", Coordinators{Addrs: []string{"a:1", "b:2"}}, true},
+		{"[::1]:8091", Coordinators{Addrs: []string{"[::1]:8091"}}, true},
+		{"dns:///gtx-tc-headless:8091", Coordinators{DNSName: "gtx-tc-headless", DNSPort: 8091}, true},
+		{"", Coordinators{}, false},
+		{"a:1,", Coordinators{}, false},
+		{"nohost", Coordinators{}, false},
+		{":8091", Coordinators{}, false},
+		{"dns:///name", Coordinators{}, false},
+		{"dns:///name:0", Coordinators{}, false},
+		{"dns:///name:http", Coordinators{}, false},
+		{"dns:///a:1,b:2", Coordinators{}, false},
+	} {
+		got, err := ParseCoordinators(tt.in)
+		if tt.ok != (err == nil) || tt.ok && !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("ParseCoordinators(%q) = %+v, %v; want %+v, ok %v", tt.in, got, err, tt.want, tt.ok)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("ParseCoordinators(%q): error %v does not match ErrInvalidConfig", tt.in, err)
+		}
+	}
+}
+
+func FuzzParseCoordinators(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:8091", "a:1,b:2", "dns:///gtx-tc-headless:8091", "dns:///x", ",", "[::1]:1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := ParseCoordinators(s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("error %v does not match ErrInvalidConfig", err)
+			}
+			return
+		}
+		if (c.DNSName == "") == (len(c.Addrs) == 0) {
+			t.Fatalf("%q parsed to %+v: want either addresses or a DNS name", s, c)
+		}
+		for _, a := range c.Addrs {
+			if a == "" || strings.Contains(a, ",") {
+				t.Fatalf("%q parsed to address %q", s, a)
+			}
+		}
+	})
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := DefaultConfig("inventory")
+	good.DSN = "inventory.db"
+	for _, tt := range []struct {
+		name   string
+		change func(*Config)
+		ok     bool
+	}{
+		{"default", func(*Config) {}, true},
+		{"replica list", func(c *Config) { c.TC = "a:1,b:2" }, true},
+		{"dns", func(c *Config) { c.TC = "dns:///tc:8091" }, true},
+		{"bad tc", func(c *Config) { c.TC = "a:1,,b:2" }, false},
+		{"no nats", func(c *Config) { c.NATSURL = "" }, false},
+		{"stream with a dot", func(c *Config) { c.NATSStream = "A.B" }, false},
+		{"subject wildcard", func(c *Config) { c.NATSSubject = "gtx.*" }, false},
+		{"subject empty token", func(c *Config) { c.NATSSubject = "gtx..x" }, false},
+		{"postgres", func(c *Config) { c.Driver = "postgres" }, false},
+	} {
+		c := good
+		tt.change(&c)
+		if err := c.Validate(); tt.ok != (err == nil) || err != nil && !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: Validate() = %v, want ok %v", tt.name, err, tt.ok)
+		}
+	}
+}
+
+func TestReadToken(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "token")
+	if err := os.WriteFile(path, []byte("  s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := ReadToken(path); err != nil || tok != "s3cret" {
+		t.Fatalf("ReadToken = %q, %v; want s3cret", tok, err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadToken(empty); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("ReadToken of an empty file: %v, want ErrInvalidConfig", err)
+	}
+	if _, err := ReadToken(filepath.Join(dir, "missing")); err == nil {
+		t.Fatal("ReadToken of a missing file: no error")
+	}
+}
