@@ -3,6 +3,7 @@ module github.com/gtx-io/gtx
 go 1.26.8
 
 require (
+	github.com/pganalyze/pg_query_go/v6 v6.2.5
 	github.com/prometheus/client_golang v1.24.0
 	github.com/prometheus/client_model v0.6.2
 	github.com/schollz/progressbar/v3 v3.19.0

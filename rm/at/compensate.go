@@ -40,7 +40,7 @@ func (s undoStore) rollback(ctx context.Context, db *sql.DB, xid string, branchI
 			_ = tx.Rollback()
 		}
 	}()
-	q := sqlQueryer{tx: tx}
+	q := sqlQueryer{tx: tx, d: s.d}
 	if lw := s.d.LockWrites(s.table); lw != "" {
 		if _, err := q.exec(ctx, lw, nil); err != nil {
 			return fmt.Errorf("at: rollback %s branch %d: %w", xid, branchID, err)
@@ -163,7 +163,11 @@ func (s undoStore) restore(ctx context.Context, q queryer, m *TableMeta, r RowIm
 			cols[i] = s.d.Quote(c.Name)
 			args[i] = r.Before[i].Arg()
 		}
-		_, err := q.exec(ctx, "INSERT INTO "+name+" ("+strings.Join(cols, ", ")+") VALUES ("+
+		override := ""
+		if x, ok := s.d.(ExtendedDialect); ok && x.InsertOverride() != "" {
+			override = " " + x.InsertOverride()
+		}
+		_, err := q.exec(ctx, "INSERT INTO "+name+" ("+strings.Join(cols, ", ")+")"+override+" VALUES ("+
 			strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ")+")", args)
 		return err
 	}
@@ -200,8 +204,11 @@ func (s undoStore) deleteUndo(ctx context.Context, db *sql.DB, branches []branch
 		for _, b := range batch {
 			args = append(args, b.xid, b.branchID)
 		}
-		query := "DELETE FROM " + s.d.Quote(s.table) + " WHERE (xid, branch_id) IN (" +
-			strings.TrimSuffix(strings.Repeat("(?, ?), ", len(batch)), ", ") + ")"
+		query, err := bind(s.d, "DELETE FROM "+s.d.Quote(s.table)+" WHERE (xid, branch_id) IN ("+
+			strings.TrimSuffix(strings.Repeat("(?, ?), ", len(batch)), ", ")+")")
+		if err != nil {
+			return err
+		}
 		if _, err := db.ExecContext(ctx, query, args...); err != nil {
 			return fmt.Errorf("at: delete %d undo logs: %w", len(batch), err)
 		}

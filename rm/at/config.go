@@ -26,8 +26,10 @@ type LockQuerier interface {
 // DriverName and DSN (or Connector and Dialect), Manager and Locks.
 type Config struct {
 	// DriverName is the database/sql driver AT wraps: "mysql"
-	// (github.com/go-sql-driver/mysql) or "sqlite"
-	// (github.com/glebarez/go-sqlite). It must be registered.
+	// (github.com/go-sql-driver/mysql), "sqlite"
+	// (github.com/glebarez/go-sqlite), or one a dialect package registered
+	// with RegisterDialect ("pgx", github.com/jackc/pgx/v5/stdlib, with
+	// package atpg imported).
 	DriverName string
 	// DSN is the wrapped driver's data source name.
 	DSN string
@@ -141,7 +143,8 @@ func (c *Config) Validate() error {
 
 // ResourceID derives a resource ID from a DSN, leaving the password out:
 // "mysql:user@tcp(host:3306)/db" for MySQL, "sqlite:/absolute/path" for
-// SQLite (query parameters dropped).
+// SQLite (query parameters dropped), and what RegisterDialect's function
+// returns for the other drivers.
 func ResourceID(driverName, dsn string) (string, error) {
 	switch dialectFor(driverName) {
 	case MySQL():
@@ -163,6 +166,9 @@ func ResourceID(driverName, dsn string) (string, error) {
 			return "", fmt.Errorf("at: sqlite path: %w", err)
 		}
 		return "sqlite:" + abs, nil
+	}
+	if id, ok, err := registeredResourceID(driverName, dsn); ok {
+		return id, err
 	}
 	return "", fmt.Errorf("at: cannot derive a resource ID for driver %q; set ResourceID", driverName)
 }

@@ -115,8 +115,9 @@ func (d atDriver) Open(dsn string) (driver.Conn, error) {
 	return c.Connect(context.Background())
 }
 
-// OpenConnector opens a connector for sql.Open("gtx-mysql", dsn) and
-// sql.Open("gtx-sqlite", dsn), configured by SetDefaults.
+// OpenConnector opens a connector for sql.Open("gtx-mysql", dsn),
+// sql.Open("gtx-sqlite", dsn) and the names RegisterDialect adds,
+// configured by SetDefaults.
 func (d atDriver) OpenConnector(dsn string) (driver.Connector, error) {
 	if d.wrapped == "" {
 		return nil, errors.New("at: this driver value comes from a Connector; open databases with at.Open or sql.Open(\"gtx-mysql\", dsn)")
@@ -132,10 +133,12 @@ func (d atDriver) OpenConnector(dsn string) (driver.Connector, error) {
 }
 
 // Driver names registered with database/sql: each wraps the driver of the
-// same name without the prefix.
+// same name without the prefix. DriverPostgres is registered by package
+// atpg (RegisterDialect), which a program imports to use it.
 const (
-	DriverMySQL  = "gtx-mysql"
-	DriverSQLite = "gtx-sqlite"
+	DriverMySQL    = "gtx-mysql"
+	DriverSQLite   = "gtx-sqlite"
+	DriverPostgres = "gtx-pgx"
 )
 
 var defaults struct {
@@ -144,8 +147,8 @@ var defaults struct {
 	set bool
 }
 
-// SetDefaults sets the configuration sql.Open(DriverMySQL, dsn) and
-// sql.Open(DriverSQLite, dsn) use: cfg's Manager, Locks and policies, with
+// SetDefaults sets the configuration sql.Open(DriverMySQL, dsn),
+// sql.Open(DriverSQLite, dsn) and sql.Open(DriverPostgres, dsn) use: cfg's Manager, Locks and policies, with
 // DriverName, DSN, Dialect and ResourceID taken from the driver name and
 // the DSN. It is the explicit registry behind those names, like
 // sql.Register; call it once at start-up.
@@ -188,7 +191,11 @@ func PurgeDefended(ctx context.Context, db *sql.DB, d Dialect, undoTable string,
 		return 0, fmt.Errorf("at: purge defense rows: negative age %v", age)
 	}
 	cond, arg := d.CreatedBefore(age)
-	res, err := db.ExecContext(ctx, "DELETE FROM "+d.Quote(undoTable)+" WHERE state = ? AND "+cond, stateDefended, arg)
+	query, err := bind(d, "DELETE FROM "+d.Quote(undoTable)+" WHERE state = ? AND "+cond)
+	if err != nil {
+		return 0, err
+	}
+	res, err := db.ExecContext(ctx, query, stateDefended, arg)
 	if err != nil {
 		return 0, fmt.Errorf("at: purge defense rows of %s: %w", undoTable, err)
 	}

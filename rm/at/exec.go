@@ -163,7 +163,7 @@ func (e *executor) updateOrDelete(ctx context.Context, st *Statement, args []any
 	if !st.Limit.Empty() {
 		sel.WriteString(" " + st.Limit.SQL)
 	}
-	sel.WriteString(e.d.ForUpdate())
+	sel.WriteString(lockRows(e.d, ts))
 	raw, err := e.q.Query(ctx, sel.String(), pick(args, st.From.Args, st.Where.Args, order.Args, st.Limit.Args))
 	if err != nil {
 		return execResult{}, err
@@ -282,6 +282,9 @@ func (e *executor) insert(ctx context.Context, st *Statement, args []any, undo *
 			return execResult{}, fmt.Errorf("at: INSERT row has %d values for %d columns", len(row), len(cols))
 		}
 	}
+	if _, ok := e.d.(ExtendedDialect); ok {
+		return e.insertReturning(ctx, st, args, undo, m)
+	}
 	// Each row's key is given (literals or placeholders) or numbered by the
 	// database; a mix in one statement cannot be read back.
 	auto := m.AutoIncrement()
@@ -346,6 +349,25 @@ func (e *executor) insert(ctx context.Context, st *Statement, args []any, undo *
 	return res, nil
 }
 
+// insertReturning runs an INSERT with RETURNING of every column: its rows
+// are the after image, whatever its keys are made of.
+func (e *executor) insertReturning(ctx context.Context, st *Statement, args []any, undo *UndoLog, m *TableMeta) (execResult, error) {
+	raw, err := e.q.Query(ctx, st.SQL+" RETURNING "+selectList(e.d, m, st.Targets[0].Alias), pick(args, st.Args))
+	if err != nil {
+		return execResult{}, err
+	}
+	after := make([]Row, 0, len(raw))
+	for _, r := range raw {
+		row, err := decodeRow(e.d, m, r, 0)
+		if err != nil {
+			return execResult{}, err
+		}
+		after = append(after, row)
+	}
+	undo.add(m, nil, after)
+	return execResult{rowsAffected: int64(len(after)), meta: m, rows: after}, nil
+}
+
 // keyCondition returns a condition matching, for every row, each of keys
 // whose columns the row gives as constants, with its arguments. A row that
 // gives no key whole gets no condition.
@@ -392,7 +414,7 @@ func (e *executor) upsert(ctx context.Context, st *Statement, args []any, undo *
 	for _, c := range st.Insert.Update {
 		col := m.ColumnIndex(c.Name)
 		if col >= 0 && m.inUnique(col) {
-			return execResult{}, &RefusedError{SQL: st.SQL, Reason: fmt.Sprintf("ON DUPLICATE KEY UPDATE assigns key column %s; rows could not be found again", c.Name)}
+			return execResult{}, &RefusedError{SQL: st.SQL, Reason: fmt.Sprintf("the upsert's update assigns key column %s; rows could not be found again", c.Name)}
 		}
 	}
 	keys := append([][]int{m.PK}, m.Uniques...)
@@ -401,7 +423,7 @@ func (e *executor) upsert(ctx context.Context, st *Statement, args []any, undo *
 			return execResult{}, fmt.Errorf("at: INSERT row has %d values for %d columns", len(row), len(cols))
 		}
 		if c, _ := e.keyCondition(m, keys, cols, [][]InsertValue{row}, args); c == "" {
-			return execResult{}, &RefusedError{SQL: st.SQL, Reason: "every row of INSERT ... ON DUPLICATE KEY UPDATE or INSERT IGNORE must give all columns of a primary or unique key as literals or placeholders"}
+			return execResult{}, &RefusedError{SQL: st.SQL, Reason: "every row of an upsert (INSERT ... ON DUPLICATE KEY UPDATE, INSERT IGNORE, ON CONFLICT) must give all columns of a primary or unique key as literals or placeholders"}
 		}
 	}
 	cond, cargs := e.keyCondition(m, keys, cols, st.Insert.Rows, args)
@@ -440,7 +462,7 @@ func (e *executor) selectKeys(ctx context.Context, st *Statement, args []any) (s
 			if i > 0 || j > 0 {
 				sel.WriteString(", ")
 			}
-			sel.WriteString(e.d.SelectColumn(t.ref.Alias, t.meta.Columns[p].Name))
+			sel.WriteString(selectColumn(e.d, t.ref.Alias, t.meta.Columns[p]))
 		}
 	}
 	sel.WriteString(" FROM " + st.From.SQL)
@@ -453,7 +475,7 @@ func (e *executor) selectKeys(ctx context.Context, st *Statement, args []any) (s
 	if !st.Limit.Empty() {
 		sel.WriteString(" " + st.Limit.SQL)
 	}
-	sel.WriteString(e.d.ForUpdate())
+	sel.WriteString(lockRows(e.d, ts))
 	raw, err := e.q.Query(ctx, sel.String(), pick(args, st.From.Args, st.Where.Args, st.OrderBy.Args, st.Limit.Args))
 	if err != nil {
 		return "", e.schemaChanged(err)

@@ -17,7 +17,7 @@ func selectList(d Dialect, m *TableMeta, qualifier string) string {
 		if i > 0 {
 			sb.WriteString(", ")
 		}
-		sb.WriteString(d.SelectColumn(qualifier, c.Name))
+		sb.WriteString(selectColumn(d, qualifier, c))
 	}
 	return sb.String()
 }

@@ -39,6 +39,8 @@ type execResult struct {
 type connQueryer struct {
 	conn  driver.Conn
 	stmts *stmtCache
+	// d numbers the placeholders of every query (see bind).
+	d Dialect
 }
 
 func namedValues(args []any) []driver.NamedValue {
@@ -50,6 +52,10 @@ func namedValues(args []any) []driver.NamedValue {
 }
 
 func (q connQueryer) Query(ctx context.Context, query string, args []any) ([][]any, error) {
+	query, err := bind(q.d, query)
+	if err != nil {
+		return nil, err
+	}
 	nv := namedValues(args)
 	if qc, ok := q.conn.(driver.QueryerContext); ok {
 		rows, err := qc.QueryContext(ctx, query, nv)
@@ -76,6 +82,10 @@ func (q connQueryer) Query(ctx context.Context, query string, args []any) ([][]a
 }
 
 func (q connQueryer) exec(ctx context.Context, query string, args []any) (execResult, error) {
+	query, err := bind(q.d, query)
+	if err != nil {
+		return execResult{}, err
+	}
 	nv := namedValues(args)
 	if ec, ok := q.conn.(driver.ExecerContext); ok {
 		res, err := ec.ExecContext(ctx, query, nv)
@@ -221,9 +231,17 @@ func readRows(rows driver.Rows) (out [][]any, err error) {
 }
 
 // sqlQueryer runs statements in a database/sql transaction.
-type sqlQueryer struct{ tx *sql.Tx }
+type sqlQueryer struct {
+	tx *sql.Tx
+	// d numbers the placeholders of every query (see bind).
+	d Dialect
+}
 
 func (q sqlQueryer) Query(ctx context.Context, query string, args []any) ([][]any, error) {
+	query, err := bind(q.d, query)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := q.tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
@@ -249,6 +267,10 @@ func (q sqlQueryer) Query(ctx context.Context, query string, args []any) ([][]an
 }
 
 func (q sqlQueryer) exec(ctx context.Context, query string, args []any) (execResult, error) {
+	query, err := bind(q.d, query)
+	if err != nil {
+		return execResult{}, err
+	}
 	res, err := q.tx.ExecContext(ctx, query, args...)
 	if err != nil {
 		return execResult{}, err

@@ -156,9 +156,12 @@ func (s *sweeper) pass(ctx context.Context) (int, error) {
 	defer s.mu.Unlock()
 	cond, age := s.d.CreatedBefore(s.cfg.Age)
 	table := s.d.Quote(s.table)
-	rows, err := s.db.QueryContext(ctx, "SELECT xid, branch_id FROM "+table+" WHERE state = ? AND "+cond+
-		" AND (xid > ? OR (xid = ? AND branch_id > ?)) ORDER BY xid, branch_id LIMIT ?",
-		stateNormal, age, s.after.xid, s.after.xid, s.after.branchID, s.cfg.Batch)
+	query, err := bind(s.d, "SELECT xid, branch_id FROM "+table+" WHERE state = ? AND "+cond+
+		" AND (xid > ? OR (xid = ? AND branch_id > ?)) ORDER BY xid, branch_id LIMIT ?")
+	if err != nil {
+		return 0, err
+	}
+	rows, err := s.db.QueryContext(ctx, query, stateNormal, age, s.after.xid, s.after.xid, s.after.branchID, s.cfg.Batch)
 	if err != nil {
 		return 0, fmt.Errorf("at: sweep %s: read undo rows: %w", s.table, err)
 	}
@@ -251,8 +254,12 @@ func (s *sweeper) delete(ctx context.Context, keys []branchKey, extra string, ex
 			args = append(args, k.xid, k.branchID)
 		}
 		args = append(args, extraArgs...)
-		res, err := s.db.ExecContext(ctx, "DELETE FROM "+s.d.Quote(s.table)+" WHERE state = ? AND (xid, branch_id) IN ("+
-			strings.TrimSuffix(strings.Repeat("(?, ?), ", len(batch)), ", ")+")"+extra, args...)
+		query, err := bind(s.d, "DELETE FROM "+s.d.Quote(s.table)+" WHERE state = ? AND (xid, branch_id) IN ("+
+			strings.TrimSuffix(strings.Repeat("(?, ?), ", len(batch)), ", ")+")"+extra)
+		if err != nil {
+			return total, err
+		}
+		res, err := s.db.ExecContext(ctx, query, args...)
 		if err != nil {
 			return total, fmt.Errorf("at: sweep %s: delete %d undo rows: %w", s.table, len(batch), err)
 		}

@@ -28,7 +28,7 @@ type localTx struct {
 func (t *localTx) guarded() bool { return !t.done && (t.xid != "" || t.globalLock) }
 
 func (t *localTx) executor() *executor {
-	return &executor{d: t.c.cfg.Dialect, cache: t.c.res.cache, q: connQueryer{conn: t.c.raw, stmts: &t.c.stmts}}
+	return &executor{d: t.c.cfg.Dialect, cache: t.c.res.cache, q: connQueryer{conn: t.c.raw, stmts: &t.c.stmts, d: t.c.cfg.Dialect}}
 }
 
 // parse parses query and checks its placeholders against args.
@@ -44,12 +44,23 @@ func (t *localTx) parse(query string, args []driver.NamedValue) ([]Statement, []
 	if err != nil {
 		return nil, nil, &RefusedError{SQL: query, Reason: err.Error()}
 	}
+	// Every argument is taken, by one placeholder or (numbered
+	// placeholders) several.
+	used := make([]bool, len(vals))
 	n := 0
 	for _, st := range stmts {
-		n += len(st.Args)
+		for _, a := range st.Args {
+			if a >= len(vals) {
+				return nil, nil, fmt.Errorf("at: query has placeholder %d but %d arguments", a+1, len(vals))
+			}
+			if !used[a] {
+				used[a] = true
+				n++
+			}
+		}
 	}
 	if n != len(vals) {
-		return nil, nil, fmt.Errorf("at: query has %d placeholders but %d arguments", n, len(vals))
+		return nil, nil, fmt.Errorf("at: query takes %d of its %d arguments; pass exactly the arguments it uses", n, len(vals))
 	}
 	return stmts, vals, nil
 }
@@ -119,7 +130,11 @@ func (t *localTx) query(ctx context.Context, query string, args []driver.NamedVa
 		}
 		return returningRows(st.Returning, res.meta, res.rows)
 	}
-	return rawQuery(ctx, t.c.raw, st.SQL, namedValues(pick(vals, st.Args)))
+	q, err := bind(t.c.cfg.Dialect, st.SQL)
+	if err != nil {
+		return nil, err
+	}
+	return rawQuery(ctx, t.c.raw, q, namedValues(pick(vals, st.Args)))
 }
 
 // returningRows answers a RETURNING clause from a statement's image.
@@ -218,7 +233,7 @@ func (t *localTx) commitBranch(ctx context.Context) error {
 	if err != nil {
 		return fail(fmt.Errorf("at: encode undo log of %s branch %d: %w", t.xid, branchID, err))
 	}
-	q := connQueryer{conn: t.c.raw, stmts: &t.c.stmts}
+	q := connQueryer{conn: t.c.raw, stmts: &t.c.stmts, d: res.cfg.Dialect}
 	if _, err := q.exec(ctx, res.undo.insertSQL(), []any{t.xid, branchID, stateNormal, blob}); err != nil {
 		if res.cfg.Dialect.IsDuplicateKey(err) {
 			return fail(fmt.Errorf("%w: %s branch %d; the local transaction is rolled back", ErrBranchRolledBack, t.xid, branchID))

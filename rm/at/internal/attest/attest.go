@@ -175,8 +175,11 @@ func OpenATOn(t testing.TB, b *Backend, m *rm.Manager, client tcv1.CoordinatorCl
 
 // DialectOf returns the AT dialect of b.
 func DialectOf(b *Backend) at.Dialect {
-	if b.Driver == "mysql" {
+	switch b.Driver {
+	case "mysql":
 		return at.MySQL()
+	case "pgx":
+		return postgresDialect
 	}
 	return at.SQLite()
 }

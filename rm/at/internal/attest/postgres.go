@@ -1,0 +1,57 @@
+package attest
+
+import (
+	"database/sql"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/gtx-io/gtx/rm/at/atpg" // registers the "pgx" dialect
+)
+
+// PostgresBackend creates a database with a unique name on the PostgreSQL
+// of GTX_TEST_POSTGRES_DSN (default host=127.0.0.1 port=5432 user=postgres
+// dbname=test, key=value or URL form) and drops it when the test ends. Its
+// driver is "pgx", whose AT dialect package atpg registers.
+func PostgresBackend(t testing.TB) *Backend {
+	t.Helper()
+	base := os.Getenv("GTX_TEST_POSTGRES_DSN")
+	if base == "" {
+		base = "host=127.0.0.1 port=5432 user=postgres dbname=test sslmode=disable"
+	}
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	name := randomName("gtx_at_")
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatalf("postgres: %v", err)
+	}
+	t.Cleanup(func() {
+		a, err := sql.Open("pgx", base)
+		if err == nil {
+			a.Exec("DROP DATABASE " + name + " WITH (FORCE)")
+			a.Close()
+		}
+	})
+	dsn := base + " dbname=" + name
+	if strings.HasPrefix(base, "postgres://") || strings.HasPrefix(base, "postgresql://") {
+		u, err := url.Parse(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Path = "/" + name
+		dsn = u.String()
+	}
+	raw, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	return &Backend{Name: "postgres", Driver: "pgx", DSN: dsn, Raw: raw}
+}
+
+// postgresDialect is the AT dialect of PostgreSQL backends.
+var postgresDialect = atpg.Postgres()

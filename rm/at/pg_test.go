@@ -1,0 +1,650 @@
+package at_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gtx-io/gtx"
+	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
+	"github.com/gtx-io/gtx/rm/at"
+	"github.com/gtx-io/gtx/rm/at/internal/attest"
+)
+
+// pgSchema creates the PostgreSQL test tables, with every column type the
+// undo log must keep exactly, and seeds them. flag's key is GENERATED
+// ALWAYS, so that rollback must put deleted rows back with OVERRIDING
+// SYSTEM VALUE.
+func pgSchema() []string {
+	return []string{
+		"DROP TABLE IF EXISTS acct, line, flag, nopk",
+		`CREATE TABLE acct (
+			id BIGSERIAL PRIMARY KEY,
+			code VARCHAR(32) NOT NULL UNIQUE,
+			balance NUMERIC(30,10) NOT NULL,
+			ts TIMESTAMP(6) NULL,
+			tz TIMESTAMPTZ NULL,
+			doc JSONB NULL,
+			raw JSON NULL,
+			data BYTEA NULL,
+			big BIGINT NULL,
+			f DOUBLE PRECISION NULL,
+			r REAL NULL,
+			u UUID NULL,
+			ok BOOLEAN NULL,
+			tags TEXT[] NULL,
+			n NUMERIC NULL,
+			d DATE NULL,
+			txt TEXT NULL)`,
+		"CREATE TABLE line (order_id INT NOT NULL, line_no INT NOT NULL, qty INT NOT NULL, PRIMARY KEY (order_id, line_no))",
+		"CREATE TABLE flag (id INT GENERATED ALWAYS AS IDENTITY (START WITH 100) PRIMARY KEY, acct_id BIGINT NOT NULL, flag INT NOT NULL)",
+		`INSERT INTO acct (id, code, balance, ts, tz, doc, raw, data, big, f, r, u, ok, tags, n, d, txt) VALUES
+			(1, 'a1', 12.3456000001, '2024-02-29 23:59:59.123456', '2024-02-29 23:59:59.123456+05:30', '{"k": [1, 2.50, "x"]}', '{"k":  [1, 2.50]}',
+			 '\x00ff10', 9223372036854775807, 0.30000000000000004, 1.1, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', true, '{a,"b c",NULL}', 1.500, '2024-02-29', 'it''s ☃'),
+			(2, 'a2', -9999999999.9999999999, '1970-01-01 00:00:01.000001', '1970-01-01 00:00:01.000001+00', NULL, 'null', '\x', 0, -1e300, -0.5, NULL, false, '{}', 'NaN', '0001-01-01 BC', NULL),
+			(3, 'a3', 0, 'infinity', '-infinity', 'null', NULL, NULL, NULL, 'Infinity', 'NaN', NULL, NULL, NULL, NULL, 'infinity', E'back\\slash\ttab')`,
+		"SELECT setval('acct_id_seq', 10)",
+		"INSERT INTO line VALUES (1, 1, 10), (1, 2, 20), (2, 1, 30)",
+		"INSERT INTO flag (id, acct_id, flag) OVERRIDING SYSTEM VALUE VALUES (1, 1, 1), (2, 2, 0), (3, 3, 5)",
+	}
+}
+
+// pgDumpAll returns the rows of every test table in PostgreSQL's text
+// output, which shows every difference of value, type modifier and scale.
+func pgDumpAll(t *testing.T, db *sql.DB) [][][]any {
+	t.Helper()
+	out := make([][][]any, len(tables))
+	for i, tb := range tables {
+		rows, err := db.Query("SELECT x::text FROM " + tb + " x ORDER BY 1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			out[i] = append(out[i], []any{s})
+		}
+		if err := rows.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+func pgCases() []dmlCase {
+	blob := make([]byte, 256)
+	for i := range blob {
+		blob[i] = byte(i)
+	}
+	return []dmlCase{
+		{name: "insert single serial", sql: "INSERT INTO acct (code, balance, ts, tz, doc, raw, data, big, f, r, u, ok, tags, n, d, txt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+			args: []any{"n1", "42.0000000001", "2025-12-31 12:00:00.999999", "2025-12-31 12:00:00.000001-08", `{"a": null}`, `[1,  2]`, blob, int64(-7), 1.5, 2.25,
+				"00000000-0000-0000-0000-000000000001", true, "{x,y}", "0.10", "2000-02-29", "naïve ' text"}},
+		{name: "insert multi-row serial", sql: "INSERT INTO acct (code, balance) VALUES ('m1', 1.5), ('m2', 2.5), ($1, $2)", args: []any{"m3", "3.5"}},
+		{name: "insert explicit key", sql: "INSERT INTO acct (id, code, balance) VALUES (100, 'e1', 3), ($1, 'e2', 4)", args: []any{int64(101)}},
+		{name: "insert key from expression", sql: "INSERT INTO acct (id, code, balance) VALUES (40 + 2, 'x1', 1)"},
+		{name: "insert composite key", sql: "INSERT INTO line (order_id, line_no, qty) VALUES (1, 3, 7), (3, 1, $1)", args: []any{int64(8)}},
+		{name: "insert identity", sql: "INSERT INTO flag (acct_id, flag) VALUES (1, 2), ($1, 3)", args: []any{int64(2)}},
+		{name: "insert returning", sql: "INSERT INTO acct (code, balance) VALUES ('r1', 1) RETURNING id, code"},
+		{name: "insert schema-qualified", sql: "INSERT INTO public.line VALUES (5, 5, 5)"},
+		{name: "update by where", sql: `UPDATE acct SET balance = balance + $1, ts = $2, tz = $3, data = $4, txt = NULL, doc = doc || '{"z": 1}', tags = array_append(tags, 'q'), ok = NOT ok, d = d + 1 WHERE id IN (1, 2)`,
+			args: []any{"0.5", "2030-01-01 00:00:00.5", "2030-01-01 00:00:00.5+01", []byte("new\x00data")}},
+		{name: "update every row", sql: "UPDATE acct SET data = $1, doc = NULL, raw = '{}', u = gen_random_uuid()", args: []any{[]byte{1, 2, 3}}},
+		{name: "update composite key", sql: "UPDATE line SET qty = qty + 1 WHERE order_id = $1", args: []any{int64(1)}},
+		{name: "update repeated placeholder", sql: "UPDATE acct SET big = $1 WHERE big IS DISTINCT FROM $1", args: []any{int64(5)}},
+		{name: "update jsonb operator", sql: "UPDATE acct SET txt = 'has k?' WHERE doc ? 'k' OR doc ?| array['z']"},
+		{name: "update from", sql: "UPDATE acct a SET balance = a.balance * 2 FROM flag f WHERE f.acct_id = a.id AND f.flag > $1", args: []any{int64(0)}},
+		{name: "update from values", sql: "UPDATE acct SET txt = v.t FROM (VALUES (1, 'one'), (3, 'three')) AS v(id, t) WHERE acct.id = v.id"},
+		{name: "update schema-qualified", sql: "UPDATE public.acct SET r = r * 2 WHERE id = 1"},
+		{name: "update returning", sql: "UPDATE acct SET big = 1 WHERE id = 2 RETURNING *"},
+		{name: "delete by where", sql: "DELETE FROM acct WHERE id = $1 OR code = 'a3'", args: []any{int64(1)}},
+		{name: "delete composite key", sql: "DELETE FROM line WHERE order_id = 1 AND line_no = 2"},
+		{name: "delete using", sql: "DELETE FROM flag f USING acct a WHERE f.acct_id = a.id AND a.code LIKE 'a%' AND a.id > $1", args: []any{int64(1)}},
+		{name: "delete subquery", sql: "DELETE FROM line WHERE order_id IN (SELECT id FROM acct WHERE balance > $1)", args: []any{"1"}},
+		{name: "delete identity rows", sql: "DELETE FROM flag"},
+		{name: "upsert do update", sql: "INSERT INTO acct (code, balance) VALUES ('a1', 5), ('new', 6) ON CONFLICT (code) DO UPDATE SET balance = acct.balance + excluded.balance, txt = 'dup'"},
+		{name: "upsert do nothing", sql: "INSERT INTO acct (id, code, balance) VALUES (1, 'zz', 0), ($1, 'n2', 1) ON CONFLICT DO NOTHING", args: []any{int64(200)}},
+		{name: "upsert composite", sql: "INSERT INTO line VALUES (1, 1, 99), (4, 4, 4) ON CONFLICT (order_id, line_no) DO UPDATE SET qty = excluded.qty"},
+		{name: "multi-statement", sql: "UPDATE acct SET balance = 0 WHERE id = $1; DELETE FROM line WHERE order_id = $2; INSERT INTO flag (acct_id, flag) VALUES (1, $3)", args: []any{int64(2), int64(2), int64(4)}},
+		{name: "insert, update and delete one row", sql: "INSERT INTO flag (id, acct_id, flag) OVERRIDING SYSTEM VALUE VALUES (9, 1, $1); UPDATE flag SET flag = 7 WHERE id = 9; DELETE FROM flag WHERE id = 9; UPDATE line SET qty = 1 WHERE order_id = 2", args: []any{int64(4)}},
+		{name: "autocommit update", sql: "UPDATE acct SET big = 5 WHERE id = 1", autocommit: true},
+	}
+}
+
+var placeholder = regexp.MustCompile(`\$(\d+)`)
+
+// pgRunPlain runs a case in a plain pgx transaction, one statement at a
+// time with its placeholders numbered from $1 (the extended protocol takes
+// one statement).
+func pgRunPlain(ctx context.Context, db *sql.DB, c dmlCase) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	for _, s := range strings.Split(c.sql, "; ") {
+		var args []any
+		local := map[string]string{}
+		s = placeholder.ReplaceAllStringFunc(s, func(p string) string {
+			if _, ok := local[p]; !ok {
+				n, _ := strconv.Atoi(p[1:])
+				args = append(args, c.args[n-1])
+				local[p] = fmt.Sprintf("$%d", len(args))
+			}
+			return local[p]
+		})
+		if _, err := tx.ExecContext(ctx, s, args...); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	return tx.Commit()
+}
+
+func pgSetup(t *testing.T) (*attest.Coordinator, *attest.Backend) {
+	c := attest.StartCoordinator(t)
+	b := attest.PostgresBackend(t)
+	attest.MustExec(t, b.Raw, pgSchema()...)
+	return c, b
+}
+
+// TestPostgresStatementCommitAndRollback is TestStatementCommitAndRollback
+// on PostgreSQL: every statement kind in a plain transaction (the expected
+// result), in a global transaction that commits (must match it) and in one
+// that rolls back (must restore the seed, as PostgreSQL prints it).
+func TestPostgresStatementCommitAndRollback(t *testing.T) {
+	c, b := pgSetup(t)
+	db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
+	ctx := context.Background()
+	for _, tc := range pgCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			attest.MustExec(t, b.Raw, pgSchema()...)
+			seed := pgDumpAll(t, b.Raw)
+			if err := pgRunPlain(ctx, b.Raw, tc); err != nil {
+				t.Fatalf("plain: %v", err)
+			}
+			want := pgDumpAll(t, b.Raw)
+			if attest.SameRows(want[0], seed[0]) && attest.SameRows(want[1], seed[1]) && attest.SameRows(want[2], seed[2]) {
+				t.Fatal("the statement changes nothing: the case tests nothing")
+			}
+
+			attest.MustExec(t, b.Raw, pgSchema()...)
+			if err := c.TM.WithGlobalTx(ctx, "commit-"+tc.name, func(ctx context.Context) error { return runIn(ctx, db, tc) }); err != nil {
+				t.Fatalf("global commit: %v", err)
+			}
+			got := pgDumpAll(t, b.Raw)
+			if strings.Contains(tc.sql, "gen_random_uuid") {
+				// Random per run: compare all but that column's effect.
+				got, want = dropUUIDs(got), dropUUIDs(want)
+			}
+			compare(t, "after global commit", got, want)
+
+			attest.MustExec(t, b.Raw, pgSchema()...)
+			var xid string
+			err := c.TM.WithGlobalTx(ctx, "rollback-"+tc.name, func(ctx context.Context) error {
+				xid, _ = gtx.XIDFromContext(ctx)
+				if err := runIn(ctx, db, tc); err != nil {
+					t.Errorf("statement: %v", err)
+				}
+				return errForceRollback
+			})
+			if !errors.Is(err, errForceRollback) {
+				t.Fatalf("global rollback: %v", err)
+			}
+			if st := attest.WaitStatus(t, c, xid); st != tcv1.GlobalStatus_ROLLBACKED {
+				t.Fatalf("status %s", st)
+			}
+			compare(t, "after global rollback", pgDumpAll(t, b.Raw), seed)
+		})
+	}
+}
+
+var uuidText = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+
+func dropUUIDs(d [][][]any) [][][]any {
+	out := make([][][]any, len(d))
+	for i, rows := range d {
+		for _, r := range rows {
+			out[i] = append(out[i], []any{uuidText.ReplaceAllString(r[0].(string), "uuid")})
+		}
+	}
+	return out
+}
+
+// TestPostgresReturning checks that RETURNING of INSERT, UPDATE and DELETE
+// is answered inside a global transaction, generated keys included.
+func TestPostgresReturning(t *testing.T) {
+	c, b := pgSetup(t)
+	db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
+	ctx := context.Background()
+	err := c.TM.WithGlobalTx(ctx, "returning", func(ctx context.Context) error {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		var ids []int64
+		rows, err := tx.QueryContext(ctx, "INSERT INTO acct (code, balance) VALUES ($1, 1), ($2, 2) RETURNING id, code", "k1", "k2")
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id int64
+			var code string
+			if err := rows.Scan(&id, &code); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if len(ids) != 2 || ids[0] != 11 || ids[1] != 12 {
+			t.Errorf("generated keys %v, want [11 12]", ids)
+		}
+		var balance, code string
+		if err := tx.QueryRowContext(ctx, "UPDATE acct SET balance = balance * 3 WHERE id = $1 RETURNING balance, code", ids[1]).Scan(&balance, &code); err != nil {
+			return err
+		}
+		if balance != "6.0000000000" || code != "k2" {
+			t.Errorf("UPDATE RETURNING %q %q", balance, code)
+		}
+		var qty int64
+		if err := tx.QueryRowContext(ctx, "DELETE FROM line WHERE order_id = 2 RETURNING qty").Scan(&qty); err != nil || qty != 30 {
+			t.Errorf("DELETE RETURNING %d, %v", qty, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+		return errForceRollback
+	})
+	if !errors.Is(err, errForceRollback) {
+		t.Fatal(err)
+	}
+}
+
+// TestPostgresDirtyWriteStopsRollback is TestDirtyWriteStopsRollback on
+// PostgreSQL.
+func TestPostgresDirtyWriteStopsRollback(t *testing.T) {
+	c, b := pgSetup(t)
+	db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
+	ctx := context.Background()
+	tx, err := c.TM.Begin(ctx, "dirty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := updateInBranch(tx.Context(), db, "UPDATE acct SET balance = 1, txt = 'mine' WHERE id IN (1, 2)"); err != nil {
+		t.Fatal(err)
+	}
+	attest.MustExec(t, b.Raw, "UPDATE acct SET balance = 777 WHERE id = 1")
+	before := pgDumpAll(t, b.Raw)
+	if _, err := tx.Rollback(ctx, "test"); err != nil {
+		t.Logf("rollback: %v", err)
+	}
+	if st := attest.WaitStatus(t, c, tx.XID()); st != tcv1.GlobalStatus_ROLLBACK_FAILED {
+		t.Fatalf("status %s, want ROLLBACK_FAILED", st)
+	}
+	compare(t, "after stopped rollback", pgDumpAll(t, b.Raw), before)
+	got, err := c.Client.GetTransaction(ctx, &tcv1.GetTransactionRequest{Xid: tx.XID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg := got.GetTransaction().GetLastError(); !strings.Contains(msg, "changed outside the global transaction") || !strings.Contains(msg, "777") {
+		t.Fatalf("last error does not report the dirty row: %q", msg)
+	}
+}
+
+// TestPostgresRollbackBeforePhaseOneCommit is
+// TestRollbackBeforePhaseOneCommit on PostgreSQL.
+func TestPostgresRollbackBeforePhaseOneCommit(t *testing.T) {
+	c, b := pgSetup(t)
+	db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
+	seed := pgDumpAll(t, b.Raw)
+	ctx := context.Background()
+	tx, err := c.TM.Begin(ctx, "late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := at.ResourceID(b.Driver, b.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at.SetAfterRegisterHook(id, func(xid string, branchID int64) {
+		if _, err := c.Client.Rollback(ctx, &tcv1.RollbackRequest{Xid: xid, Reason: "early"}); err != nil {
+			t.Errorf("rollback: %v", err)
+		}
+		if st := attest.WaitStatus(t, c, xid); st != tcv1.GlobalStatus_ROLLBACKED {
+			t.Errorf("status %s", st)
+		}
+	})
+	defer at.SetAfterRegisterHook(id, nil)
+	err = updateInBranch(tx.Context(), db, "UPDATE acct SET balance = 5 WHERE id = 1")
+	if !errors.Is(err, at.ErrBranchRolledBack) {
+		t.Fatalf("late commit: got %v, want ErrBranchRolledBack", err)
+	}
+	compare(t, "after refused late commit", pgDumpAll(t, b.Raw), seed)
+	var state int
+	if err := b.Raw.QueryRow("SELECT state FROM gtx_undo_log WHERE xid = $1", tx.XID()).Scan(&state); err != nil || state != 1 {
+		t.Fatalf("defense row: state %d, %v", state, err)
+	}
+}
+
+// TestPostgresRefusedStatements checks what PostgreSQL SQL is refused in a
+// global transaction, leaving the data as it was.
+func TestPostgresRefusedStatements(t *testing.T) {
+	c, b := pgSetup(t)
+	db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
+	attest.MustExec(t, b.Raw, "CREATE TABLE nopk (a INT, b INT)", "INSERT INTO nopk VALUES (1, 1)")
+	seed := pgDumpAll(t, b.Raw)
+	cases := []struct{ name, sql string }{
+		{"insert select", "INSERT INTO flag (acct_id, flag) SELECT id, 0 FROM acct"},
+		{"ddl", "ALTER TABLE acct ADD COLUMN extra INT"},
+		{"truncate", "TRUNCATE line"},
+		{"table without primary key", "UPDATE nopk SET a = 2"},
+		{"update of primary key", "UPDATE acct SET id = id + 100 WHERE id = 1"},
+		{"merge", "MERGE INTO line l USING acct a ON l.order_id = a.id WHEN MATCHED THEN DELETE"},
+		{"writable cte", "WITH d AS (DELETE FROM line RETURNING *) SELECT count(*) FROM d"},
+		{"update with cte", "WITH x AS (SELECT 1 AS id) UPDATE acct SET txt = 'x' FROM x WHERE acct.id = x.id"},
+		{"transaction control", "SAVEPOINT s"},
+		{"returning expression", "DELETE FROM acct WHERE id = 1 RETURNING id, balance + 1"},
+		{"upsert without a usable key", "INSERT INTO acct (code, balance) VALUES (upper('a1'), 1) ON CONFLICT (code) DO NOTHING"},
+		{"upsert assigning a key", "INSERT INTO line VALUES (1, 1, 5) ON CONFLICT (order_id, line_no) DO UPDATE SET line_no = 9"},
+		{"copy", "COPY line FROM STDIN"},
+		{"do block", "DO $$ BEGIN DELETE FROM line; END $$"},
+		{"unparsable", "UPDATE acct SET"},
+	}
+	ctx := context.Background()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := c.TM.WithGlobalTx(ctx, "refused", func(ctx context.Context) error {
+				err := updateInBranch(ctx, db, tc.sql)
+				if !errors.Is(err, at.ErrRefused) {
+					t.Errorf("got %v, want ErrRefused", err)
+				}
+				return err
+			})
+			if err == nil {
+				t.Fatal("global transaction committed")
+			}
+			compare(t, "after refusal", pgDumpAll(t, b.Raw), seed)
+		})
+	}
+	if _, err := db.Exec("UPDATE nopk SET a = 1"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPostgresConcurrentUpdatesNoLostUpdate is
+// TestConcurrentUpdatesNoLostUpdate on PostgreSQL: 32 global transactions
+// add 1 to one row.
+func TestPostgresConcurrentUpdatesNoLostUpdate(t *testing.T) {
+	c, b := pgSetup(t)
+	db := attest.OpenAT(t, b, attest.NewRM(t, c), c, func(cfg *at.Config) { cfg.LockRetryTimes = 500 })
+	attest.MustExec(t, b.Raw, "UPDATE acct SET big = 0 WHERE id = 1")
+	const n = 32
+	var ok, lost atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := c.TM.WithGlobalTx(context.Background(), "inc", func(ctx context.Context) error {
+				return updateInBranch(ctx, db, "UPDATE acct SET big = big + 1 WHERE id = 1")
+			})
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case errors.Is(err, at.ErrGlobalLock):
+				lost.Add(1)
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	var big int64
+	if err := b.Raw.QueryRow("SELECT big FROM acct WHERE id = 1").Scan(&big); err != nil {
+		t.Fatal(err)
+	}
+	if big != ok.Load() {
+		t.Fatalf("row holds %d increments, %d transactions committed (%d gave up)", big, ok.Load(), lost.Load())
+	}
+	t.Logf("%d committed, %d gave up on the global lock", ok.Load(), lost.Load())
+	if ok.Load() == 0 {
+		t.Fatal("no transaction committed")
+	}
+}
+
+// TestPostgresSelectForUpdateChecksGlobalLocks is
+// TestSelectForUpdateAndGlobalLockFlag on PostgreSQL.
+func TestPostgresSelectForUpdateChecksGlobalLocks(t *testing.T) {
+	c, b := pgSetup(t)
+	db := attest.OpenAT(t, b, attest.NewRM(t, c), c, func(cfg *at.Config) { cfg.LockRetryTimes = 2 })
+	ctx := context.Background()
+	a, err := c.TM.Begin(ctx, "A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := updateInBranch(a.Context(), db, "UPDATE acct SET txt = 'A' WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	selectForUpdate := func(ctx context.Context, id int) error {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		var code string
+		return tx.QueryRowContext(ctx, "SELECT a.code FROM acct a JOIN line l ON l.order_id = a.id WHERE a.id = $1 AND l.line_no = 1 FOR UPDATE OF a", id).Scan(&code)
+	}
+	err = c.TM.WithGlobalTx(ctx, "reader", func(ctx context.Context) error { return selectForUpdate(ctx, 1) })
+	if !errors.Is(err, at.ErrGlobalLock) {
+		t.Fatalf("SELECT FOR UPDATE of a locked row: got %v, want ErrGlobalLock", err)
+	}
+	if err := c.TM.WithGlobalTx(ctx, "reader", func(ctx context.Context) error { return selectForUpdate(ctx, 2) }); err != nil {
+		t.Fatalf("SELECT FOR UPDATE of a free row: %v", err)
+	}
+	flagged := gtx.WithGlobalLock(ctx)
+	if err := updateInBranch(flagged, db, "UPDATE acct SET txt = 'local' WHERE id = 1"); !errors.Is(err, at.ErrGlobalLock) {
+		t.Fatalf("global-lock flagged update of a locked row: got %v, want ErrGlobalLock", err)
+	}
+	if _, err := a.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	attest.WaitStatus(t, c, a.XID())
+	if err := c.TM.WithGlobalTx(ctx, "reader", func(ctx context.Context) error { return selectForUpdate(ctx, 1) }); err != nil {
+		t.Fatalf("SELECT FOR UPDATE after A committed: %v", err)
+	}
+}
+
+// TestPostgresSchemaChange adds a column behind the cached metadata: the
+// first statement naming it is refused and drops the cache (42703), the
+// next one works and rolls back exactly.
+func TestPostgresSchemaChange(t *testing.T) {
+	c, b := pgSetup(t)
+	db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
+	ctx := context.Background()
+	inGlobal := func(query string) error {
+		err := c.TM.WithGlobalTx(ctx, "ddl", func(ctx context.Context) error {
+			if err := updateInBranch(ctx, db, query); err != nil {
+				return err
+			}
+			return errForceRollback
+		})
+		if errors.Is(err, errForceRollback) {
+			return nil
+		}
+		return err
+	}
+	if err := inGlobal("UPDATE acct SET txt = 'warm' WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	attest.MustExec(t, b.Raw, "ALTER TABLE acct ADD COLUMN extra INT NOT NULL DEFAULT 5")
+	if err := inGlobal("UPDATE acct SET extra = 7 WHERE id = 1"); !errors.Is(err, at.ErrRefused) {
+		t.Fatalf("first statement on the new column: got %v, want ErrRefused", err)
+	}
+	seed := pgDumpAll(t, b.Raw)
+	if err := inGlobal("UPDATE acct SET extra = 7 WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	attest.MustExec(t, b.Raw, "DROP TABLE flag")
+	if err := inGlobal("DELETE FROM flag"); err == nil {
+		t.Fatal("statement on a dropped table worked")
+	}
+	attest.MustExec(t, b.Raw, "CREATE TABLE flag (id INT PRIMARY KEY, acct_id BIGINT NOT NULL, flag INT NOT NULL)",
+		"INSERT INTO flag VALUES (1, 1, 1), (2, 2, 0), (3, 3, 5)")
+	if err := inGlobal("DELETE FROM flag WHERE id = 1"); err != nil {
+		t.Fatalf("statement on the re-created table: %v", err)
+	}
+	if got := pgDumpAll(t, b.Raw); !attest.SameRows(got[0], seed[0]) {
+		t.Fatalf("acct after rollbacks:\n%s want:\n%s", attest.FormatRows(got[0]), attest.FormatRows(seed[0]))
+	}
+}
+
+func pgRandomStatement(rng *rand.Rand) (string, []any) {
+	texts := []any{nil, "", "x", "it's", "tab\ttab", "☃", "2001-02-03 04:05:06.5", "?"}
+	blobs := []any{nil, []byte{}, []byte{0}, []byte{0xff, 0xfe, '\\'}, []byte("plain")}
+	v := func() any { return texts[rng.Intn(len(texts))] }
+	blob := func() any { return blobs[rng.Intn(len(blobs))] }
+	id := int64(1 + rng.Intn(40))
+	switch rng.Intn(8) {
+	case 0:
+		return "INSERT INTO acct (code, balance, txt, data, tags) VALUES ($1, $2, $3, $4, ARRAY[$3])", []any{fmt.Sprintf("r%d", rng.Int63()), int64(rng.Intn(1000)), v(), blob()}
+	case 1:
+		return "INSERT INTO line (order_id, line_no, qty) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", []any{int64(100 + rng.Intn(1000)), int64(rng.Intn(1000)), int64(rng.Intn(9))}
+	case 2:
+		return "UPDATE acct SET txt = $1, data = $2, balance = balance + 1.25, tz = tz + interval '1 microsecond' WHERE id < $3", []any{v(), blob(), id}
+	case 3:
+		return "UPDATE line SET qty = qty * 2 WHERE order_id % 2 = $1", []any{int64(rng.Intn(2))}
+	case 4:
+		return "DELETE FROM acct WHERE id = $1 OR txt = $2", []any{id, v()}
+	case 5:
+		return "UPDATE acct a SET big = coalesce(a.big % 1000, 0) + l.qty FROM line l WHERE l.order_id = a.id AND l.qty > $1", []any{int64(rng.Intn(30))}
+	case 6:
+		return "INSERT INTO acct (code, balance) VALUES ($1, 1) ON CONFLICT (code) DO UPDATE SET balance = acct.balance + 1", []any{fmt.Sprintf("a%d", 1+rng.Intn(4))}
+	}
+	return "DELETE FROM line WHERE qty > $1", []any{int64(rng.Intn(30))}
+}
+
+// pgRandomRollback runs the random statements of seedValue in a global
+// transaction that rolls back, and checks the tables came back.
+func pgRandomRollback(t *testing.T, c *attest.Coordinator, b *attest.Backend, db *sql.DB, seedValue int64) {
+	seed := pgDumpAll(t, b.Raw)
+	rng := rand.New(rand.NewSource(seedValue))
+	var stmts []string
+	err := c.TM.WithGlobalTx(context.Background(), "random", func(ctx context.Context) error {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		for i := 0; i < 1+rng.Intn(8); i++ {
+			q, args := pgRandomStatement(rng)
+			stmts = append(stmts, fmt.Sprint(q, args))
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("%s %v: %w", q, args, err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+		return errForceRollback
+	})
+	if !errors.Is(err, errForceRollback) {
+		t.Fatal(err)
+	}
+	compare(t, fmt.Sprintf("after %q", stmts), pgDumpAll(t, b.Raw), seed)
+}
+
+// TestPostgresRandomDMLRollback is TestRandomDMLRollback on PostgreSQL.
+func TestPostgresRandomDMLRollback(t *testing.T) {
+	c, b := pgSetup(t)
+	db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
+	rng := rand.New(rand.NewSource(1))
+	for round := int64(0); round < 15; round++ {
+		pgRandomRollback(t, c, b, db, round)
+		q, args := pgRandomStatement(rng)
+		if _, err := b.Raw.Exec(q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// FuzzPostgresRandomDMLRollback is FuzzRandomDMLRollback on PostgreSQL.
+func FuzzPostgresRandomDMLRollback(f *testing.F) {
+	for _, s := range []int64{1, 2, 3} {
+		f.Add(s)
+	}
+	c := attest.StartCoordinator(f)
+	b := attest.PostgresBackend(f)
+	db := attest.OpenAT(f, b, attest.NewRM(f, c), c)
+	f.Fuzz(func(t *testing.T, seedValue int64) {
+		attest.MustExec(t, b.Raw, pgSchema()...)
+		pgRandomRollback(t, c, b, db, seedValue)
+	})
+}
+
+// TestPostgresSweeper leaves undo rows behind on PostgreSQL, as lost
+// phase-2 deletions would: the sweeper deletes the row of a COMMITTED
+// transaction and that of a transaction the coordinator does not know once
+// older than UnknownAfter, and keeps a younger unknown one.
+func TestPostgresSweeper(t *testing.T) {
+	c, b := pgSetup(t)
+	ctx := context.Background()
+	if err := at.Migrate(ctx, b.Raw, attest.DialectOf(b), ""); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := c.TM.Begin(ctx, "sweep-committed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	attest.WaitStatus(t, c, tx.XID())
+	leave := "INSERT INTO gtx_undo_log (xid, branch_id, state, rollback_info, created_at) VALUES ($1, 1, 0, '\\x', clock_timestamp() - $2::interval)"
+	for _, r := range [][2]string{{tx.XID(), "1 minute"}, {"unknown-old", "2 hours"}, {"unknown-young", "1 minute"}} {
+		if _, err := b.Raw.Exec(leave, r[0], r[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	attest.OpenAT(t, b, attest.NewRM(t, c), c, func(cfg *at.Config) {
+		cfg.Sweep.Interval = 20 * time.Millisecond
+		cfg.Sweep.Age = time.Millisecond
+		cfg.Sweep.Batch = 2
+		cfg.Sweep.UnknownAfter = time.Hour
+	})
+	left := func() []string {
+		var xids []string
+		rows, err := b.Raw.Query("SELECT xid FROM gtx_undo_log ORDER BY xid")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var x string
+			if err := rows.Scan(&x); err != nil {
+				t.Fatal(err)
+			}
+			xids = append(xids, x)
+		}
+		return xids
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for got := left(); len(got) != 1 || got[0] != "unknown-young"; got = left() {
+		if time.Now().After(deadline) {
+			t.Fatalf("undo rows left: %v, want only unknown-young", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
