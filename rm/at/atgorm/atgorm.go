@@ -4,6 +4,12 @@
 //	at.SetDefaults(cfg) // once: the rm.Manager and coordinator client
 //	db, err := gorm.Open(atgorm.MySQL(dsn), &gorm.Config{})  // was mysql.Open(dsn)
 //	db, err := gorm.Open(atgorm.SQLite(path), &gorm.Config{}) // was sqlite.Open(path)
+//	db, err := gorm.Open(atgorm.Postgres(dsn), &gorm.Config{}) // was postgres.Open(dsn)
+//
+// PostgreSQL also needs the AT dialect registered, by importing package
+// atpg (which needs cgo; this package does not):
+//
+//	import _ "github.com/gtx-io/gtx/rm/at/atpg"
 //
 // Then every gorm call made with a context that carries an XID
 // (db.WithContext(ctx)) runs in a branch of that global transaction.
@@ -14,6 +20,7 @@ import (
 
 	"github.com/glebarez/sqlite"
 	"gorm.io/driver/mysql"
+	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 
 	"github.com/gtx-io/gtx/rm/at"
@@ -43,4 +50,18 @@ func MySQLConn(db *sql.DB) gorm.Dialector {
 // at.Open.
 func SQLiteConn(db *sql.DB) gorm.Dialector {
 	return &sqlite.Dialector{Conn: db}
+}
+
+// Postgres returns gorm's PostgreSQL dialector (gorm.io/driver/postgres) on
+// the at.DriverPostgres driver, which package atpg registers and
+// SetDefaults configures. gorm's INSERT ... RETURNING is answered by the AT
+// driver from the statement's after image.
+func Postgres(dsn string) gorm.Dialector {
+	return postgres.New(postgres.Config{DriverName: at.DriverPostgres, DSN: dsn})
+}
+
+// PostgresConn returns gorm's PostgreSQL dialector on db, a database opened
+// with at.Open.
+func PostgresConn(db *sql.DB) gorm.Dialector {
+	return postgres.New(postgres.Config{Conn: db})
 }

@@ -23,71 +23,77 @@ var errForceRollback = errors.New("force rollback")
 
 // TestGormOneLineChange opens gorm with atgorm in place of the plain
 // dialector, and checks that gorm's creates and updates become AT branches:
-// kept on commit, undone on rollback.
+// kept on commit, undone on rollback, on MariaDB, SQLite and PostgreSQL.
 func TestGormOneLineChange(t *testing.T) {
 	c := attest.StartCoordinator(t)
-	attest.Backends(t, func(t *testing.T, b *attest.Backend) {
-		cfg := at.DefaultConfig()
-		cfg.Manager, cfg.Locks = attest.NewRM(t, c), c.Client
-		at.SetDefaults(cfg)
-		dialector := atgorm.MySQL(b.DSN)
-		if b.Driver == "sqlite" {
-			dialector = atgorm.SQLite(b.DSN)
+	attest.Backends(t, func(t *testing.T, b *attest.Backend) { gormOneLineChange(t, c, b) })
+	t.Run("postgres", func(t *testing.T) { gormOneLineChange(t, c, attest.PostgresBackend(t)) })
+}
+
+func gormOneLineChange(t *testing.T, c *attest.Coordinator, b *attest.Backend) {
+	cfg := at.DefaultConfig()
+	cfg.Manager, cfg.Locks = attest.NewRM(t, c), c.Client
+	at.SetDefaults(cfg)
+	dialector := atgorm.MySQL(b.DSN)
+	switch b.Driver {
+	case "sqlite":
+		dialector = atgorm.SQLite(b.DSN)
+	case "pgx":
+		dialector = atgorm.Postgres(b.DSN)
+	}
+	db, err := gorm.Open(dialector, &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sqlDB.Close() })
+	ctx := context.Background()
+	if err := at.Migrate(ctx, b.Raw, attest.DialectOf(b), ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AutoMigrate(&Account{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Create(&Account{Code: "a", Balance: 1}).Error; err != nil {
+		t.Fatal(err)
+	}
+	seed := attest.Dump(t, b.Raw, "accounts")
+	work := func(ctx context.Context) (int64, error) {
+		acct := Account{Code: "b", Balance: 5}
+		if err := db.WithContext(ctx).Create(&acct).Error; err != nil {
+			return 0, err
 		}
-		db, err := gorm.Open(dialector, &gorm.Config{Logger: logger.Discard})
-		if err != nil {
-			t.Fatal(err)
+		err := db.WithContext(ctx).Model(&Account{}).Where("code = ?", "a").
+			Update("balance", gorm.Expr("balance + ?", 10)).Error
+		return acct.ID, err
+	}
+	err = c.TM.WithGlobalTx(ctx, "gorm-rollback", func(ctx context.Context) error {
+		if _, err := work(ctx); err != nil {
+			t.Errorf("gorm in a global transaction: %v", err)
 		}
-		sqlDB, err := db.DB()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { sqlDB.Close() })
-		ctx := context.Background()
-		if err := at.Migrate(ctx, b.Raw, attest.DialectOf(b), ""); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.AutoMigrate(&Account{}); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Create(&Account{Code: "a", Balance: 1}).Error; err != nil {
-			t.Fatal(err)
-		}
-		seed := attest.Dump(t, b.Raw, "accounts")
-		work := func(ctx context.Context) (int64, error) {
-			acct := Account{Code: "b", Balance: 5}
-			if err := db.WithContext(ctx).Create(&acct).Error; err != nil {
-				return 0, err
-			}
-			err := db.WithContext(ctx).Model(&Account{}).Where("code = ?", "a").
-				Update("balance", gorm.Expr("balance + ?", 10)).Error
-			return acct.ID, err
-		}
-		err = c.TM.WithGlobalTx(ctx, "gorm-rollback", func(ctx context.Context) error {
-			if _, err := work(ctx); err != nil {
-				t.Errorf("gorm in a global transaction: %v", err)
-			}
-			return errForceRollback
-		})
-		if !errors.Is(err, errForceRollback) {
-			t.Fatal(err)
-		}
-		if got := attest.Dump(t, b.Raw, "accounts"); !attest.SameRows(got, seed) {
-			t.Fatalf("after rollback:\n%s want:\n%s", attest.FormatRows(got), attest.FormatRows(seed))
-		}
-		var id int64
-		if err := c.TM.WithGlobalTx(ctx, "gorm-commit", func(ctx context.Context) (err error) {
-			id, err = work(ctx)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		var accts []Account
-		if err := db.Order("id").Find(&accts).Error; err != nil {
-			t.Fatal(err)
-		}
-		if len(accts) != 2 || accts[0].Balance != 11 || accts[1].ID != id || id == 0 || accts[1].Balance != 5 {
-			t.Fatalf("after commit: %+v (created id %d)", accts, id)
-		}
+		return errForceRollback
 	})
+	if !errors.Is(err, errForceRollback) {
+		t.Fatal(err)
+	}
+	if got := attest.Dump(t, b.Raw, "accounts"); !attest.SameRows(got, seed) {
+		t.Fatalf("after rollback:\n%s want:\n%s", attest.FormatRows(got), attest.FormatRows(seed))
+	}
+	var id int64
+	if err := c.TM.WithGlobalTx(ctx, "gorm-commit", func(ctx context.Context) (err error) {
+		id, err = work(ctx)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var accts []Account
+	if err := db.Order("id").Find(&accts).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(accts) != 2 || accts[0].Balance != 11 || accts[1].ID != id || id == 0 || accts[1].Balance != 5 {
+		t.Fatalf("after commit: %+v (created id %d)", accts, id)
+	}
 }
