@@ -51,7 +51,8 @@ check waits up to --settle for transactions still finishing. It exits
 non-zero when the invariants do not hold.
 
 Without --order, --inventory and --account it starts the whole sample in
-this process on SQLite in a temporary directory (as gtx demo does).`,
+this process on SQLite in a temporary directory, with an embedded NATS server
+for the saga steps (as gtx demo does).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runOrderBench(cmd.Context(), c, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -85,7 +86,7 @@ func runOrderBench(ctx context.Context, c orderBenchConfig, out, errOut io.Write
 			given++
 		}
 	}
-	target := "the sample started in this process on SQLite"
+	target := "the sample started in this process on SQLite and an embedded NATS"
 	switch given {
 	case 0:
 		klog.SetLogger(klog.NewFilter(klog.NewStdLogger(errOut), klog.FilterLevel(klog.LevelError)))

@@ -39,7 +39,7 @@ type Base struct {
 	TM *tm.Manager // see TC
 	// AT is the service's database through the AT driver: a local
 	// transaction whose context carries an XID is an AT branch. Plain is
-	// the same database without AT, for TCC phases and saga steps.
+	// the same database without AT, for the TCC fence and phases, DDL and reads.
 	AT    *sql.DB
 	Plain *sql.DB // see AT
 	// ATResource is the AT resource ID of the database, under which the
