@@ -94,9 +94,11 @@ func (s *Server) attempt(parent context.Context, g *GlobalSession) (tcv1.GlobalS
 		return g.Status, fmt.Errorf("record phase 2 of %s: %w", g.XID, err)
 	}
 	s.obs.attempted(g, next, time.Since(started))
-	if next == tcv1.GlobalStatus_ROLLBACKED || next == tcv1.GlobalStatus_TIMEOUT_ROLLBACKED || next == tcv1.GlobalStatus_COMMITTED {
-		// Also the locks of a registration that failed half way, which no
-		// branch names.
+	// A commit released its locks at the decision (and the orphan sweep
+	// releases any a failed release left), so only a rollback has locks to
+	// release here: also those of a registration that failed half way,
+	// which no branch names.
+	if next == tcv1.GlobalStatus_ROLLBACKED || next == tcv1.GlobalStatus_TIMEOUT_ROLLBACKED {
 		if err := s.locks.ReleaseGlobalLocks(wctx, g.XID); err != nil {
 			s.log.Warn("release global locks", "xid", g.XID, "err", err)
 		}
