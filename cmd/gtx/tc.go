@@ -31,6 +31,7 @@ type tcConfig struct {
 	StoreDSN       string        `yaml:"store_dsn"`
 	StorePrefix    string        `yaml:"store_prefix"`
 	LockStore      string        `yaml:"lock_store"`
+	StoreMaxBatch  int           `yaml:"store_max_batch"`
 	DefaultTimeout time.Duration `yaml:"default_timeout"`
 	MaxTimeout     time.Duration `yaml:"max_timeout"`
 	BranchTimeout  time.Duration `yaml:"branch_timeout"`
@@ -80,6 +81,7 @@ func (c *tcConfig) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.StoreDriver, "store-driver", c.StoreDriver, "session store: sqlite, mysql, postgres or redis (GTX_STORE_DRIVER)")
 	fs.StringVar(&c.StoreDSN, "store-dsn", c.StoreDSN, "session store DSN; for sqlite a file path, for redis redis://host:port/db (GTX_STORE_DSN)")
 	fs.StringVar(&c.StorePrefix, "store-prefix", c.StorePrefix, "key prefix in a redis store; empty means gtx:tc: (GTX_STORE_PREFIX)")
+	fs.IntVar(&c.StoreMaxBatch, "store-max-batch", c.StoreMaxBatch, "most store writes one group commit takes in a sql store; 0 means the default (64), 1 turns group commit off (GTX_STORE_MAX_BATCH)")
 	fs.StringVar(&c.LockStore, "lock-store", c.LockStore, "keep the global row locks in Redis (redis://host:port/db) while sessions stay in the sql store; empty keeps them with the sessions (GTX_LOCK_STORE)")
 	fs.DurationVar(&c.DefaultTimeout, "default-timeout", c.DefaultTimeout, "timeout of a transaction that asks for none (GTX_DEFAULT_TIMEOUT)")
 	fs.DurationVar(&c.MaxTimeout, "max-timeout", c.MaxTimeout, "largest timeout a client may ask for (GTX_MAX_TIMEOUT)")

@@ -24,7 +24,7 @@ import (
 // returns them with the function that closes them.
 func openStores(ctx context.Context, c tcConfig, log *slog.Logger) (tc.Store, tc.LockStore, func() error, error) {
 	if c.StoreDriver != "redis" {
-		store, err := sqlstore.Open(ctx, sqlstore.Config{Driver: c.StoreDriver, DSN: c.StoreDSN, Logger: log})
+		store, err := sqlstore.Open(ctx, sqlstore.Config{Driver: c.StoreDriver, DSN: c.StoreDSN, Logger: log, MaxBatch: c.StoreMaxBatch})
 		if err != nil {
 			return nil, nil, nil, err
 		}
