@@ -2,6 +2,7 @@ package service
 
 import (
 	"errors"
+	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -106,5 +107,38 @@ func TestReadToken(t *testing.T) {
 	}
 	if _, err := ReadToken(filepath.Join(dir, "missing")); err == nil {
 		t.Fatal("ReadToken of a missing file: no error")
+	}
+}
+
+func TestFlagsToken(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, env string
+		args      []string
+		want      string
+	}{
+		{"none", "", nil, ""},
+		{"env", "from-env", nil, "from-env"},
+		{"file", "", []string{"-tc-token-file", file}, "from-file"},
+		{"file wins", "from-env", []string{"-tc-token-file", file}, "from-file"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("GTX_TC_TOKEN", tt.env)
+			c := DefaultConfig("order")
+			fs := flag.NewFlagSet("order", flag.ContinueOnError)
+			token, _ := Flags(fs, &c)
+			if err := fs.Parse(append(tt.args, "-tc", "a:1,b:2", "-nats", "nats://n:4222")); err != nil {
+				t.Fatal(err)
+			}
+			if err := token(); err != nil {
+				t.Fatal(err)
+			}
+			if c.TCToken != tt.want || c.TC != "a:1,b:2" || c.NATSURL != "nats://n:4222" {
+				t.Fatalf("token %q, tc %q, nats %q; want token %q", c.TCToken, c.TC, c.NATSURL, tt.want)
+			}
+		})
 	}
 }
