@@ -3,6 +3,7 @@ package at
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -425,6 +426,9 @@ func (e *executor) upsert(ctx context.Context, st *Statement, args []any, undo *
 		if c, _ := e.keyCondition(m, keys, cols, [][]InsertValue{row}, args); c == "" {
 			return execResult{}, &RefusedError{SQL: st.SQL, Reason: "every row of an upsert (INSERT ... ON DUPLICATE KEY UPDATE, INSERT IGNORE, ON CONFLICT) must give all columns of a primary or unique key as literals or placeholders"}
 		}
+		if key := unseenKey(m, keys, cols, row); key != nil {
+			return execResult{}, &RefusedError{SQL: st.SQL, Reason: fmt.Sprintf("an upsert row gives key (%s) neither as literals or placeholders nor as a number the database generates: the row it may conflict with could not be imaged", keyNames(m, key))}
+		}
 	}
 	cond, cargs := e.keyCondition(m, keys, cols, st.Insert.Rows, args)
 	before, err := readWhere(ctx, e.d, e.q, m, cond, cargs, true)
@@ -442,6 +446,33 @@ func (e *executor) upsert(ctx context.Context, st *Statement, args []any, undo *
 	undo.add(m, before, after)
 	res.meta, res.rows = m, after
 	return res, nil
+}
+
+// unseenKey returns a key of keys that row could conflict on without the
+// images finding the row it conflicts with: one with a column the row gives
+// as an expression, or leaves out (its default could conflict), unless it
+// is the auto-increment column left to the database. It returns nil when
+// every key is given as constants, or cannot conflict.
+func unseenKey(m *TableMeta, keys [][]int, cols []int, row []InsertValue) []int {
+	for _, key := range keys {
+		for _, p := range key {
+			pos := slices.Index(cols, p)
+			generated := len(key) == 1 && m.Columns[p].AutoIncrement && (pos < 0 || row[pos].Kind == ValueDefault)
+			if !generated && (pos < 0 || row[pos].Kind == ValueExpr) {
+				return key
+			}
+		}
+	}
+	return nil
+}
+
+// keyNames lists the names of key's columns.
+func keyNames(m *TableMeta, key []int) string {
+	names := make([]string, len(key))
+	for i, p := range key {
+		names[i] = m.Columns[p].Name
+	}
+	return strings.Join(names, ", ")
 }
 
 // selectKeys runs the key-reading form of a SELECT ... FOR UPDATE: the

@@ -127,6 +127,8 @@ func TestRefusedStatements(t *testing.T) {
 			{"insert key from expression", "INSERT INTO flag (id, acct_id, flag) VALUES (1 + 40, 1, 1)"},
 			{"transaction control", "COMMIT"},
 			{"upsert without a usable key", "INSERT IGNORE INTO flag (id, acct_id, flag) VALUES (NULL, 1, 1)"},
+			{"upsert unique key from expression", "INSERT INTO acct (id, code, balance) VALUES (9, LOWER('A1'), 5) ON DUPLICATE KEY UPDATE balance = 7"},
+			{"upsert leaving out a unique key", "INSERT IGNORE INTO acct (id, balance) VALUES (9, 5)"},
 			{"unparsable", "DELETE FROM acct WHERE id = 1 RETURNING id, balance + 1"},
 		}
 		ctx := context.Background()
