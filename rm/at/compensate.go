@@ -157,11 +157,14 @@ func (s undoStore) restore(ctx context.Context, q queryer, m *TableMeta, r RowIm
 		_, err := q.exec(ctx, "DELETE FROM "+name+" WHERE "+pkCondition(s.d, m, "", 1), pkArgs(m, m.PK, []Row{r.After}))
 		return err
 	case r.After == nil:
-		cols := make([]string, len(m.Columns))
-		args := make([]any, len(m.Columns))
+		var cols []string
+		var args []any
 		for i, c := range m.Columns {
-			cols[i] = s.d.Quote(c.Name)
-			args[i] = r.Before[i].Arg()
+			if c.Generated {
+				continue
+			}
+			cols = append(cols, s.d.Quote(c.Name))
+			args = append(args, r.Before[i].Arg())
 		}
 		override := ""
 		if x, ok := s.d.(ExtendedDialect); ok && x.InsertOverride() != "" {
@@ -174,7 +177,7 @@ func (s undoStore) restore(ctx context.Context, q queryer, m *TableMeta, r RowIm
 	var set []string
 	var args []any
 	for i, c := range m.Columns {
-		if m.isPK(i) || r.Before[i].Equal(r.After[i]) {
+		if m.isPK(i) || c.Generated || r.Before[i].Equal(r.After[i]) {
 			continue
 		}
 		set = append(set, s.d.Quote(c.Name)+" = ?")

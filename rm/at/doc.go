@@ -32,7 +32,8 @@
 // through untouched. See docs/at.md for the supported SQL, the lock policy
 // and how dirty writes are detected.
 //
-// Dialects: MySQL() and SQLite() are built in; the Dialect interface is
-// where PostgreSQL plugs in, with its own parser producing the same
+// Dialects: MySQL() and SQLite() are built in; PostgreSQL, through pgx's
+// driver, is in package atpg (libpg_query, cgo), which plugs in with
+// RegisterDialect and ExtendedDialect, its own parser producing the same
 // Statement form.
 package at

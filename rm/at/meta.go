@@ -18,6 +18,10 @@ type Column struct {
 	Unsigned bool
 	// AutoIncrement is set for the column the database numbers itself.
 	AutoIncrement bool
+	// Generated is set for a column the database computes from the others
+	// (PostgreSQL's GENERATED ALWAYS AS ... STORED): read in images,
+	// never written back.
+	Generated bool
 }
 
 // TableMeta is what the proxy knows of a table: its columns and keys.

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
+	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -27,6 +29,14 @@ import (
 func pgSchema() []string {
 	return []string{
 		"DROP TABLE IF EXISTS acct, line, flag, nopk",
+		// Types are made once per database: dropping a type that the
+		// pool's prepared statements use fails them (XX000), as it would
+		// a plain pgx pool.
+		`DO $$ BEGIN
+			CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+			CREATE DOMAIN posint AS INT CHECK (VALUE > 0);
+		EXCEPTION WHEN duplicate_object THEN NULL;
+		END $$`,
 		`CREATE TABLE acct (
 			id BIGSERIAL PRIMARY KEY,
 			code VARCHAR(32) NOT NULL UNIQUE,
@@ -44,14 +54,22 @@ func pgSchema() []string {
 			tags TEXT[] NULL,
 			n NUMERIC NULL,
 			d DATE NULL,
+			iv INTERVAL NULL,
+			ip INET NULL,
+			m mood NULL,
+			pos posint NULL,
+			half BIGINT GENERATED ALWAYS AS (big / 2) STORED,
 			txt TEXT NULL)`,
 		"CREATE TABLE line (order_id INT NOT NULL, line_no INT NOT NULL, qty INT NOT NULL, PRIMARY KEY (order_id, line_no))",
-		"CREATE TABLE flag (id INT GENERATED ALWAYS AS IDENTITY (START WITH 100) PRIMARY KEY, acct_id BIGINT NOT NULL, flag INT NOT NULL)",
-		`INSERT INTO acct (id, code, balance, ts, tz, doc, raw, data, big, f, r, u, ok, tags, n, d, txt) VALUES
+		"CREATE TABLE flag (id INT GENERATED ALWAYS AS IDENTITY (START WITH 100) PRIMARY KEY, acct_id BIGINT NOT NULL DEFAULT 0, flag INT NOT NULL DEFAULT 0)",
+		`INSERT INTO acct (id, code, balance, ts, tz, doc, raw, data, big, f, r, u, ok, tags, n, d, iv, ip, m, pos, txt) VALUES
 			(1, 'a1', 12.3456000001, '2024-02-29 23:59:59.123456', '2024-02-29 23:59:59.123456+05:30', '{"k": [1, 2.50, "x"]}', '{"k":  [1, 2.50]}',
-			 '\x00ff10', 9223372036854775807, 0.30000000000000004, 1.1, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', true, '{a,"b c",NULL}', 1.500, '2024-02-29', 'it''s ☃'),
-			(2, 'a2', -9999999999.9999999999, '1970-01-01 00:00:01.000001', '1970-01-01 00:00:01.000001+00', NULL, 'null', '\x', 0, -1e300, -0.5, NULL, false, '{}', 'NaN', '0001-01-01 BC', NULL),
-			(3, 'a3', 0, 'infinity', '-infinity', 'null', NULL, NULL, NULL, 'Infinity', 'NaN', NULL, NULL, NULL, NULL, 'infinity', E'back\\slash\ttab')`,
+			 '\x00ff10', 9223372036854775807, 0.30000000000000004, 1.1, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', true, '{a,"b c",NULL}', 1.500, '2024-02-29',
+			 '1 year 2 mons 3 days 04:05:06.000007', '192.168.0.1/24', 'happy', 7, 'it''s ☃'),
+			(2, 'a2', -9999999999.9999999999, '1970-01-01 00:00:01.000001', '1970-01-01 00:00:01.000001+00', NULL, 'null', '\x', 0, -1e300, -0.5, NULL, false, '{}', 'NaN', '0001-01-01 BC',
+			 '-1 microsecond', '::1', 'sad', 1, NULL),
+			(3, 'a3', 0, 'infinity', '-infinity', 'null', NULL, NULL, NULL, 'Infinity', 'NaN', NULL, NULL, NULL, NULL, 'infinity',
+			 NULL, NULL, NULL, NULL, E'back\\slash\ttab')`,
 		"SELECT setval('acct_id_seq', 10)",
 		"INSERT INTO line VALUES (1, 1, 10), (1, 2, 20), (2, 1, 30)",
 		"INSERT INTO flag (id, acct_id, flag) OVERRIDING SYSTEM VALUE VALUES (1, 1, 1), (2, 2, 0), (3, 3, 5)",
@@ -88,9 +106,10 @@ func pgCases() []dmlCase {
 		blob[i] = byte(i)
 	}
 	return []dmlCase{
-		{name: "insert single serial", sql: "INSERT INTO acct (code, balance, ts, tz, doc, raw, data, big, f, r, u, ok, tags, n, d, txt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+		{name: "insert single serial", sql: "INSERT INTO acct (code, balance, ts, tz, doc, raw, data, big, f, r, u, ok, tags, n, d, iv, ip, m, pos, txt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
 			args: []any{"n1", "42.0000000001", "2025-12-31 12:00:00.999999", "2025-12-31 12:00:00.000001-08", `{"a": null}`, `[1,  2]`, blob, int64(-7), 1.5, 2.25,
-				"00000000-0000-0000-0000-000000000001", true, "{x,y}", "0.10", "2000-02-29", "naïve ' text"}},
+				"00000000-0000-0000-0000-000000000001", true, "{x,y}", "0.10", "2000-02-29", "1 day 00:00:00.5", "10.0.0.0/8", "ok", int64(3), "naïve ' text"}},
+		{name: "insert default values", sql: "INSERT INTO flag DEFAULT VALUES"},
 		{name: "insert multi-row serial", sql: "INSERT INTO acct (code, balance) VALUES ('m1', 1.5), ('m2', 2.5), ($1, $2)", args: []any{"m3", "3.5"}},
 		{name: "insert explicit key", sql: "INSERT INTO acct (id, code, balance) VALUES (100, 'e1', 3), ($1, 'e2', 4)", args: []any{int64(101)}},
 		{name: "insert key from expression", sql: "INSERT INTO acct (id, code, balance) VALUES (40 + 2, 'x1', 1)"},
@@ -100,6 +119,8 @@ func pgCases() []dmlCase {
 		{name: "insert schema-qualified", sql: "INSERT INTO public.line VALUES (5, 5, 5)"},
 		{name: "update by where", sql: `UPDATE acct SET balance = balance + $1, ts = $2, tz = $3, data = $4, txt = NULL, doc = doc || '{"z": 1}', tags = array_append(tags, 'q'), ok = NOT ok, d = d + 1 WHERE id IN (1, 2)`,
 			args: []any{"0.5", "2030-01-01 00:00:00.5", "2030-01-01 00:00:00.5+01", []byte("new\x00data")}},
+		{name: "update row constructor", sql: "UPDATE acct SET (iv, ip, m, pos) = ('2 hours', '10.1.2.3', 'sad', $1) WHERE id = 2", args: []any{int64(9)}},
+		{name: "update only", sql: "UPDATE ONLY acct SET big = big - 1, m = 'ok' WHERE id = 1"},
 		{name: "update every row", sql: "UPDATE acct SET data = $1, doc = NULL, raw = '{}', u = gen_random_uuid()", args: []any{[]byte{1, 2, 3}}},
 		{name: "update composite key", sql: "UPDATE line SET qty = qty + 1 WHERE order_id = $1", args: []any{int64(1)}},
 		{name: "update repeated placeholder", sql: "UPDATE acct SET big = $1 WHERE big IS DISTINCT FROM $1", args: []any{int64(5)}},
@@ -115,7 +136,10 @@ func pgCases() []dmlCase {
 		{name: "delete identity rows", sql: "DELETE FROM flag"},
 		{name: "upsert do update", sql: "INSERT INTO acct (code, balance) VALUES ('a1', 5), ('new', 6) ON CONFLICT (code) DO UPDATE SET balance = acct.balance + excluded.balance, txt = 'dup'"},
 		{name: "upsert do nothing", sql: "INSERT INTO acct (id, code, balance) VALUES (1, 'zz', 0), ($1, 'n2', 1) ON CONFLICT DO NOTHING", args: []any{int64(200)}},
-		{name: "upsert composite", sql: "INSERT INTO line VALUES (1, 1, 99), (4, 4, 4) ON CONFLICT (order_id, line_no) DO UPDATE SET qty = excluded.qty"},
+		{name: "upsert on constraint do nothing", sql: "INSERT INTO line VALUES (1, 2, 0), (9, 9, 9) ON CONFLICT ON CONSTRAINT line_pkey DO NOTHING"},
+		{name: "upsert do update where", sql: "INSERT INTO line (order_id, line_no, qty) VALUES (1, 2, 0), (2, 1, 0), (9, 9, 9) ON CONFLICT (order_id, line_no) DO UPDATE SET qty = line.qty + 100 WHERE line.qty < 25"},
+		{name: "upsert setting a key to excluded", sql: "INSERT INTO acct (id, code, balance) VALUES (1, 'a1', 3), ($1, 'b7', 4) ON CONFLICT (id) DO UPDATE SET code = excluded.code, balance = excluded.balance", args: []any{int64(7)}},
+		{name: "upsert composite", sql: "INSERT INTO line (order_id, line_no, qty) VALUES (1, 1, 99), (4, 4, 4) ON CONFLICT (order_id, line_no) DO UPDATE SET qty = excluded.qty"},
 		{name: "multi-statement", sql: "UPDATE acct SET balance = 0 WHERE id = $1; DELETE FROM line WHERE order_id = $2; INSERT INTO flag (acct_id, flag) VALUES (1, $3)", args: []any{int64(2), int64(2), int64(4)}},
 		{name: "insert, update and delete one row", sql: "INSERT INTO flag (id, acct_id, flag) OVERRIDING SYSTEM VALUE VALUES (9, 1, $1); UPDATE flag SET flag = 7 WHERE id = 9; DELETE FROM flag WHERE id = 9; UPDATE line SET qty = 1 WHERE order_id = 2", args: []any{int64(4)}},
 		{name: "autocommit update", sql: "UPDATE acct SET big = 5 WHERE id = 1", autocommit: true},
@@ -358,7 +382,12 @@ func TestPostgresRefusedStatements(t *testing.T) {
 		{"transaction control", "SAVEPOINT s"},
 		{"returning expression", "DELETE FROM acct WHERE id = 1 RETURNING id, balance + 1"},
 		{"upsert without a usable key", "INSERT INTO acct (code, balance) VALUES (upper('a1'), 1) ON CONFLICT (code) DO NOTHING"},
-		{"upsert assigning a key", "INSERT INTO line VALUES (1, 1, 5) ON CONFLICT (order_id, line_no) DO UPDATE SET line_no = 9"},
+		{"upsert assigning a key", "INSERT INTO line (order_id, line_no, qty) VALUES (1, 1, 5) ON CONFLICT (order_id, line_no) DO UPDATE SET line_no = 9"},
+		{"upsert on constraint", "INSERT INTO line (order_id, line_no, qty) VALUES (1, 1, 5) ON CONFLICT ON CONSTRAINT line_pkey DO UPDATE SET qty = 9"},
+		{"upsert without a column list", "INSERT INTO line VALUES (1, 1, 5) ON CONFLICT (order_id, line_no) DO UPDATE SET qty = 9"},
+		{"upsert conflict column not given", "INSERT INTO acct (id, balance) VALUES (1, 5) ON CONFLICT (code) DO UPDATE SET balance = 9"},
+		{"upsert on a partial index", "INSERT INTO acct (id, code, balance) VALUES (1, 'a1', 5) ON CONFLICT (code) WHERE balance > 0 DO UPDATE SET balance = 9"},
+		{"upsert on an expression", "INSERT INTO acct (id, code, balance) VALUES (1, 'a1', 5) ON CONFLICT (lower(code)) DO UPDATE SET balance = 9"},
 		{"copy", "COPY line FROM STDIN"},
 		{"do block", "DO $$ BEGIN DELETE FROM line; END $$"},
 		{"unparsable", "UPDATE acct SET"},
@@ -646,5 +675,114 @@ func TestPostgresSweeper(t *testing.T) {
 			t.Fatalf("undo rows left: %v, want only unknown-young", got)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPostgresGlobalLocalDeadlockFailsFast is
+// TestGlobalLocalDeadlockFailsFast on PostgreSQL.
+func TestPostgresGlobalLocalDeadlockFailsFast(t *testing.T) {
+	c, b := pgSetup(t)
+	db := attest.OpenAT(t, b, attest.NewRM(t, c), c, func(cfg *at.Config) { cfg.LockRetryTimes = 1 << 30 })
+	seed := pgDumpAll(t, b.Raw)
+	ctx := context.Background()
+	a, err := c.TM.Begin(ctx, "A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := updateInBranch(a.Context(), db, "UPDATE acct SET balance = 1 WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	bt, err := c.TM.Begin(ctx, "B")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ltx, err := db.BeginTx(bt.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ltx.ExecContext(bt.Context(), "UPDATE acct SET balance = 2 WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	commitErr := make(chan error, 1)
+	go func() { commitErr <- ltx.Commit() }()
+	if _, err := c.Client.Rollback(ctx, &tcv1.RollbackRequest{Xid: a.XID()}); err != nil {
+		t.Logf("rollback A: %v", err)
+	}
+	if err := <-commitErr; !errors.Is(err, at.ErrGlobalLock) || !strings.Contains(err.Error(), "rolling back") {
+		t.Fatalf("B's commit: got %v, want ErrGlobalLock for a holder rolling back", err)
+	}
+	if st := attest.WaitStatus(t, c, a.XID()); st != tcv1.GlobalStatus_ROLLBACKED {
+		t.Fatalf("A: %s", st)
+	}
+	compare(t, "after A's rollback", pgDumpAll(t, b.Raw), seed)
+	bt.Rollback(ctx, "done")
+}
+
+// TestPostgresRollbackAfterRMCrash is TestRollbackAfterRMCrash on
+// PostgreSQL, with the same child (TestCrashChild).
+func TestPostgresRollbackAfterRMCrash(t *testing.T) {
+	if os.Getenv("GTX_AT_CRASH_CHILD") != "" {
+		t.Skip("runs as the crashing child only")
+	}
+	c, b := pgSetup(t)
+	if err := at.Migrate(context.Background(), b.Raw, attest.DialectOf(b), ""); err != nil {
+		t.Fatal(err)
+	}
+	seed := pgDumpAll(t, b.Raw)
+	ctx := context.Background()
+	tx, err := c.TM.Begin(ctx, "crash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
+	child.Env = append(os.Environ(), "GTX_AT_CRASH_CHILD=1", "GTX_AT_TC="+c.Addr, "GTX_AT_XID="+tx.XID(),
+		"GTX_AT_DRIVER="+b.Driver, "GTX_AT_DSN="+b.DSN)
+	out, err := child.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != crashExitCode {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if got := pgDumpAll(t, b.Raw); attest.SameRows(got[0], seed[0]) {
+		t.Fatal("the child's local commit is not in the database")
+	}
+	if _, err := c.Client.Rollback(ctx, &tcv1.RollbackRequest{Xid: tx.XID(), Reason: "crash"}); err != nil {
+		t.Logf("rollback with the RM dead: %v", err)
+	}
+	attest.OpenAT(t, b, attest.NewRM(t, c), c)
+	if st := attest.WaitStatus(t, c, tx.XID()); st != tcv1.GlobalStatus_ROLLBACKED {
+		t.Fatalf("status %s", st)
+	}
+	compare(t, "after rollback by the restarted RM", pgDumpAll(t, b.Raw), seed)
+}
+
+// TestPostgresPurgeDefended is TestPurgeDefended on PostgreSQL.
+func TestPostgresPurgeDefended(t *testing.T) {
+	c, b := pgSetup(t)
+	db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
+	ctx := context.Background()
+	tx, err := c.TM.Begin(ctx, "defended")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := at.ResourceID(b.Driver, b.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := attest.NewRM(t, c).RegisterBranch(ctx, tx.XID(), tcv1.BranchType_AT, id, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Rollback(ctx, "test"); err != nil {
+		t.Logf("rollback: %v", err)
+	}
+	if st := attest.WaitStatus(t, c, tx.XID()); st != tcv1.GlobalStatus_ROLLBACKED {
+		t.Fatalf("status %s", st)
+	}
+	d := attest.DialectOf(b)
+	if n, err := at.PurgeDefended(ctx, db, d, "", time.Hour); err != nil || n != 0 {
+		t.Fatalf("purge of rows older than an hour: %d, %v", n, err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if n, err := at.PurgeDefended(ctx, db, d, "", time.Millisecond); err != nil || n != 1 {
+		t.Fatalf("purge of rows older than 1ms: %d, %v", n, err)
 	}
 }

@@ -147,9 +147,15 @@ func (d dialect) UndoTableDDL(table string) []string {
 )`, "CREATE INDEX IF NOT EXISTS " + d.Quote(table+"_created_at") + " ON " + d.Quote(table) + " (created_at)"}
 }
 
+// IsSchemaChange reports undefined table (42P01) and column (42703), and a
+// prepared statement whose result columns changed type (0A000, "cached plan
+// must not change result type").
 func (dialect) IsSchemaChange(err error) bool {
 	var pe *pgconn.PgError
-	return errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "42703")
+	if !errors.As(err, &pe) {
+		return false
+	}
+	return pe.Code == "42P01" || pe.Code == "42703" || (pe.Code == "0A000" && strings.Contains(pe.Message, "cached plan"))
 }
 
 func (dialect) IsDuplicateKey(err error) bool {
@@ -157,9 +163,9 @@ func (dialect) IsDuplicateKey(err error) bool {
 	return errors.As(err, &pe) && pe.Code == "23505"
 }
 
-// LoadTable reads the columns (generated ones left out: they follow the
-// others), the primary key and the unique keys (not partial, not on
-// expressions) of the table ref names, as the session's search_path finds
+// LoadTable reads the columns (generated ones marked: rollback leaves them
+// to the database), the primary key and the unique keys (not partial, not
+// on expressions) of the table ref names, as the session's search_path finds
 // it. The table's name is qualified only outside current_schema().
 func (d dialect) LoadTable(ctx context.Context, q at.Querier, ref at.TableRef) (*at.TableMeta, error) {
 	name := d.Quote(ref.Name)
@@ -168,14 +174,14 @@ func (d dialect) LoadTable(ctx context.Context, q at.Querier, ref at.TableRef) (
 	}
 	rows, err := q.Query(ctx, `SELECT a.attname::text, COALESCE(bt.typname, t.typname)::text,
   a.attidentity <> '' OR COALESCE(pg_get_expr(ad.adbin, ad.adrelid) LIKE 'nextval(%', false),
-  n.nspname::text, c.relname::text, n.nspname = current_schema()
+  n.nspname::text, c.relname::text, n.nspname = current_schema(), a.attgenerated <> ''
 FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
 LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
-WHERE a.attrelid = to_regclass(?) AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+WHERE a.attrelid = to_regclass(?) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum`, []any{name})
 	if err != nil {
 		return nil, err
@@ -189,7 +195,8 @@ ORDER BY a.attnum`, []any{name})
 	}
 	for _, r := range rows {
 		auto, _ := r[2].(bool)
-		m.Columns = append(m.Columns, at.Column{Name: str(r[0]), DataType: str(r[1]), AutoIncrement: auto})
+		generated, _ := r[6].(bool)
+		m.Columns = append(m.Columns, at.Column{Name: str(r[0]), DataType: str(r[1]), AutoIncrement: auto, Generated: generated})
 	}
 	idx, err := q.Query(ctx, `SELECT i.indexrelid::text, i.indisprimary, a.attname::text
 FROM pg_index i
@@ -217,7 +224,7 @@ ORDER BY i.indisprimary DESC, i.indexrelid, k.ord`, []any{name})
 			col = m.ColumnIndex(str(r[2]))
 		}
 		if col < 0 {
-			bad[id] = true // an expression or a generated column
+			bad[id] = true // an expression
 			continue
 		}
 		keys[id] = append(keys[id], col)

@@ -436,19 +436,70 @@ func (b *builder) insert(n *pg.Node, s *pg.InsertStmt, st *at.Statement) error {
 		}
 		ins.Rows = append(ins.Rows, row)
 	}
+	st.Insert = ins
 	if oc := s.GetOnConflictClause(); oc != nil {
 		st.Kind = at.KindUpsert
 		switch oc.GetAction() {
 		case pg.OnConflictAction_ONCONFLICT_NOTHING:
 			ins.Ignore = true
 		case pg.OnConflictAction_ONCONFLICT_UPDATE:
+			if why := conflictRefusal(oc, ins); why != "" {
+				refuse(st, why)
+				return nil
+			}
 			for _, t := range oc.GetTargetList() {
-				ins.Update = append(ins.Update, at.ColumnRef{Name: t.GetResTarget().GetName()})
+				rt := t.GetResTarget()
+				if !isExcluded(rt.GetVal(), rt.GetName()) {
+					ins.Update = append(ins.Update, at.ColumnRef{Name: rt.GetName()})
+				}
 			}
 		}
 	}
-	st.Insert = ins
 	return b.finish(n, st, &s.ReturningList)
+}
+
+// conflictRefusal says why the conflict target of ON CONFLICT DO UPDATE
+// cannot be imaged, or "". The images find rows by the primary and unique
+// keys each row gives whole; the row DO UPDATE changes is the one the
+// target finds, so every row must give every target column, and the target
+// must be plain columns (no expression, collation or operator class, no
+// WHERE for a partial index) naming a key the images know.
+func conflictRefusal(oc *pg.OnConflictClause, ins *at.Insert) string {
+	infer := oc.GetInfer()
+	switch {
+	case infer.GetConname() != "":
+		return "ON CONFLICT ON CONSTRAINT ... DO UPDATE: name the conflict columns instead, so that each row's key can be checked"
+	case infer.GetWhereClause() != nil:
+		return "ON CONFLICT (...) WHERE (a partial unique index) DO UPDATE changes rows the images do not look up"
+	}
+	for _, e := range infer.GetIndexElems() {
+		ie := e.GetIndexElem()
+		if ie.GetName() == "" || len(ie.GetCollation()) > 0 || len(ie.GetOpclass()) > 0 {
+			return "ON CONFLICT on an expression, collation or operator class with DO UPDATE changes rows the images do not look up"
+		}
+		pos := -1
+		for i, c := range ins.Columns {
+			if c == ie.GetName() {
+				pos = i
+			}
+		}
+		if ins.Columns == nil {
+			return "ON CONFLICT ... DO UPDATE needs the INSERT's column list, so that each row's conflict columns can be checked"
+		}
+		for _, row := range ins.Rows {
+			if pos < 0 || row[pos].Kind != at.ValueConst {
+				return "every row of ON CONFLICT ... DO UPDATE must give each conflict column (" + ie.GetName() + ") as a literal or a placeholder"
+			}
+		}
+	}
+	return ""
+}
+
+// isExcluded reports whether e is exactly excluded.col: it sets the value
+// the row was found by, so every key that found it still does.
+func isExcluded(e *pg.Node, col string) bool {
+	f := e.GetColumnRef().GetFields()
+	return len(f) == 2 && f[0].GetString_().GetSval() == "excluded" && f[1].GetString_().GetSval() == col
 }
 
 func (b *builder) update(n *pg.Node, s *pg.UpdateStmt, st *at.Statement) error {
