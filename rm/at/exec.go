@@ -36,6 +36,9 @@ func (e *executor) meta(ctx context.Context, st *Statement, ref TableRef) (*Tabl
 	if len(m.PK) == 0 {
 		return nil, &RefusedError{SQL: st.SQL, Reason: fmt.Sprintf("table %s has no primary key, so its rows cannot be identified for undo or locking; add one", m.Name)}
 	}
+	if why := m.Refuse[st.Kind]; why != "" {
+		return nil, &RefusedError{SQL: st.SQL, Reason: why}
+	}
 	return m, nil
 }
 

@@ -35,6 +35,10 @@ type TableMeta struct {
 	// Uniques holds, for each unique key other than the primary key, the
 	// positions of its columns.
 	Uniques [][]int
+	// Refuse says, by statement kind, why writes of that kind to the
+	// table cannot be imaged (PostgreSQL: a foreign key of another table
+	// that cascades them there); nil when none.
+	Refuse map[Kind]string
 }
 
 // ColumnIndex returns the position of column name (case-insensitive), or -1.

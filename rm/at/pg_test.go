@@ -28,7 +28,7 @@ import (
 // SYSTEM VALUE.
 func pgSchema() []string {
 	return []string{
-		"DROP TABLE IF EXISTS acct, line, flag, nopk",
+		"DROP TABLE IF EXISTS acct, line, flag, nopk, child",
 		// Types are made once per database: dropping a type that the
 		// pool's prepared statements use fails them (XX000), as it would
 		// a plain pgx pool.
@@ -368,13 +368,16 @@ func TestPostgresRollbackBeforePhaseOneCommit(t *testing.T) {
 func TestPostgresRefusedStatements(t *testing.T) {
 	c, b := pgSetup(t)
 	db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
-	attest.MustExec(t, b.Raw, "CREATE TABLE nopk (a INT, b INT)", "INSERT INTO nopk VALUES (1, 1)")
+	attest.MustExec(t, b.Raw, "CREATE TABLE nopk (a INT, b INT)", "INSERT INTO nopk VALUES (1, 1)",
+		"CREATE TABLE child (id INT PRIMARY KEY, order_id INT, line_no INT, FOREIGN KEY (order_id, line_no) REFERENCES line ON DELETE CASCADE)",
+		"INSERT INTO child VALUES (1, 1, 1)")
 	seed := pgDumpAll(t, b.Raw)
 	cases := []struct{ name, sql string }{
 		{"insert select", "INSERT INTO flag (acct_id, flag) SELECT id, 0 FROM acct"},
 		{"ddl", "ALTER TABLE acct ADD COLUMN extra INT"},
 		{"truncate", "TRUNCATE line"},
 		{"table without primary key", "UPDATE nopk SET a = 2"},
+		{"delete cascading to another table", "DELETE FROM line WHERE order_id = 1"},
 		{"update of primary key", "UPDATE acct SET id = id + 100 WHERE id = 1"},
 		{"merge", "MERGE INTO line l USING acct a ON l.order_id = a.id WHEN MATCHED THEN DELETE"},
 		{"writable cte", "WITH d AS (DELETE FROM line RETURNING *) SELECT count(*) FROM d"},

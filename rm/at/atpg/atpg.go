@@ -238,7 +238,37 @@ ORDER BY i.indisprimary DESC, i.indexrelid, k.ord`, []any{name})
 			m.Uniques = append(m.Uniques, keys[id])
 		}
 	}
-	return m, nil
+	return m, d.loadCascades(ctx, q, name, m)
+}
+
+// loadCascades refuses the writes that foreign keys of other tables
+// cascade there (ON DELETE / ON UPDATE CASCADE, SET NULL, SET DEFAULT):
+// the rows they change are never imaged, so a rollback would not put them
+// back.
+func (d dialect) loadCascades(ctx context.Context, q at.Querier, name string, m *at.TableMeta) error {
+	rows, err := q.Query(ctx, `SELECT c.conname::text, c.conrelid::regclass::text, c.confdeltype IN ('c', 'n', 'd'), c.confupdtype IN ('c', 'n', 'd')
+FROM pg_constraint c
+WHERE c.confrelid = to_regclass(?) AND c.contype = 'f' AND (c.confdeltype IN ('c', 'n', 'd') OR c.confupdtype IN ('c', 'n', 'd'))
+ORDER BY 1`, []any{name})
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		onDelete, _ := r[2].(bool)
+		onUpdate, _ := r[3].(bool)
+		why := fmt.Sprintf("foreign key %s of %s cascades writes of %s to rows the AT mode cannot image; use NO ACTION or RESTRICT and write both tables in the branch", str(r[0]), str(r[1]), m.Name)
+		if m.Refuse == nil {
+			m.Refuse = map[at.Kind]string{}
+		}
+		if onDelete && m.Refuse[at.KindDelete] == "" {
+			m.Refuse[at.KindDelete] = why
+		}
+		if onUpdate && m.Refuse[at.KindUpdate] == "" {
+			m.Refuse[at.KindUpdate] = why
+			m.Refuse[at.KindUpsert] = why
+		}
+	}
+	return nil
 }
 
 func str(v any) string {
