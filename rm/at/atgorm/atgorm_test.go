@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 	"gorm.io/gorm/logger"
 
 	"github.com/gtx-io/gtx/rm/at"
@@ -95,5 +96,60 @@ func gormOneLineChange(t *testing.T, c *attest.Coordinator, b *attest.Backend) {
 	}
 	if len(accts) != 2 || accts[0].Balance != 11 || accts[1].ID != id || id == 0 || accts[1].Balance != 5 {
 		t.Fatalf("after commit: %+v (created id %d)", accts, id)
+	}
+}
+
+// TestGormPostgresUpserts runs gorm's upserts on PostgreSQL in a global
+// transaction: Save of a new row (INSERT ... ON CONFLICT ("id") DO UPDATE
+// SET every column = excluded) and Create with clause.OnConflict on the
+// unique code; a rollback must restore the table.
+func TestGormPostgresUpserts(t *testing.T) {
+	c := attest.StartCoordinator(t)
+	b := attest.PostgresBackend(t)
+	cfg := at.DefaultConfig()
+	cfg.Manager, cfg.Locks = attest.NewRM(t, c), c.Client
+	at.SetDefaults(cfg)
+	db, err := gorm.Open(atgorm.Postgres(b.DSN), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sqlDB.Close() })
+	ctx := context.Background()
+	if err := at.Migrate(ctx, b.Raw, attest.DialectOf(b), ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AutoMigrate(&Account{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Create(&Account{ID: 1, Code: "a", Balance: 1}).Error; err != nil {
+		t.Fatal(err)
+	}
+	seed := attest.Dump(t, b.Raw, "accounts")
+	err = c.TM.WithGlobalTx(ctx, "gorm-upserts", func(ctx context.Context) error {
+		if err := db.WithContext(ctx).Save(&Account{ID: 7, Code: "s", Balance: 70}).Error; err != nil {
+			t.Errorf("Save of a new row: %v", err)
+		}
+		if err := db.WithContext(ctx).Save(&Account{ID: 1, Code: "a", Balance: 10}).Error; err != nil {
+			t.Errorf("Save of an existing row: %v", err)
+		}
+		up := clause.OnConflict{Columns: []clause.Column{{Name: "code"}}, DoUpdates: clause.AssignmentColumns([]string{"balance"})}
+		if err := db.WithContext(ctx).Clauses(up).Create(&Account{ID: 9, Code: "a", Balance: 99}).Error; err != nil {
+			t.Errorf("Create with OnConflict: %v", err)
+		}
+		var got Account
+		if err := db.WithContext(ctx).First(&got, 1).Error; err != nil || got.Balance != 99 {
+			t.Errorf("inside the transaction: %+v, %v", got, err)
+		}
+		return errForceRollback
+	})
+	if !errors.Is(err, errForceRollback) {
+		t.Fatal(err)
+	}
+	if got := attest.Dump(t, b.Raw, "accounts"); !attest.SameRows(got, seed) {
+		t.Fatalf("after rollback:\n%s want:\n%s", attest.FormatRows(got), attest.FormatRows(seed))
 	}
 }

@@ -38,10 +38,6 @@ func init() {
 
 type dialect struct{}
 
-var (
-	_ at.ExtendedDialect = dialect{}
-)
-
 // Postgres returns the dialect of PostgreSQL. Table metadata comes from
 // pg_catalog, resolved by the session's search_path like the statements'
 // own names.

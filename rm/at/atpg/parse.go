@@ -487,7 +487,7 @@ func conflictRefusal(oc *pg.OnConflictClause, ins *at.Insert) string {
 			return "ON CONFLICT ... DO UPDATE needs the INSERT's column list, so that each row's conflict columns can be checked"
 		}
 		for _, row := range ins.Rows {
-			if pos < 0 || row[pos].Kind != at.ValueConst {
+			if pos < 0 || pos >= len(row) || row[pos].Kind != at.ValueConst {
 				return "every row of ON CONFLICT ... DO UPDATE must give each conflict column (" + ie.GetName() + ") as a literal or a placeholder"
 			}
 		}
