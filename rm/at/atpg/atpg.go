@@ -22,7 +22,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -58,7 +60,46 @@ func ResourceID(dsn string) (string, error) {
 
 func (dialect) Name() string { return "postgres" }
 
-func (dialect) Parse(query string) ([]at.Statement, error) { return parse(query) }
+// Parse parses query, or returns the statements of the same text parsed
+// before: applications repeat their SQL, and a parse with its deparses
+// costs about 0.1ms.
+func (dialect) Parse(query string) ([]at.Statement, error) {
+	if len(query) > maxCachedQueryLen {
+		return parse(query)
+	}
+	parsed.mu.Lock()
+	stmts, ok := parsed.m[query]
+	parsed.mu.Unlock()
+	if ok {
+		return slices.Clone(stmts), nil
+	}
+	stmts, err := parse(query)
+	if err != nil {
+		return nil, err
+	}
+	parsed.mu.Lock()
+	if len(parsed.m) >= maxCachedQueries {
+		clear(parsed.m)
+	}
+	parsed.m[query] = stmts
+	parsed.mu.Unlock()
+	return slices.Clone(stmts), nil
+}
+
+// Bounds of the parse cache: queries longer than maxCachedQueryLen (large
+// multi-row INSERTs) are parsed every time, and the cache is emptied when
+// it holds maxCachedQueries.
+const (
+	maxCachedQueryLen = 4 << 10
+	maxCachedQueries  = 1024
+)
+
+// parsed caches the statements of queries by their text. The statements'
+// slices are shared: the proxy only reads them.
+var parsed = struct {
+	mu sync.Mutex
+	m  map[string][]at.Statement
+}{m: map[string][]at.Statement{}}
 
 func (dialect) Quote(ident string) string {
 	parts := strings.Split(ident, ".")

@@ -122,3 +122,23 @@ func TestBind(t *testing.T) {
 		t.Fatal("a numbered placeholder was accepted")
 	}
 }
+
+// TestParseCache checks that a query parsed again from the cache gives the
+// same statements, unaffected by changes the caller made to the first.
+func TestParseCache(t *testing.T) {
+	d := atpg.Postgres()
+	const q = "UPDATE cache_t SET a = $1 WHERE id = $2"
+	first, err := d.Parse(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := first[0].SQL
+	first[0].SQL = "changed"
+	second, err := d.Parse(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second[0].SQL != want || !reflect.DeepEqual(second[0].Args, []int{0, 1}) {
+		t.Fatalf("cached parse: %q %v", second[0].SQL, second[0].Args)
+	}
+}
