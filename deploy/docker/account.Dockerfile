@@ -1,5 +1,7 @@
 # The sample's account service: a static binary on a distroless base, running
-# as a non-root user.
+# as a non-root user. Built without cgo, it serves MariaDB/MySQL (and
+# SQLite) but not PostgreSQL, whose AT dialect needs cgo (see
+# samples/order-inventory/README.md, "On PostgreSQL").
 #
 #   docker build -f deploy/docker/account.Dockerfile -t gtx-sample-account:dev .
 FROM golang:1.26 AS build

@@ -10,15 +10,18 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
+	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
@@ -26,6 +29,7 @@ import (
 
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 	"github.com/gtx-io/gtx/samples/order-inventory/load"
+	"github.com/gtx-io/gtx/samples/order-inventory/service"
 )
 
 // bin holds the binaries TestMain built (without -race: they are separate
@@ -73,11 +77,86 @@ type proc struct {
 	done chan struct{}
 }
 
+// dbServer is the database server a cluster runs on: the coordinator's
+// store and the services' databases, each created for the test and dropped
+// after it.
+type dbServer struct {
+	driver string // service.MySQL or service.Postgres; also the store's driver
+	base   string // the server's DSN (MariaDB: without a database)
+	admin  *sql.DB
+}
+
+// mariaDB is the machine's MariaDB (GTX_TEST_MYSQL_DSN, default
+// root@tcp(127.0.0.1:3306)/).
+func mariaDB(t *testing.T) dbServer {
+	t.Helper()
+	s := dbServer{driver: service.MySQL, base: env("GTX_TEST_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/")}
+	s.open(t, "mysql")
+	return s
+}
+
+// postgres is the machine's PostgreSQL (GTX_TEST_POSTGRES_DSN, a URL or
+// key=value DSN of an existing database, default the database test on
+// 127.0.0.1:5432 as postgres). t is skipped when the go command builds
+// without cgo, since the binaries then have no PostgreSQL support.
+func postgres(t *testing.T) dbServer {
+	t.Helper()
+	out, err := exec.Command("go", "env", "CGO_ENABLED").Output()
+	if err != nil || strings.TrimSpace(string(out)) != "1" {
+		t.Skipf("cgo is off (go env CGO_ENABLED: %q, %v): the binaries have no PostgreSQL support", out, err)
+	}
+	s := dbServer{driver: service.Postgres, base: env("GTX_TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test sslmode=disable")}
+	s.open(t, "pgx")
+	return s
+}
+
+func (s *dbServer) open(t *testing.T, driver string) {
+	t.Helper()
+	var err error
+	if s.admin, err = sql.Open(driver, s.base); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.admin.Close() })
+}
+
+// dsn is the DSN of database name on the server.
+func (s dbServer) dsn(name string) string {
+	if s.driver == service.MySQL {
+		return s.base + name
+	}
+	if u, err := url.Parse(s.base); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		u.Path = "/" + name
+		return u.String()
+	}
+	if dbname := regexp.MustCompile(`(^|\s)dbname=\S+`); dbname.MatchString(s.base) {
+		return dbname.ReplaceAllString(s.base, "${1}dbname="+name)
+	}
+	return s.base + " dbname=" + name
+}
+
+// create creates database name, dropped when t ends; t is skipped when the
+// server does not answer.
+func (s dbServer) create(t *testing.T, name string) {
+	t.Helper()
+	create, drop := "CREATE DATABASE `"+name+"`", "DROP DATABASE IF EXISTS `"+name+"`"
+	if s.driver == service.Postgres {
+		create, drop = `CREATE DATABASE "`+name+`"`, `DROP DATABASE IF EXISTS "`+name+`" WITH (FORCE)`
+	}
+	if _, err := s.admin.Exec(create); err != nil {
+		t.Skipf("%s at %s: %v", s.driver, s.base, err)
+	}
+	t.Cleanup(func() {
+		if _, err := s.admin.Exec(drop); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+}
+
 // cluster is the coordinator and the three services, each a process, on
-// MariaDB databases of their own.
+// databases of their own.
 type cluster struct {
 	t      *testing.T
-	dsn    string
+	db     dbServer
 	prefix string
 	nats   natsRun
 	logs   string
@@ -137,37 +216,30 @@ func freePort(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// newCluster creates the databases and starts every process; t's cleanup
-// stops them and drops the databases.
-func newCluster(t *testing.T) *cluster {
+// newCluster creates the databases on db and starts every process; t's
+// cleanup stops them and drops the databases.
+func newCluster(t *testing.T, db dbServer) *cluster {
 	t.Helper()
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	c := &cluster{
 		t:      t,
-		dsn:    env("GTX_TEST_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/"),
+		db:     db,
 		prefix: "gtx_oi_" + hex.EncodeToString(b[:]) + "_",
 		logs:   t.TempDir(),
 		ports:  map[string]string{},
 		procs:  map[string]*proc{},
 		nats:   newNATSRun(t),
 	}
-	admin, err := sql.Open("mysql", c.dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = admin.Close() })
-	for _, db := range []string{"tc", "order", "inventory", "account"} {
-		if _, err := admin.Exec("CREATE DATABASE `" + c.prefix + db + "`"); err != nil {
-			t.Skipf("MariaDB at %s: %v", c.dsn, err)
-		}
-		t.Cleanup(func() { _, _ = admin.Exec("DROP DATABASE IF EXISTS `" + c.prefix + db + "`") })
+	for _, name := range []string{"tc", "order", "inventory", "account"} {
+		db.create(t, c.prefix+name)
 	}
 	for _, p := range []string{"tc", "order-http", "order-grpc", "inventory-http", "inventory-grpc", "account-http", "account-grpc"} {
 		c.ports[p] = freePort(t)
 	}
 	t.Cleanup(c.stopAll)
-	if c.tcDB, err = sql.Open("mysql", c.dsn+c.prefix+"tc"); err != nil {
+	var err error
+	if c.tcDB, err = sql.Open(map[string]string{service.MySQL: "mysql", service.Postgres: "pgx"}[db.driver], db.dsn(c.prefix+"tc")); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.tcDB.Close() })
@@ -187,11 +259,11 @@ func newCluster(t *testing.T) *cluster {
 func (c *cluster) args(name string) []string {
 	if name == "tc" {
 		return []string{"tc", "--listen", c.ports["tc"], "--server-id", "e2e",
-			"--store-driver", "mysql", "--store-dsn", c.dsn + c.prefix + "tc",
+			"--store-driver", c.db.driver, "--store-dsn", c.db.dsn(c.prefix + "tc"),
 			"--branch-timeout", "2s", "--lease", "5s", "--retry-initial", "50ms", "--retry-max", "1s", "--log-level", "warn"}
 	}
 	a := []string{"-http", c.ports[name+"-http"], "-grpc", c.ports[name+"-grpc"], "-tc", c.ports["tc"],
-		"-db-driver", "mysql", "-db-dsn", c.dsn + c.prefix + name, "-tx-timeout", "10s", "-log-level", "warn"}
+		"-db-driver", c.db.driver, "-db-dsn", c.db.dsn(c.prefix + name), "-tx-timeout", "10s", "-log-level", "warn"}
 	a = append(a, c.nats.flags()...)
 	if name == "order" {
 		a = append(a, "-inventory", c.ports["inventory-grpc"], "-account", c.ports["account-grpc"])

@@ -10,7 +10,7 @@
 //	api/samplev1                the gRPC API between the services
 //
 // The tests in this directory run the coordinator and the services as
-// separate processes on MariaDB and NATS, place orders under load, kill -9
-// each of them, and check the invariants; and attach a service to two
-// coordinator replicas that require tokens.
+// separate processes on MariaDB (and on PostgreSQL) and NATS, place orders
+// under load, kill -9 each of them, and check the invariants; and attach a
+// service to two coordinator replicas that require tokens.
 package orderinventory

@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
-# run.sh start|stop|status — build the sample and run the coordinator and the
-# order, inventory and account services as separate processes on loopback,
-# against this machine's MariaDB (creating the databases) and NATS JetStream
-# (a stream of this run's own, deleted at stop), or stop them.
+# run.sh start|stop|status|clean — build the sample and run the coordinator
+# and the order, inventory and account services as separate processes on
+# loopback, against this machine's MariaDB or PostgreSQL (creating the
+# databases) and NATS JetStream (a stream of this run's own, deleted at
+# stop); stop them; or stop them and drop the databases (clean).
 #
 # Environment (defaults in brackets):
 #   GTX_RUN_DIR      binaries, logs and pid files            [/tmp/gtx-order-inventory]
+#   GTX_SAMPLE_DB    the services' (and the coordinator's) database server:
+#                    mysql (MariaDB/MySQL) or postgres; kept until clean [mysql]
 #   GTX_MYSQL        mysql client command                     [mysql -h127.0.0.1 -P3306 -uroot]
 #   GTX_MYSQL_DSN    go-sql-driver DSN prefix, no database    [root@tcp(127.0.0.1:3306)/]
+#   GTX_PSQL         psql command, connected to an existing database
+#                                                             [psql -h127.0.0.1 -p5432 -Upostgres -dpostgres]
+#   GTX_PG_URL       PostgreSQL URL prefix, no database       [postgres://postgres@127.0.0.1:5432/]
+#   GTX_PG_OPTS      appended to each PostgreSQL URL          [?sslmode=disable]
 #   GTX_DB_PREFIX    database name prefix                     [gtx_sample_]
-#   GTX_TC_STORE     coordinator store: mysql or redis        [mysql]
+#   GTX_TC_STORE     coordinator store: sql (on GTX_SAMPLE_DB's server; mysql
+#                    means the same) or redis                  [sql]
 #   GTX_REDIS_URL    Redis for GTX_TC_STORE=redis             [redis://127.0.0.1:6379/0]
-#   GTX_LOCK_STORE   with the mysql store, keep the global row locks in this Redis
-#                    (redis://host:port/db)                   [unset: in MariaDB]
+#   GTX_LOCK_STORE   with the sql store, keep the global row locks in this Redis
+#                    (redis://host:port/db)                   [unset: in the sql store]
 #   GTX_TX_TIMEOUT   global transaction timeout               [30s]
-#   GTX_TC_REPLICAS  coordinator replicas (mysql store), on 8091, 8092, ...;
+#   GTX_TC_REPLICAS  coordinator replicas (sql store), on 8091, 8092, ...;
 #                    the services attach to every one        [1]
 #   GTX_NATS_URL     NATS with JetStream, for the saga steps  [nats://127.0.0.1:4222]
 #   GTX_NATS_STREAM, GTX_NATS_SUBJECT  stream and subject prefix of the saga
@@ -28,9 +36,12 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 dir="${GTX_RUN_DIR:-/tmp/gtx-order-inventory}"
 mysql_cmd="${GTX_MYSQL:-mysql -h127.0.0.1 -P3306 -uroot}"
-dsn="${GTX_MYSQL_DSN:-root@tcp(127.0.0.1:3306)/}"
+mysql_dsn="${GTX_MYSQL_DSN:-root@tcp(127.0.0.1:3306)/}"
+psql_cmd="${GTX_PSQL:-psql -h127.0.0.1 -p5432 -Upostgres -dpostgres}"
+pg_url="${GTX_PG_URL:-postgres://postgres@127.0.0.1:5432/}"
+pg_opts="${GTX_PG_OPTS:-?sslmode=disable}"
 prefix="${GTX_DB_PREFIX:-gtx_sample_}"
-store="${GTX_TC_STORE:-mysql}"
+store="${GTX_TC_STORE:-sql}"
 redis_url="${GTX_REDIS_URL:-redis://127.0.0.1:6379/0}"
 timeout="${GTX_TX_TIMEOUT:-30s}"
 replicas="${GTX_TC_REPLICAS:-1}"
@@ -68,6 +79,60 @@ nats_names() {
 		owned=$([ -z "${GTX_NATS_STREAM:-}" ] && echo 1 || echo 0)
 		printf 'stream=%s\nsubject=%s\nowned=%s\n' "$stream" "$subject" "$owned" >"$dir/nats.env"
 	fi
+}
+
+# db_server sets db (mysql or postgres): the one this run started on (kept
+# in $dir/db.env until clean), else GTX_SAMPLE_DB's.
+db_server() {
+	if [ -f "$dir/db.env" ]; then
+		. "$dir/db.env"
+	else
+		db="${GTX_SAMPLE_DB:-mysql}"
+	fi
+	case "$db" in
+	mysql | postgres) ;;
+	*)
+		echo "GTX_SAMPLE_DB=$db: use mysql or postgres" >&2
+		exit 2
+		;;
+	esac
+}
+
+# db_dsn name: the DSN of the sample's database name on $db.
+db_dsn() {
+	if [ "$db" = postgres ]; then
+		echo "${pg_url}${prefix}$1${pg_opts}"
+	else
+		echo "${mysql_dsn}${prefix}$1"
+	fi
+}
+
+# create_dbs: creates the coordinator's and the services' databases unless
+# they exist.
+create_dbs() {
+	local name
+	for name in tc order inventory account; do
+		if [ "$db" = postgres ]; then
+			if [ -z "$($psql_cmd -Atc "SELECT 1 FROM pg_database WHERE datname = '${prefix}${name}'")" ]; then
+				$psql_cmd -qc "CREATE DATABASE \"${prefix}${name}\""
+			fi
+		else
+			$mysql_cmd -e "CREATE DATABASE IF NOT EXISTS \`${prefix}${name}\`"
+		fi
+	done
+}
+
+# drop_dbs: drops them.
+drop_dbs() {
+	local name
+	for name in tc order inventory account; do
+		if [ "$db" = postgres ]; then
+			$psql_cmd -qc "DROP DATABASE IF EXISTS \"${prefix}${name}\" WITH (FORCE)"
+		else
+			$mysql_cmd -e "DROP DATABASE IF EXISTS \`${prefix}${name}\`"
+		fi
+		echo "dropped database ${prefix}${name} ($db)"
+	done
 }
 
 # tc_name i: the name (pid and log file) of coordinator replica i.
@@ -112,9 +177,10 @@ start() {
 	mkdir -p "$dir/bin"
 	echo "building into $dir/bin"
 	(cd "$root" && go build -o "$dir/bin/" ./cmd/gtx ./samples/order-inventory/cmd/...)
-	for db in tc order inventory account; do
-		$mysql_cmd -e "CREATE DATABASE IF NOT EXISTS \`${prefix}${db}\`"
-	done
+	db_server
+	echo "db=$db" >"$dir/db.env"
+	create_dbs
+	echo "databases ${prefix}{tc,order,inventory,account} on $db"
 	nats_names
 	echo "saga steps over $nats_url, stream $stream, subjects $subject.>"
 	local tcs="" i
@@ -125,21 +191,21 @@ start() {
 	else
 		for i in $(seq 0 $((replicas - 1))); do
 			start_one "$(tc_name "$i")" "$dir/bin/gtx" tc --listen "127.0.0.1:$((8091 + i))" --server-id "sample-tc-$i" \
-				--node-id -1 --store-driver mysql --store-dsn "${dsn}${prefix}tc" \
+				--node-id -1 --store-driver "$db" --store-dsn "$(db_dsn tc)" \
 				${GTX_LOCK_STORE:+--lock-store "$GTX_LOCK_STORE" --store-prefix "${prefix}locks:"}
 			tcs="${tcs:+$tcs,}127.0.0.1:$((8091 + i))"
 		done
 	fi
 	sleep 0.5
-	local common=(-tc "$tcs" -nats "$nats_url" -nats-stream "$stream" -nats-subject "$subject" -tx-timeout "$timeout" -db-driver mysql)
+	local common=(-tc "$tcs" -nats "$nats_url" -nats-stream "$stream" -nats-subject "$subject" -tx-timeout "$timeout" -db-driver "$db")
 	start_one inventory "$dir/bin/inventory" -http 127.0.0.1:8002 -grpc 127.0.0.1:9002 "${common[@]}" \
-		-db-dsn "${dsn}${prefix}inventory"
+		-db-dsn "$(db_dsn inventory)"
 	start_one account "$dir/bin/account" -http 127.0.0.1:8003 -grpc 127.0.0.1:9003 "${common[@]}" \
-		-db-dsn "${dsn}${prefix}account"
+		-db-dsn "$(db_dsn account)"
 	wait_http http://127.0.0.1:8002/v1/stock/A
 	wait_http http://127.0.0.1:8003/v1/accounts/u1
 	start_one order "$dir/bin/order" -http 127.0.0.1:8001 -grpc 127.0.0.1:9001 "${common[@]}" \
-		-inventory 127.0.0.1:9002 -account 127.0.0.1:9003 -db-dsn "${dsn}${prefix}order"
+		-inventory 127.0.0.1:9002 -account 127.0.0.1:9003 -db-dsn "$(db_dsn order)"
 	wait_http "http://127.0.0.1:8001/v1/orders?user=u1"
 	cat <<MSG
 all running. Try:
@@ -177,6 +243,13 @@ stop() {
 	fi
 }
 
+clean() {
+	stop
+	db_server
+	drop_dbs
+	rm -f "$dir/db.env"
+}
+
 status() {
 	for name in $(names); do
 		local f="$dir/$name.pid"
@@ -192,8 +265,9 @@ case "${1:-}" in
 start) start ;;
 stop) stop ;;
 status) status ;;
+clean) clean ;;
 *)
-	echo "usage: $0 start|stop|status" >&2
+	echo "usage: $0 start|stop|status|clean" >&2
 	exit 2
 	;;
 esac

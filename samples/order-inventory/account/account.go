@@ -118,7 +118,7 @@ func (s *Service) setup(ctx context.Context) error {
 	}
 	err = s.Seed(ctx, "accounts", func(tx *sql.Tx) error {
 		for i := 1; i <= SeedUsers; i++ {
-			if _, err := tx.ExecContext(ctx, "INSERT INTO accounts (user_id, balance, frozen) VALUES (?, ?, 0)", fmt.Sprintf("u%d", i), SeedBalance); err != nil {
+			if _, err := tx.ExecContext(ctx, s.Rebind("INSERT INTO accounts (user_id, balance, frozen) VALUES (?, ?, 0)"), fmt.Sprintf("u%d", i), SeedBalance); err != nil {
 				return fmt.Errorf("account: seed u%d: %w", i, err)
 			}
 		}
@@ -128,10 +128,7 @@ func (s *Service) setup(ctx context.Context) error {
 		return err
 	}
 	fcfg := tcc.DefaultFenceConfig()
-	fcfg.Dialect = tcc.SQLite
-	if s.MySQL() {
-		fcfg.Dialect = tcc.MySQL
-	}
+	fcfg.Dialect = map[string]tcc.Dialect{service.MySQL: tcc.MySQL, service.Postgres: tcc.Postgres, service.SQLite: tcc.SQLite}[s.Cfg.Driver]
 	fcfg.Logger = s.Log
 	fence, err := tcc.OpenFence(ctx, s.Plain, fcfg)
 	if err != nil {
@@ -142,14 +139,14 @@ func (s *Service) setup(ctx context.Context) error {
 	// Every phase writes the accounts row, which AT branches (mode "at")
 	// write too: each checks the row's global lock before it commits.
 	guard := func(ctx context.Context, tx tcc.Tx, bc *tcc.BranchContext[Freeze], q string, args ...any) error {
-		if _, err := tx.SQL.ExecContext(ctx, q, args...); err != nil {
+		if _, err := tx.SQL.ExecContext(ctx, s.Rebind(q), args...); err != nil {
 			return fmt.Errorf("account: %s %s: %w", bc.Action, bc.Request.User, err)
 		}
 		return s.GuardRow(ctx, bc.XID, "accounts", bc.Request.User)
 	}
 	s.freeze, err = tcc.Register(p, FreezeAction, fence, tcc.Phases[Freeze]{
 		Try: func(ctx context.Context, tx tcc.Tx, bc *tcc.BranchContext[Freeze]) error {
-			if err := debit(ctx, tx.SQL, bc.Request.User, bc.Request.Amount, "frozen = frozen + ?"); err != nil {
+			if err := s.debit(ctx, tx.SQL, bc.Request.User, bc.Request.Amount, "frozen = frozen + ?"); err != nil {
 				return err
 			}
 			return s.GuardRow(ctx, bc.XID, "accounts", bc.Request.User)
@@ -171,7 +168,7 @@ func (s *Service) setup(ctx context.Context) error {
 func (s *Service) getAccount(c khttp.Context) error {
 	user := c.Vars().Get("user")
 	a := Account{User: user}
-	err := s.Plain.QueryRowContext(c, "SELECT balance, frozen FROM accounts WHERE user_id = ?", user).Scan(&a.Balance, &a.Frozen)
+	err := s.Plain.QueryRowContext(c, s.Rebind("SELECT balance, frozen FROM accounts WHERE user_id = ?"), user).Scan(&a.Balance, &a.Frozen)
 	if errors.Is(err, sql.ErrNoRows) {
 		return service.Fail(c, http.StatusNotFound, fmt.Sprintf("account: no user %q", user))
 	}
@@ -233,7 +230,7 @@ func (s *Service) charge(ctx context.Context, key string, in Charge) error {
 		return kerrors.BadRequest(ReasonBadRequest, "account: a saga debit needs its step key")
 	}
 	err := s.SagaDo(ctx, key, in.User, in.Amount, func(tx *sql.Tx) error {
-		return debit(ctx, tx, in.User, in.Amount, "")
+		return s.debit(ctx, tx, in.User, in.Amount, "")
 	})
 	if errors.Is(err, service.ErrStepCompensated) {
 		return kerrors.Conflict(ReasonCompensate, err.Error())
@@ -254,7 +251,7 @@ func (s *Service) refund(ctx context.Context, key string) error {
 		return kerrors.BadRequest(ReasonBadRequest, "account: refund needs the step key")
 	}
 	return s.SagaUndo(ctx, key, func(tx *sql.Tx, user string, amount int64) error {
-		if _, err := tx.ExecContext(ctx, "UPDATE accounts SET balance = balance + ? WHERE user_id = ?", amount, user); err != nil {
+		if _, err := tx.ExecContext(ctx, s.Rebind("UPDATE accounts SET balance = balance + ? WHERE user_id = ?"), amount, user); err != nil {
 			return fmt.Errorf("account: refund %d cents to %s: %w", amount, user, err)
 		}
 		return nil
@@ -284,7 +281,7 @@ func (s *Service) debitAT(ctx context.Context, user string, amount int64) error 
 	if err != nil {
 		return fmt.Errorf("account: begin: %w", err)
 	}
-	if err := debit(ctx, tx, user, amount, ""); err != nil {
+	if err := s.debit(ctx, tx, user, amount, ""); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
@@ -296,7 +293,7 @@ func (s *Service) debitAT(ctx context.Context, user string, amount int64) error 
 
 // debit takes amount from user's balance, setting also the extra
 // assignment (which takes amount as its argument) when it is not empty.
-func debit(ctx context.Context, tx *sql.Tx, user string, amount int64, extra string) error {
+func (s *Service) debit(ctx context.Context, tx *sql.Tx, user string, amount int64, extra string) error {
 	q, args := "UPDATE accounts SET balance = balance - ?", []any{amount}
 	if extra != "" {
 		q += ", " + extra
@@ -304,13 +301,13 @@ func debit(ctx context.Context, tx *sql.Tx, user string, amount int64, extra str
 	}
 	q += " WHERE user_id = ? AND balance >= ?"
 	args = append(args, user, amount)
-	res, err := tx.ExecContext(ctx, q, args...)
+	res, err := tx.ExecContext(ctx, s.Rebind(q), args...)
 	if err != nil {
 		return fmt.Errorf("account: debit %s: %w", user, err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
 		var one int
-		if err := tx.QueryRowContext(ctx, "SELECT 1 FROM accounts WHERE user_id = ?", user).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+		if err := tx.QueryRowContext(ctx, s.Rebind("SELECT 1 FROM accounts WHERE user_id = ?"), user).Scan(&one); errors.Is(err, sql.ErrNoRows) {
 			return kerrors.NotFound(ReasonUnknownUser, fmt.Sprintf("account: no user %q", user))
 		}
 		return kerrors.Conflict(ReasonInsufficient, fmt.Sprintf("account: %s has less than %d cents", user, amount))

@@ -111,7 +111,7 @@ func (s *Service) migrate(ctx context.Context) error {
 	}
 	return s.Seed(ctx, "stock", func(tx *sql.Tx) error {
 		for _, sku := range SKUs {
-			if _, err := tx.ExecContext(ctx, "INSERT INTO stock (sku, available, price) VALUES (?, ?, ?)", sku, SeedUnits, SeedPrice); err != nil {
+			if _, err := tx.ExecContext(ctx, s.Rebind("INSERT INTO stock (sku, available, price) VALUES (?, ?, ?)"), sku, SeedUnits, SeedPrice); err != nil {
 				return fmt.Errorf("inventory: seed %s: %w", sku, err)
 			}
 		}
@@ -122,7 +122,7 @@ func (s *Service) migrate(ctx context.Context) error {
 func (s *Service) getStock(c khttp.Context) error {
 	sku := c.Vars().Get("sku")
 	st := Stock{SKU: sku}
-	err := s.Plain.QueryRowContext(c, "SELECT available, price FROM stock WHERE sku = ?", sku).Scan(&st.Available, &st.Price)
+	err := s.Plain.QueryRowContext(c, s.Rebind("SELECT available, price FROM stock WHERE sku = ?"), sku).Scan(&st.Available, &st.Price)
 	if errors.Is(err, sql.ErrNoRows) {
 		return service.Fail(c, http.StatusNotFound, fmt.Sprintf("inventory: no SKU %q", sku))
 	}
@@ -185,7 +185,7 @@ func (s *Service) reserve(ctx context.Context, key string, in Reserve) (int64, e
 		return 0, err
 	}
 	err = s.SagaDo(ctx, key, in.SKU, in.Quantity, func(tx *sql.Tx) error {
-		return take(ctx, tx, in.SKU, in.Quantity)
+		return s.take(ctx, tx, in.SKU, in.Quantity)
 	})
 	if errors.Is(err, service.ErrStepCompensated) {
 		return 0, kerrors.Conflict(ReasonCompensate, err.Error())
@@ -206,7 +206,7 @@ func (s *Service) release(ctx context.Context, key string) error {
 		return kerrors.BadRequest(ReasonBadRequest, "inventory: restore needs the step key")
 	}
 	return s.SagaUndo(ctx, key, func(tx *sql.Tx, sku string, n int64) error {
-		if _, err := tx.ExecContext(ctx, "UPDATE stock SET available = available + ? WHERE sku = ?", n, sku); err != nil {
+		if _, err := tx.ExecContext(ctx, s.Rebind("UPDATE stock SET available = available + ? WHERE sku = ?"), n, sku); err != nil {
 			return fmt.Errorf("inventory: give back %d of %s: %w", n, sku, err)
 		}
 		return nil
@@ -237,7 +237,7 @@ func (s *Service) takeAT(ctx context.Context, sku string, n int64) error {
 	if err != nil {
 		return fmt.Errorf("inventory: begin: %w", err)
 	}
-	if err := take(ctx, tx, sku, n); err != nil {
+	if err := s.take(ctx, tx, sku, n); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
@@ -247,8 +247,8 @@ func (s *Service) takeAT(ctx context.Context, sku string, n int64) error {
 	return nil
 }
 
-func take(ctx context.Context, tx *sql.Tx, sku string, n int64) error {
-	res, err := tx.ExecContext(ctx, "UPDATE stock SET available = available - ? WHERE sku = ? AND available >= ?", n, sku, n)
+func (s *Service) take(ctx context.Context, tx *sql.Tx, sku string, n int64) error {
+	res, err := tx.ExecContext(ctx, s.Rebind("UPDATE stock SET available = available - ? WHERE sku = ? AND available >= ?"), n, sku, n)
 	if err != nil {
 		return fmt.Errorf("inventory: take %d of %s: %w", n, sku, err)
 	}
@@ -260,7 +260,7 @@ func take(ctx context.Context, tx *sql.Tx, sku string, n int64) error {
 
 func (s *Service) price(ctx context.Context, sku string) (int64, error) {
 	var price int64
-	err := s.Plain.QueryRowContext(ctx, "SELECT price FROM stock WHERE sku = ?", sku).Scan(&price)
+	err := s.Plain.QueryRowContext(ctx, s.Rebind("SELECT price FROM stock WHERE sku = ?"), sku).Scan(&price)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, kerrors.NotFound(ReasonUnknownSKU, fmt.Sprintf("inventory: no SKU %q", sku))
 	}

@@ -187,7 +187,7 @@ func (s *Service) setup(ctx context.Context, cfg Config) error {
 			return s.steps.Undo(ctx, account.StepRefund, c)
 		},
 		"drop-order": func(ctx context.Context, c saga.Call) error {
-			_, err := s.Plain.ExecContext(ctx, "DELETE FROM orders WHERE order_id = ?", string(c.Data))
+			_, err := s.Plain.ExecContext(ctx, s.Rebind("DELETE FROM orders WHERE order_id = ?"), string(c.Data))
 			return err
 		},
 	} {
@@ -347,7 +347,7 @@ func stepError(err error) error {
 // record inserts the order row through db: the AT database in modes "at"
 // and "tcc" (an AT branch), the plain one in a saga step.
 func (s *Service) record(ctx context.Context, db *sql.DB, res *PlaceResult, in *PlaceRequest, amount int64) error {
-	_, err := db.ExecContext(ctx, "INSERT INTO orders (order_id, xid, user_id, sku, quantity, amount, mode, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+	_, err := db.ExecContext(ctx, s.Rebind("INSERT INTO orders (order_id, xid, user_id, sku, quantity, amount, mode, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
 		res.OrderID, res.XID, in.User, in.SKU, in.Quantity, amount, in.Mode, time.Now().UnixMilli())
 	if err != nil {
 		return fmt.Errorf("order: record the order: %w", err)
@@ -388,7 +388,7 @@ func (s *Service) list(c khttp.Context) error {
 	if user == "" {
 		return service.Fail(c, http.StatusBadRequest, "order: give ?user=")
 	}
-	rows, err := s.Plain.QueryContext(c, "SELECT "+orderColumns+" FROM orders WHERE user_id = ? ORDER BY created_ms, order_id", user)
+	rows, err := s.Plain.QueryContext(c, s.Rebind("SELECT "+orderColumns+" FROM orders WHERE user_id = ? ORDER BY created_ms, order_id"), user)
 	if err != nil {
 		return service.Fail(c, http.StatusInternalServerError, "order: list orders: "+err.Error())
 	}
@@ -409,7 +409,7 @@ func (s *Service) list(c khttp.Context) error {
 
 func (s *Service) get(c khttp.Context) error {
 	id := c.Vars().Get("id")
-	o, err := scanOrder(s.Plain.QueryRowContext(c, "SELECT "+orderColumns+" FROM orders WHERE order_id = ?", id))
+	o, err := scanOrder(s.Plain.QueryRowContext(c, s.Rebind("SELECT "+orderColumns+" FROM orders WHERE order_id = ?"), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return service.Fail(c, http.StatusNotFound, fmt.Sprintf("order: no order %q", id))
 	}

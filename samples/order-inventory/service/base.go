@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,6 +82,16 @@ func Open(ctx context.Context, cfg Config, extra ...func(*Base) (middleware.Midd
 			b = nil
 		}
 	}()
+	switch cfg.Driver {
+	case MySQL:
+		b.dialect = at.MySQL()
+	case Postgres:
+		if b.dialect, err = postgresDialect(); err != nil {
+			return b, fmt.Errorf("service %s: %w", cfg.Name, err)
+		}
+	default:
+		b.dialect = at.SQLite()
+	}
 	coords, err := ParseCoordinators(cfg.TC)
 	if err != nil {
 		return b, err
@@ -111,7 +123,7 @@ func Open(ctx context.Context, cfg Config, extra ...func(*Base) (middleware.Midd
 		return b, fmt.Errorf("service %s: %w", cfg.Name, err)
 	}
 
-	if b.Plain, err = sql.Open(cfg.Driver, cfg.DSN); err != nil {
+	if b.Plain, err = sql.Open(cfg.sqlDriver(), cfg.DSN); err != nil {
 		return b, fmt.Errorf("service %s: open the database: %w", cfg.Name, err)
 	}
 	b.closers = append(b.closers, b.Plain.Close)
@@ -119,11 +131,11 @@ func Open(ctx context.Context, cfg Config, extra ...func(*Base) (middleware.Midd
 		return b, fmt.Errorf("service %s: reach the database: %w", cfg.Name, err)
 	}
 	acfg := at.DefaultConfig()
-	acfg.DriverName, acfg.DSN = cfg.Driver, cfg.DSN
+	acfg.DriverName, acfg.DSN, acfg.Dialect = cfg.sqlDriver(), cfg.DSN, b.dialect
 	acfg.Manager = b.RM
 	acfg.Locks = b.TC
 	acfg.Logger = b.Log
-	if b.ATResource, err = at.ResourceID(cfg.Driver, cfg.DSN); err != nil {
+	if b.ATResource, err = at.ResourceID(acfg.DriverName, cfg.DSN); err != nil {
 		return b, fmt.Errorf("service %s: %w", cfg.Name, err)
 	}
 	acfg.ResourceID = b.ATResource
@@ -131,11 +143,16 @@ func Open(ctx context.Context, cfg Config, extra ...func(*Base) (middleware.Midd
 		return b, fmt.Errorf("service %s: %w", cfg.Name, err)
 	}
 	b.closers = append(b.closers, b.AT.Close)
-	b.dialect = at.SQLite()
-	if cfg.Driver == MySQL {
-		b.dialect = at.MySQL()
+	switch cfg.Driver {
+	case MySQL:
 		b.Plain.SetMaxOpenConns(32)
 		b.AT.SetMaxOpenConns(32)
+	case Postgres:
+		// A server process per connection, and max_connections is 100 by
+		// default: three services (each also with AT's phase-2 pool) and
+		// a coordinator must fit.
+		b.Plain.SetMaxOpenConns(6)
+		b.AT.SetMaxOpenConns(10)
 	}
 	if err := at.Migrate(ctx, b.Plain, b.dialect, acfg.UndoTable); err != nil {
 		return b, fmt.Errorf("service %s: %w", cfg.Name, err)
@@ -159,6 +176,29 @@ func Open(ctx context.Context, cfg Config, extra ...func(*Base) (middleware.Midd
 
 // MySQL reports whether the service runs on MySQL or MariaDB.
 func (b *Base) MySQL() bool { return b.Cfg.Driver == MySQL }
+
+// Postgres reports whether the service runs on PostgreSQL.
+func (b *Base) Postgres() bool { return b.Cfg.Driver == Postgres }
+
+// Rebind returns q with its "?" placeholders as the database takes them:
+// $1, $2, ... on PostgreSQL (both plainly and through the AT driver), q
+// itself elsewhere. q must hold no other question mark.
+func (b *Base) Rebind(q string) string {
+	if !b.Postgres() {
+		return q
+	}
+	var sb strings.Builder
+	n := 0
+	for _, r := range q {
+		if r != '?' {
+			sb.WriteRune(r)
+			continue
+		}
+		n++
+		sb.WriteString("$" + strconv.Itoa(n))
+	}
+	return sb.String()
+}
 
 // Start attaches the resource manager to every coordinator replica
 // (waiting up to 10 s for them; the manager keeps trying in the background

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -14,10 +15,21 @@ const (
 	MySQL = "mysql"
 	// SQLite is SQLite in a file, through github.com/glebarez/sqlite.
 	SQLite = "sqlite"
+	// Postgres is PostgreSQL, through pgx (github.com/jackc/pgx/v5/stdlib)
+	// and AT mode's PostgreSQL dialect (rm/at/atpg). That dialect needs
+	// cgo: a binary built with CGO_ENABLED=0 fails to open it with
+	// ErrNoPostgres.
+	Postgres = "postgres"
 )
 
 // ErrInvalidConfig is what Config.Validate's errors match.
 var ErrInvalidConfig = errors.New("service: invalid config")
+
+// ErrNoPostgres is what Open answers for Driver Postgres in a binary built
+// without cgo.
+var ErrNoPostgres = errors.New("service: this binary was built without cgo (CGO_ENABLED=0), and PostgreSQL needs it: " +
+	"AT mode's PostgreSQL dialect (rm/at/atpg) parses SQL with libpg_query, in C; " +
+	"rebuild with CGO_ENABLED=1 and a C compiler, or use -db-driver mysql or sqlite")
 
 // Config configures one service. Start from DefaultConfig.
 type Config struct {
@@ -49,12 +61,12 @@ type Config struct {
 	// server need different ones.
 	NATSStream  string
 	NATSSubject string // see NATSStream
-	// Driver is MySQL or SQLite. PostgreSQL is not offered yet: it needs
-	// AT mode's PostgreSQL dialect, and then only a driver name here and
-	// its dialect in Open.
+	// Driver is MySQL, Postgres or SQLite.
 	Driver string
 	// DSN names the service's own database: a go-sql-driver/mysql DSN with
-	// a database name, or an SQLite file path with its query options.
+	// a database name, a pgx DSN naming a database (a URL
+	// "postgres://user@host:5432/db" or "host=... dbname=..."), or an
+	// SQLite file path with its query options.
 	DSN string
 	// TxTimeout is the timeout of the global transactions the service
 	// begins; past it the coordinator rolls them back.
@@ -109,15 +121,54 @@ func (c *Config) Validate() error {
 		return bad("NATSStream %q: give a stream name without spaces, dots, '*', '>', '/' or '\\'", c.NATSStream)
 	case !validSubjectPrefix(c.NATSSubject):
 		return bad("NATSSubject %q: give subject tokens joined by dots, without spaces or wildcards", c.NATSSubject)
-	case c.Driver != MySQL && c.Driver != SQLite:
-		return bad("Driver is %q: use %q or %q (AT mode has no PostgreSQL dialect yet)", c.Driver, MySQL, SQLite)
+	case c.Driver != MySQL && c.Driver != Postgres && c.Driver != SQLite:
+		return bad("Driver is %q: use %q, %q or %q", c.Driver, MySQL, Postgres, SQLite)
 	case c.DSN == "":
 		return bad("DSN is empty: give the service's database")
+	case c.Driver != Postgres && postgresDSN(c.DSN):
+		return bad("DSN %q is PostgreSQL's but Driver is %q: use Driver %q (-db-driver postgres)", redactDSN(c.DSN), c.Driver, Postgres)
 	case c.TxTimeout <= 0 || c.RequestTimeout <= 0:
 		return bad("TxTimeout and RequestTimeout must be positive")
 	}
 	_, err := ParseCoordinators(c.TC)
 	return err
+}
+
+// postgresDSN reports whether dsn is written as a PostgreSQL DSN: a
+// postgres:// or postgresql:// URL, or key=value pairs naming a host or a
+// database.
+func postgresDSN(dsn string) bool {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return true
+	}
+	for f := range strings.FieldsSeq(dsn) {
+		if strings.HasPrefix(f, "host=") || strings.HasPrefix(f, "dbname=") {
+			return true
+		}
+	}
+	return false
+}
+
+// redactDSN hides the password of a PostgreSQL DSN, for error messages.
+func redactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	fields := strings.Fields(dsn)
+	for i, f := range fields {
+		if strings.HasPrefix(f, "password=") {
+			fields[i] = "password=xxxxx"
+		}
+	}
+	return strings.Join(fields, " ")
+}
+
+// sqlDriver is the database/sql driver name of Driver.
+func (c *Config) sqlDriver() string {
+	if c.Driver == Postgres {
+		return "pgx"
+	}
+	return c.Driver
 }
 
 // validStreamName reports whether s may name a JetStream stream.

@@ -79,12 +79,36 @@ func TestConfigValidate(t *testing.T) {
 		{"stream with a dot", func(c *Config) { c.NATSStream = "A.B" }, false},
 		{"subject wildcard", func(c *Config) { c.NATSSubject = "gtx.*" }, false},
 		{"subject empty token", func(c *Config) { c.NATSSubject = "gtx..x" }, false},
-		{"postgres", func(c *Config) { c.Driver = "postgres" }, false},
+		{"postgres url", func(c *Config) { c.Driver, c.DSN = Postgres, "postgres://app:secret@db:5432/inventory" }, true},
+		{"postgres key=value", func(c *Config) { c.Driver, c.DSN = Postgres, "host=db dbname=inventory password=secret" }, true},
+		{"postgres url as sqlite", func(c *Config) { c.DSN = "postgresql://app:secret@db/inventory" }, false},
+		{"postgres key=value as mysql", func(c *Config) { c.Driver, c.DSN = MySQL, "host=db dbname=inventory password=secret" }, false},
+		{"unknown driver", func(c *Config) { c.Driver = "oracle" }, false},
 	} {
 		c := good
 		tt.change(&c)
-		if err := c.Validate(); tt.ok != (err == nil) || err != nil && !errors.Is(err, ErrInvalidConfig) {
+		err := c.Validate()
+		if tt.ok != (err == nil) || err != nil && !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%s: Validate() = %v, want ok %v", tt.name, err, tt.ok)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("%s: Validate() shows the password: %v", tt.name, err)
+		}
+	}
+}
+
+func TestRebind(t *testing.T) {
+	for _, tt := range []struct {
+		driver, in, want string
+	}{
+		{Postgres, "UPDATE t SET a = a - ?, b = ? WHERE k = ? AND a >= ?", "UPDATE t SET a = a - $1, b = $2 WHERE k = $3 AND a >= $4"},
+		{Postgres, "SELECT COUNT(*) FROM t", "SELECT COUNT(*) FROM t"},
+		{MySQL, "SELECT a FROM t WHERE k = ?", "SELECT a FROM t WHERE k = ?"},
+		{SQLite, "SELECT a FROM t WHERE k = ?", "SELECT a FROM t WHERE k = ?"},
+	} {
+		b := &Base{Cfg: Config{Driver: tt.driver}}
+		if got := b.Rebind(tt.in); got != tt.want {
+			t.Errorf("%s: Rebind(%q) = %q, want %q", tt.driver, tt.in, got, tt.want)
 		}
 	}
 }

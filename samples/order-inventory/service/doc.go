@@ -1,9 +1,9 @@
 // Package service holds what the sample's three services (order, inventory,
 // account) share: the link to the coordinator (a resource manager attached
 // to every replica Config.TC names, with the application's token, and a
-// transaction manager), the service's database opened twice — once through
-// gtx's AT driver for AT branches, once plainly for the TCC fence and reads
-// — its kratos HTTP and gRPC servers with the gtx middleware, and the saga
+// transaction manager), the service's database (MySQL/MariaDB, PostgreSQL
+// or SQLite) opened twice — once through gtx's AT driver for AT branches,
+// once plainly for the TCC fence and reads — its kratos HTTP and gRPC servers with the gtx middleware, and the saga
 // steps over NATS JetStream (ServeSteps on the participants, StepClient on
 // the order service).
 //

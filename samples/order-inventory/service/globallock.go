@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -88,11 +89,15 @@ const ReasonRowLocked = "ROW_LOCKED"
 
 // RetryableStep turns err from a saga step's local transaction into a
 // kratos error with ReasonRowLocked when the transaction changed nothing
-// because of a lock; other errors are returned as they are.
+// because of a lock (a global row lock, or the database's deadlock, lock
+// wait timeout or serialization failure); other errors are returned as they
+// are.
 func RetryableStep(err error) error {
 	var me *mysql.MySQLError
+	var pe interface{ SQLState() string } // pgx's *pgconn.PgError
 	if errors.Is(err, at.ErrGlobalLock) || errors.Is(err, ErrRowLocked) ||
-		errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205) {
+		errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205) ||
+		errors.As(err, &pe) && slices.Contains([]string{"40P01", "40001", "55P03"}, pe.SQLState()) {
 		return kerrors.Conflict(ReasonRowLocked, err.Error())
 	}
 	return err

@@ -31,8 +31,8 @@ func Flags(fs *flag.FlagSet, c *Config) (token func() error, level *string) {
 	fs.StringVar(&c.NATSURL, "nats", Env("GTX_NATS_URL", c.NATSURL), "NATS server with JetStream, for the saga steps (GTX_NATS_URL)")
 	fs.StringVar(&c.NATSStream, "nats-stream", Env("GTX_NATS_STREAM", c.NATSStream), "JetStream stream of the saga steps (GTX_NATS_STREAM)")
 	fs.StringVar(&c.NATSSubject, "nats-subject", Env("GTX_NATS_SUBJECT", c.NATSSubject), "subject prefix of the saga steps; the stream holds prefix.> (GTX_NATS_SUBJECT)")
-	fs.StringVar(&c.Driver, "db-driver", Env("GTX_DB_DRIVER", c.Driver), "database driver: mysql (MySQL/MariaDB) or sqlite (GTX_DB_DRIVER)")
-	fs.StringVar(&c.DSN, "db-dsn", Env("GTX_DB_DSN", c.DSN), "the service's database: user@tcp(host:3306)/db for mysql, a file path for sqlite (GTX_DB_DSN)")
+	fs.StringVar(&c.Driver, "db-driver", Env("GTX_DB_DRIVER", c.Driver), "database driver: mysql (MySQL/MariaDB), postgres (PostgreSQL; needs a binary built with cgo) or sqlite (GTX_DB_DRIVER)")
+	fs.StringVar(&c.DSN, "db-dsn", Env("GTX_DB_DSN", c.DSN), "the service's database: user@tcp(host:3306)/db for mysql, postgres://user@host:5432/db or host=... dbname=... for postgres, a file path for sqlite (GTX_DB_DSN)")
 	timeout := c.TxTimeout
 	if v, err := time.ParseDuration(os.Getenv("GTX_TX_TIMEOUT")); err == nil {
 		timeout = v

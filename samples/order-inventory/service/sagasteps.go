@@ -18,8 +18,8 @@ const SagaStepsTable = "saga_steps"
 // was refused, so nothing stays changed with no one left to undo it.
 var ErrStepCompensated = errors.New("service: saga step refused: it was compensated already")
 
-// SagaStepsDDL creates the saga steps table; it is the same on MySQL and
-// SQLite.
+// SagaStepsDDL creates the saga steps table; it is the same on MySQL,
+// PostgreSQL and SQLite.
 const SagaStepsDDL = `CREATE TABLE IF NOT EXISTS saga_steps (
 	step_key VARCHAR(191) NOT NULL PRIMARY KEY,
 	status VARCHAR(16) NOT NULL,
@@ -59,7 +59,7 @@ func (b *Base) SagaUndo(ctx context.Context, key string, revert func(tx *sql.Tx,
 		if err := revert(tx, item, amount); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, "UPDATE saga_steps SET status = 'compensated' WHERE step_key = ?", key); err != nil {
+		if _, err := tx.ExecContext(ctx, b.Rebind("UPDATE saga_steps SET status = 'compensated' WHERE step_key = ?"), key); err != nil {
 			return fmt.Errorf("service %s: mark %s compensated: %w", b.Cfg.Name, key, err)
 		}
 		return nil
@@ -69,20 +69,33 @@ func (b *Base) SagaUndo(ctx context.Context, key string, revert func(tx *sql.Tx,
 // claim inserts the step's row with status; when the row exists already it
 // locks and returns it instead. Inserting first, rather than reading first,
 // takes no gap lock on MySQL, so concurrent steps of other keys do not
-// deadlock.
+// deadlock. On PostgreSQL a failed statement aborts its transaction, so the
+// insert skips an existing row (ON CONFLICT DO NOTHING) instead of failing.
 func (b *Base) claim(ctx context.Context, tx *sql.Tx, key, status, item string, amount int64) (inserted bool, old, oldItem string, oldAmount int64, err error) {
-	_, err = tx.ExecContext(ctx, "INSERT INTO saga_steps (step_key, status, item, amount) VALUES (?, ?, ?, ?)", key, status, item, amount)
-	if err == nil {
-		return true, "", "", 0, nil
+	ins := "INSERT INTO saga_steps (step_key, status, item, amount) VALUES (?, ?, ?, ?)"
+	if b.Postgres() {
+		ins += " ON CONFLICT (step_key) DO NOTHING"
 	}
-	if !b.dialect.IsDuplicateKey(err) {
+	res, err := tx.ExecContext(ctx, b.Rebind(ins), key, status, item, amount)
+	switch {
+	case err == nil && b.Postgres():
+		n, err := res.RowsAffected()
+		if err != nil {
+			return false, "", "", 0, fmt.Errorf("service %s: record saga step %s: %w", b.Cfg.Name, key, err)
+		}
+		if n == 1 {
+			return true, "", "", 0, nil
+		}
+	case err == nil:
+		return true, "", "", 0, nil
+	case !b.dialect.IsDuplicateKey(err):
 		return false, "", "", 0, fmt.Errorf("service %s: record saga step %s: %w", b.Cfg.Name, key, err)
 	}
 	q := "SELECT status, item, amount FROM saga_steps WHERE step_key = ?"
-	if b.MySQL() {
+	if b.MySQL() || b.Postgres() {
 		q += " FOR UPDATE"
 	}
-	if err := tx.QueryRowContext(ctx, q, key).Scan(&old, &oldItem, &oldAmount); err != nil {
+	if err := tx.QueryRowContext(ctx, b.Rebind(q), key).Scan(&old, &oldItem, &oldAmount); err != nil {
 		return false, "", "", 0, fmt.Errorf("service %s: read saga step %s: %w", b.Cfg.Name, key, err)
 	}
 	return false, old, oldItem, oldAmount, nil
