@@ -66,7 +66,8 @@ type Base struct {
 // opens the database both ways, creates the AT undo table, connects to
 // NATS and creates the saga steps' stream, and builds the servers with
 // recovery, kratosgtx.Server() and metadata.Server() followed by extra.
-// Nothing is served until Start.
+// Nothing is served until Start. Driver Postgres fails with ErrNoPostgres
+// in a binary built without cgo.
 func Open(ctx context.Context, cfg Config, extra ...func(*Base) (middleware.Middleware, error)) (b *Base, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
