@@ -40,7 +40,7 @@ func updateInBranch(ctx context.Context, db *sql.DB, query string, args ...any) 
 // rows reported, leave that write in place, and restore nothing else.
 func TestDirtyWriteStopsRollback(t *testing.T) {
 	c := attest.StartCoordinator(t)
-	attest.Backends(t, func(t *testing.T, b *attest.Backend) {
+	attest.AllBackends(t, func(t *testing.T, b *attest.Backend) {
 		db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
 		attest.MustExec(t, b.Raw, schema(b)...)
 		ctx := context.Background()
@@ -53,14 +53,14 @@ func TestDirtyWriteStopsRollback(t *testing.T) {
 		}
 		// The outside write: no global transaction, no global lock check.
 		attest.MustExec(t, b.Raw, "UPDATE acct SET balance = 777 WHERE id = 1")
-		before := dumpAll(t, b.Raw)
+		before := dumpAll(t, b)
 		if _, err := tx.Rollback(ctx, "test"); err != nil && !strings.Contains(err.Error(), "ROLLBACK_FAILED") {
 			t.Logf("rollback: %v", err)
 		}
 		if st := attest.WaitStatus(t, c, tx.XID()); st != tcv1.GlobalStatus_ROLLBACK_FAILED {
 			t.Fatalf("status %s, want ROLLBACK_FAILED", st)
 		}
-		compare(t, "after stopped rollback", dumpAll(t, b.Raw), before)
+		compare(t, "after stopped rollback", dumpAll(t, b), before)
 		got, err := c.Client.GetTransaction(ctx, &tcv1.GetTransactionRequest{Xid: tx.XID()})
 		if err != nil {
 			t.Fatal(err)
@@ -76,10 +76,14 @@ func TestDirtyWriteStopsRollback(t *testing.T) {
 // must make the late commit fail, and the data stay as it was.
 func TestRollbackBeforePhaseOneCommit(t *testing.T) {
 	c := attest.StartCoordinator(t)
-	b := attest.MySQLBackend(t)
+	t.Run("mariadb", func(t *testing.T) { rollbackBeforePhaseOneCommit(t, c, attest.MySQLBackend(t)) })
+	t.Run("postgres", func(t *testing.T) { rollbackBeforePhaseOneCommit(t, c, attest.PostgresBackend(t)) })
+}
+
+func rollbackBeforePhaseOneCommit(t *testing.T, c *attest.Coordinator, b *attest.Backend) {
 	db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
 	attest.MustExec(t, b.Raw, schema(b)...)
-	seed := dumpAll(t, b.Raw)
+	seed := dumpAll(t, b)
 	ctx := context.Background()
 	tx, err := c.TM.Begin(ctx, "late")
 	if err != nil {
@@ -102,9 +106,9 @@ func TestRollbackBeforePhaseOneCommit(t *testing.T) {
 	if !errors.Is(err, at.ErrBranchRolledBack) {
 		t.Fatalf("late commit: got %v, want ErrBranchRolledBack", err)
 	}
-	compare(t, "after refused late commit", dumpAll(t, b.Raw), seed)
+	compare(t, "after refused late commit", dumpAll(t, b), seed)
 	var state int
-	if err := b.Raw.QueryRow("SELECT state FROM gtx_undo_log WHERE xid = ?", tx.XID()).Scan(&state); err != nil || state != 1 {
+	if err := b.Raw.QueryRow(b.SQL("SELECT state FROM gtx_undo_log WHERE xid = ?"), tx.XID()).Scan(&state); err != nil || state != 1 {
 		t.Fatalf("defense row: state %d, %v", state, err)
 	}
 }
@@ -117,7 +121,7 @@ func TestRefusedStatements(t *testing.T) {
 		db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
 		attest.MustExec(t, b.Raw, schema(b)...)
 		attest.MustExec(t, b.Raw, "CREATE TABLE nopk (a INT, b INT)")
-		seed := dumpAll(t, b.Raw)
+		seed := dumpAll(t, b)
 		cases := []struct{ name, sql string }{
 			{"replace", "REPLACE INTO acct (id, code, balance) VALUES (1, 'a1', 0)"},
 			{"insert select", "INSERT INTO flag SELECT id + 10, id, 0 FROM acct"},
@@ -131,27 +135,35 @@ func TestRefusedStatements(t *testing.T) {
 			{"upsert leaving out a unique key", "INSERT IGNORE INTO acct (id, balance) VALUES (9, 5)"},
 			{"unparsable", "DELETE FROM acct WHERE id = 1 RETURNING id, balance + 1"},
 		}
-		ctx := context.Background()
-		for _, tc := range cases {
-			t.Run(tc.name, func(t *testing.T) {
-				err := c.TM.WithGlobalTx(ctx, "refused", func(ctx context.Context) error {
-					err := updateInBranch(ctx, db, tc.sql)
-					if !errors.Is(err, at.ErrRefused) {
-						t.Errorf("got %v, want ErrRefused", err)
-					}
-					return err
-				})
-				if err == nil {
-					t.Fatal("global transaction committed")
-				}
-				compare(t, "after refusal", dumpAll(t, b.Raw), seed)
-			})
-		}
-		// Outside a global transaction the proxy stays out of the way.
-		if _, err := db.Exec("UPDATE nopk SET a = 1"); err != nil {
-			t.Fatal(err)
-		}
+		checkRefused(t, c, b, db, seed, cases)
 	})
+}
+
+// checkRefused runs each statement of cases in a global transaction on db:
+// it must fail with ErrRefused and leave the tables at seed. Then, outside a
+// global transaction, it checks the proxy stays out of the way of an update
+// of the table nopk, which has no primary key.
+func checkRefused(t *testing.T, c *attest.Coordinator, b *attest.Backend, db *sql.DB, seed [][][]any, cases []struct{ name, sql string }) {
+	t.Helper()
+	ctx := context.Background()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := c.TM.WithGlobalTx(ctx, "refused", func(ctx context.Context) error {
+				err := updateInBranch(ctx, db, tc.sql)
+				if !errors.Is(err, at.ErrRefused) {
+					t.Errorf("got %v, want ErrRefused", err)
+				}
+				return err
+			})
+			if err == nil {
+				t.Fatal("global transaction committed")
+			}
+			compare(t, "after refusal", dumpAll(t, b), seed)
+		})
+	}
+	if _, err := db.Exec("UPDATE nopk SET a = 1"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestConcurrentUpdatesNoLostUpdate runs 32 global transactions that each
@@ -159,7 +171,7 @@ func TestRefusedStatements(t *testing.T) {
 // with ErrGlobalLock, and the row ends at seed + commits.
 func TestConcurrentUpdatesNoLostUpdate(t *testing.T) {
 	c := attest.StartCoordinator(t)
-	attest.Backends(t, func(t *testing.T, b *attest.Backend) {
+	attest.AllBackends(t, func(t *testing.T, b *attest.Backend) {
 		db := attest.OpenAT(t, b, attest.NewRM(t, c), c, func(cfg *at.Config) { cfg.LockRetryTimes = 500 })
 		attest.MustExec(t, b.Raw, schema(b)...)
 		attest.MustExec(t, b.Raw, "UPDATE acct SET big = 0 WHERE id = 1")
@@ -206,10 +218,10 @@ func TestConcurrentUpdatesNoLostUpdate(t *testing.T) {
 // only that fail-fast can end the wait.
 func TestGlobalLocalDeadlockFailsFast(t *testing.T) {
 	c := attest.StartCoordinator(t)
-	attest.Backends(t, func(t *testing.T, b *attest.Backend) {
+	attest.AllBackends(t, func(t *testing.T, b *attest.Backend) {
 		db := attest.OpenAT(t, b, attest.NewRM(t, c), c, func(cfg *at.Config) { cfg.LockRetryTimes = 1 << 30 })
 		attest.MustExec(t, b.Raw, schema(b)...)
-		seed := dumpAll(t, b.Raw)
+		seed := dumpAll(t, b)
 		ctx := context.Background()
 		a, err := c.TM.Begin(ctx, "A")
 		if err != nil {
@@ -241,7 +253,7 @@ func TestGlobalLocalDeadlockFailsFast(t *testing.T) {
 		if st := attest.WaitStatus(t, c, a.XID()); st != tcv1.GlobalStatus_ROLLBACKED {
 			t.Fatalf("A: %s", st)
 		}
-		compare(t, "after A's rollback", dumpAll(t, b.Raw), seed)
+		compare(t, "after A's rollback", dumpAll(t, b), seed)
 		bt.Rollback(ctx, "done")
 	})
 }
@@ -255,13 +267,13 @@ func TestRollbackAfterRMCrash(t *testing.T) {
 		t.Skip("runs as the crashing child only")
 	}
 	c := attest.StartCoordinator(t)
-	attest.Backends(t, func(t *testing.T, b *attest.Backend) {
+	attest.AllBackends(t, func(t *testing.T, b *attest.Backend) {
 		attest.MustExec(t, b.Raw, schema(b)...)
 		// The undo table, as the child will use it.
 		if err := at.Migrate(context.Background(), b.Raw, attest.DialectOf(b), ""); err != nil {
 			t.Fatal(err)
 		}
-		seed := dumpAll(t, b.Raw)
+		seed := dumpAll(t, b)
 		ctx := context.Background()
 		tx, err := c.TM.Begin(ctx, "crash")
 		if err != nil {
@@ -275,7 +287,7 @@ func TestRollbackAfterRMCrash(t *testing.T) {
 		if !errors.As(err, &exit) || exit.ExitCode() != crashExitCode {
 			t.Fatalf("child: %v\n%s", err, out)
 		}
-		if got := dumpAll(t, b.Raw); attest.SameRows(got[0], seed[0]) {
+		if got := dumpAll(t, b); attest.SameRows(got[0], seed[0]) {
 			t.Fatal("the child's local commit is not in the database")
 		}
 		if _, err := c.Client.Rollback(ctx, &tcv1.RollbackRequest{Xid: tx.XID(), Reason: "crash"}); err != nil {
@@ -286,7 +298,7 @@ func TestRollbackAfterRMCrash(t *testing.T) {
 		if st := attest.WaitStatus(t, c, tx.XID()); st != tcv1.GlobalStatus_ROLLBACKED {
 			t.Fatalf("status %s", st)
 		}
-		compare(t, "after rollback by the restarted RM", dumpAll(t, b.Raw), seed)
+		compare(t, "after rollback by the restarted RM", dumpAll(t, b), seed)
 	})
 }
 
@@ -316,7 +328,7 @@ func TestCrashChild(t *testing.T) {
 // purges it: kept while younger than the age given, deleted after.
 func TestPurgeDefended(t *testing.T) {
 	c := attest.StartCoordinator(t)
-	attest.Backends(t, func(t *testing.T, b *attest.Backend) {
+	attest.AllBackends(t, func(t *testing.T, b *attest.Backend) {
 		db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
 		ctx := context.Background()
 		tx, err := c.TM.Begin(ctx, "defended")

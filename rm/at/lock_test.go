@@ -2,6 +2,7 @@ package at_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand"
@@ -20,7 +21,7 @@ import (
 // has committed.
 func TestSelectForUpdateAndGlobalLockFlag(t *testing.T) {
 	c := attest.StartCoordinator(t)
-	attest.Backends(t, func(t *testing.T, b *attest.Backend) {
+	attest.AllBackends(t, func(t *testing.T, b *attest.Backend) {
 		db := attest.OpenAT(t, b, attest.NewRM(t, c), c, func(cfg *at.Config) { cfg.LockRetryTimes = 2 })
 		attest.MustExec(t, b.Raw, schema(b)...)
 		ctx := context.Background()
@@ -31,6 +32,11 @@ func TestSelectForUpdateAndGlobalLockFlag(t *testing.T) {
 		if err := updateInBranch(a.Context(), db, "UPDATE acct SET txt = 'A' WHERE id = 1"); err != nil {
 			t.Fatal(err)
 		}
+		query := "SELECT code FROM acct WHERE id = ? FOR UPDATE"
+		if b.Driver == "pgx" {
+			// PostgreSQL locks the rows of the tables FOR UPDATE OF names.
+			query = "SELECT a.code FROM acct a JOIN line l ON l.order_id = a.id WHERE a.id = $1 AND l.line_no = 1 FOR UPDATE OF a"
+		}
 		selectForUpdate := func(ctx context.Context, id int) error {
 			tx, err := db.BeginTx(ctx, nil)
 			if err != nil {
@@ -38,7 +44,7 @@ func TestSelectForUpdateAndGlobalLockFlag(t *testing.T) {
 			}
 			defer tx.Rollback()
 			var code string
-			return tx.QueryRowContext(ctx, "SELECT code FROM acct WHERE id = ? FOR UPDATE", id).Scan(&code)
+			return tx.QueryRowContext(ctx, query, id).Scan(&code)
 		}
 		err = c.TM.WithGlobalTx(ctx, "reader", func(ctx context.Context) error { return selectForUpdate(ctx, 1) })
 		if !errors.Is(err, at.ErrGlobalLock) {
@@ -78,32 +84,8 @@ func TestRandomDMLRollback(t *testing.T) {
 		db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
 		attest.MustExec(t, b.Raw, schema(b)...)
 		rng := rand.New(rand.NewSource(1))
-		ctx := context.Background()
 		for round := 0; round < 15; round++ {
-			seed := dumpAll(t, b.Raw)
-			var stmts []string
-			err := c.TM.WithGlobalTx(ctx, "random", func(ctx context.Context) error {
-				tx, err := db.BeginTx(ctx, nil)
-				if err != nil {
-					return err
-				}
-				for i := 0; i < 1+rng.Intn(6); i++ {
-					q, args := randomStatement(rng)
-					stmts = append(stmts, fmt.Sprint(q, args))
-					if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-						tx.Rollback()
-						return fmt.Errorf("%s %v: %w", q, args, err)
-					}
-				}
-				if err := tx.Commit(); err != nil {
-					return err
-				}
-				return errForceRollback
-			})
-			if !errors.Is(err, errForceRollback) {
-				t.Fatalf("round %d: %v", round, err)
-			}
-			compare(t, fmt.Sprintf("round %d after %q", round, stmts), dumpAll(t, b.Raw), seed)
+			randomRollback(t, c, b, db, rng, 6, randomStatement)
 			// Move the seed on, outside any global transaction.
 			q, args := randomStatement(rng)
 			if _, err := b.Raw.Exec(q, args...); err != nil {
@@ -149,7 +131,7 @@ func TestCompressedUndoAndCleanup(t *testing.T) {
 			cfg.CleanupBatch = 3
 		})
 		attest.MustExec(t, b.Raw, schema(b)...)
-		seed := dumpAll(t, b.Raw)
+		seed := dumpAll(t, b)
 		ctx := context.Background()
 		err := c.TM.WithGlobalTx(ctx, "compressed", func(ctx context.Context) error {
 			if err := updateInBranch(ctx, db, "UPDATE acct SET txt = 'compressed', data = NULL"); err != nil {
@@ -160,7 +142,7 @@ func TestCompressedUndoAndCleanup(t *testing.T) {
 		if !errors.Is(err, errForceRollback) {
 			t.Fatal(err)
 		}
-		compare(t, "after compressed rollback", dumpAll(t, b.Raw), seed)
+		compare(t, "after compressed rollback", dumpAll(t, b), seed)
 		for i := 0; i < 5; i++ {
 			if err := c.TM.WithGlobalTx(ctx, "commit", func(ctx context.Context) error {
 				return updateInBranch(ctx, db, "UPDATE acct SET big = ? WHERE id = 2", int64(i))
@@ -197,30 +179,38 @@ func FuzzRandomDMLRollback(f *testing.F) {
 	db := attest.OpenAT(f, b, attest.NewRM(f, c), c)
 	f.Fuzz(func(t *testing.T, seedValue int64) {
 		attest.MustExec(t, b.Raw, schema(b)...)
-		seed := dumpAll(t, b.Raw)
-		rng := rand.New(rand.NewSource(seedValue))
-		err := c.TM.WithGlobalTx(context.Background(), "fuzz", func(ctx context.Context) error {
-			tx, err := db.BeginTx(ctx, nil)
-			if err != nil {
-				return err
-			}
-			for i := 0; i < 1+rng.Intn(8); i++ {
-				q, args := randomStatement(rng)
-				if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-					tx.Rollback()
-					return fmt.Errorf("%s %v: %w", q, args, err)
-				}
-			}
-			if err := tx.Commit(); err != nil {
-				return err
-			}
-			return errForceRollback
-		})
-		if !errors.Is(err, errForceRollback) {
-			t.Fatal(err)
-		}
-		compare(t, "after rollback", dumpAll(t, b.Raw), seed)
+		randomRollback(t, c, b, db, rand.New(rand.NewSource(seedValue)), 8, randomStatement)
 	})
+}
+
+// randomRollback runs 1 to most statements of next, drawn with rng, in a
+// global transaction that rolls back, and checks the tables came back.
+func randomRollback(t *testing.T, c *attest.Coordinator, b *attest.Backend, db *sql.DB, rng *rand.Rand, most int, next func(*rand.Rand) (string, []any)) {
+	t.Helper()
+	seed := dumpAll(t, b)
+	var stmts []string
+	err := c.TM.WithGlobalTx(context.Background(), "random", func(ctx context.Context) error {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		for i := 0; i < 1+rng.Intn(most); i++ {
+			q, args := next(rng)
+			stmts = append(stmts, fmt.Sprint(q, args))
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("%s %v: %w", q, args, err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+		return errForceRollback
+	})
+	if !errors.Is(err, errForceRollback) {
+		t.Fatal(err)
+	}
+	compare(t, fmt.Sprintf("after %q", stmts), dumpAll(t, b), seed)
 }
 
 // TestSchemaChange adds columns behind the proxy's cached metadata: from

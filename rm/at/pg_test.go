@@ -6,18 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
-	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/gtx-io/gtx"
-	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 	"github.com/gtx-io/gtx/rm/at"
 	"github.com/gtx-io/gtx/rm/at/internal/attest"
 )
@@ -178,59 +172,8 @@ func pgRunPlain(ctx context.Context, db *sql.DB, c dmlCase) error {
 func pgSetup(t *testing.T) (*attest.Coordinator, *attest.Backend) {
 	c := attest.StartCoordinator(t)
 	b := attest.PostgresBackend(t)
-	attest.MustExec(t, b.Raw, pgSchema()...)
+	attest.MustExec(t, b.Raw, schema(b)...)
 	return c, b
-}
-
-// TestPostgresStatementCommitAndRollback is TestStatementCommitAndRollback
-// on PostgreSQL: every statement kind in a plain transaction (the expected
-// result), in a global transaction that commits (must match it) and in one
-// that rolls back (must restore the seed, as PostgreSQL prints it).
-func TestPostgresStatementCommitAndRollback(t *testing.T) {
-	c, b := pgSetup(t)
-	db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
-	ctx := context.Background()
-	for _, tc := range pgCases() {
-		t.Run(tc.name, func(t *testing.T) {
-			attest.MustExec(t, b.Raw, pgSchema()...)
-			seed := pgDumpAll(t, b.Raw)
-			if err := pgRunPlain(ctx, b.Raw, tc); err != nil {
-				t.Fatalf("plain: %v", err)
-			}
-			want := pgDumpAll(t, b.Raw)
-			if attest.SameRows(want[0], seed[0]) && attest.SameRows(want[1], seed[1]) && attest.SameRows(want[2], seed[2]) {
-				t.Fatal("the statement changes nothing: the case tests nothing")
-			}
-
-			attest.MustExec(t, b.Raw, pgSchema()...)
-			if err := c.TM.WithGlobalTx(ctx, "commit-"+tc.name, func(ctx context.Context) error { return runIn(ctx, db, tc) }); err != nil {
-				t.Fatalf("global commit: %v", err)
-			}
-			got := pgDumpAll(t, b.Raw)
-			if strings.Contains(tc.sql, "gen_random_uuid") {
-				// Random per run: compare all but that column's effect.
-				got, want = dropUUIDs(got), dropUUIDs(want)
-			}
-			compare(t, "after global commit", got, want)
-
-			attest.MustExec(t, b.Raw, pgSchema()...)
-			var xid string
-			err := c.TM.WithGlobalTx(ctx, "rollback-"+tc.name, func(ctx context.Context) error {
-				xid, _ = gtx.XIDFromContext(ctx)
-				if err := runIn(ctx, db, tc); err != nil {
-					t.Errorf("statement: %v", err)
-				}
-				return errForceRollback
-			})
-			if !errors.Is(err, errForceRollback) {
-				t.Fatalf("global rollback: %v", err)
-			}
-			if st := attest.WaitStatus(t, c, xid); st != tcv1.GlobalStatus_ROLLBACKED {
-				t.Fatalf("status %s", st)
-			}
-			compare(t, "after global rollback", pgDumpAll(t, b.Raw), seed)
-		})
-	}
 }
 
 var uuidText = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
@@ -297,72 +240,6 @@ func TestPostgresReturning(t *testing.T) {
 	}
 }
 
-// TestPostgresDirtyWriteStopsRollback is TestDirtyWriteStopsRollback on
-// PostgreSQL.
-func TestPostgresDirtyWriteStopsRollback(t *testing.T) {
-	c, b := pgSetup(t)
-	db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
-	ctx := context.Background()
-	tx, err := c.TM.Begin(ctx, "dirty")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := updateInBranch(tx.Context(), db, "UPDATE acct SET balance = 1, txt = 'mine' WHERE id IN (1, 2)"); err != nil {
-		t.Fatal(err)
-	}
-	attest.MustExec(t, b.Raw, "UPDATE acct SET balance = 777 WHERE id = 1")
-	before := pgDumpAll(t, b.Raw)
-	if _, err := tx.Rollback(ctx, "test"); err != nil {
-		t.Logf("rollback: %v", err)
-	}
-	if st := attest.WaitStatus(t, c, tx.XID()); st != tcv1.GlobalStatus_ROLLBACK_FAILED {
-		t.Fatalf("status %s, want ROLLBACK_FAILED", st)
-	}
-	compare(t, "after stopped rollback", pgDumpAll(t, b.Raw), before)
-	got, err := c.Client.GetTransaction(ctx, &tcv1.GetTransactionRequest{Xid: tx.XID()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if msg := got.GetTransaction().GetLastError(); !strings.Contains(msg, "changed outside the global transaction") || !strings.Contains(msg, "777") {
-		t.Fatalf("last error does not report the dirty row: %q", msg)
-	}
-}
-
-// TestPostgresRollbackBeforePhaseOneCommit is
-// TestRollbackBeforePhaseOneCommit on PostgreSQL.
-func TestPostgresRollbackBeforePhaseOneCommit(t *testing.T) {
-	c, b := pgSetup(t)
-	db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
-	seed := pgDumpAll(t, b.Raw)
-	ctx := context.Background()
-	tx, err := c.TM.Begin(ctx, "late")
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := at.ResourceID(b.Driver, b.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	at.SetAfterRegisterHook(id, func(xid string, branchID int64) {
-		if _, err := c.Client.Rollback(ctx, &tcv1.RollbackRequest{Xid: xid, Reason: "early"}); err != nil {
-			t.Errorf("rollback: %v", err)
-		}
-		if st := attest.WaitStatus(t, c, xid); st != tcv1.GlobalStatus_ROLLBACKED {
-			t.Errorf("status %s", st)
-		}
-	})
-	defer at.SetAfterRegisterHook(id, nil)
-	err = updateInBranch(tx.Context(), db, "UPDATE acct SET balance = 5 WHERE id = 1")
-	if !errors.Is(err, at.ErrBranchRolledBack) {
-		t.Fatalf("late commit: got %v, want ErrBranchRolledBack", err)
-	}
-	compare(t, "after refused late commit", pgDumpAll(t, b.Raw), seed)
-	var state int
-	if err := b.Raw.QueryRow("SELECT state FROM gtx_undo_log WHERE xid = $1", tx.XID()).Scan(&state); err != nil || state != 1 {
-		t.Fatalf("defense row: state %d, %v", state, err)
-	}
-}
-
 // TestPostgresRefusedStatements checks what PostgreSQL SQL is refused in a
 // global transaction, leaving the data as it was.
 func TestPostgresRefusedStatements(t *testing.T) {
@@ -371,7 +248,7 @@ func TestPostgresRefusedStatements(t *testing.T) {
 	attest.MustExec(t, b.Raw, "CREATE TABLE nopk (a INT, b INT)", "INSERT INTO nopk VALUES (1, 1)",
 		"CREATE TABLE child (id INT PRIMARY KEY, order_id INT, line_no INT, FOREIGN KEY (order_id, line_no) REFERENCES line ON DELETE CASCADE)",
 		"INSERT INTO child VALUES (1, 1, 1)")
-	seed := pgDumpAll(t, b.Raw)
+	seed := dumpAll(t, b)
 	cases := []struct{ name, sql string }{
 		{"insert select", "INSERT INTO flag (acct_id, flag) SELECT id, 0 FROM acct"},
 		{"ddl", "ALTER TABLE acct ADD COLUMN extra INT"},
@@ -395,108 +272,7 @@ func TestPostgresRefusedStatements(t *testing.T) {
 		{"do block", "DO $$ BEGIN DELETE FROM line; END $$"},
 		{"unparsable", "UPDATE acct SET"},
 	}
-	ctx := context.Background()
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			err := c.TM.WithGlobalTx(ctx, "refused", func(ctx context.Context) error {
-				err := updateInBranch(ctx, db, tc.sql)
-				if !errors.Is(err, at.ErrRefused) {
-					t.Errorf("got %v, want ErrRefused", err)
-				}
-				return err
-			})
-			if err == nil {
-				t.Fatal("global transaction committed")
-			}
-			compare(t, "after refusal", pgDumpAll(t, b.Raw), seed)
-		})
-	}
-	if _, err := db.Exec("UPDATE nopk SET a = 1"); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// TestPostgresConcurrentUpdatesNoLostUpdate is
-// TestConcurrentUpdatesNoLostUpdate on PostgreSQL: 32 global transactions
-// add 1 to one row.
-func TestPostgresConcurrentUpdatesNoLostUpdate(t *testing.T) {
-	c, b := pgSetup(t)
-	db := attest.OpenAT(t, b, attest.NewRM(t, c), c, func(cfg *at.Config) { cfg.LockRetryTimes = 500 })
-	attest.MustExec(t, b.Raw, "UPDATE acct SET big = 0 WHERE id = 1")
-	const n = 32
-	var ok, lost atomic.Int64
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := c.TM.WithGlobalTx(context.Background(), "inc", func(ctx context.Context) error {
-				return updateInBranch(ctx, db, "UPDATE acct SET big = big + 1 WHERE id = 1")
-			})
-			switch {
-			case err == nil:
-				ok.Add(1)
-			case errors.Is(err, at.ErrGlobalLock):
-				lost.Add(1)
-			default:
-				t.Errorf("unexpected error: %v", err)
-			}
-		}()
-	}
-	wg.Wait()
-	var big int64
-	if err := b.Raw.QueryRow("SELECT big FROM acct WHERE id = 1").Scan(&big); err != nil {
-		t.Fatal(err)
-	}
-	if big != ok.Load() {
-		t.Fatalf("row holds %d increments, %d transactions committed (%d gave up)", big, ok.Load(), lost.Load())
-	}
-	t.Logf("%d committed, %d gave up on the global lock", ok.Load(), lost.Load())
-	if ok.Load() == 0 {
-		t.Fatal("no transaction committed")
-	}
-}
-
-// TestPostgresSelectForUpdateChecksGlobalLocks is
-// TestSelectForUpdateAndGlobalLockFlag on PostgreSQL.
-func TestPostgresSelectForUpdateChecksGlobalLocks(t *testing.T) {
-	c, b := pgSetup(t)
-	db := attest.OpenAT(t, b, attest.NewRM(t, c), c, func(cfg *at.Config) { cfg.LockRetryTimes = 2 })
-	ctx := context.Background()
-	a, err := c.TM.Begin(ctx, "A")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := updateInBranch(a.Context(), db, "UPDATE acct SET txt = 'A' WHERE id = 1"); err != nil {
-		t.Fatal(err)
-	}
-	selectForUpdate := func(ctx context.Context, id int) error {
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback()
-		var code string
-		return tx.QueryRowContext(ctx, "SELECT a.code FROM acct a JOIN line l ON l.order_id = a.id WHERE a.id = $1 AND l.line_no = 1 FOR UPDATE OF a", id).Scan(&code)
-	}
-	err = c.TM.WithGlobalTx(ctx, "reader", func(ctx context.Context) error { return selectForUpdate(ctx, 1) })
-	if !errors.Is(err, at.ErrGlobalLock) {
-		t.Fatalf("SELECT FOR UPDATE of a locked row: got %v, want ErrGlobalLock", err)
-	}
-	if err := c.TM.WithGlobalTx(ctx, "reader", func(ctx context.Context) error { return selectForUpdate(ctx, 2) }); err != nil {
-		t.Fatalf("SELECT FOR UPDATE of a free row: %v", err)
-	}
-	flagged := gtx.WithGlobalLock(ctx)
-	if err := updateInBranch(flagged, db, "UPDATE acct SET txt = 'local' WHERE id = 1"); !errors.Is(err, at.ErrGlobalLock) {
-		t.Fatalf("global-lock flagged update of a locked row: got %v, want ErrGlobalLock", err)
-	}
-	if _, err := a.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	attest.WaitStatus(t, c, a.XID())
-	if err := c.TM.WithGlobalTx(ctx, "reader", func(ctx context.Context) error { return selectForUpdate(ctx, 1) }); err != nil {
-		t.Fatalf("SELECT FOR UPDATE after A committed: %v", err)
-	}
+	checkRefused(t, c, b, db, seed, cases)
 }
 
 // TestPostgresSchemaChange adds a column behind the cached metadata: the
@@ -525,7 +301,7 @@ func TestPostgresSchemaChange(t *testing.T) {
 	if err := inGlobal("UPDATE acct SET extra = 7 WHERE id = 1"); !errors.Is(err, at.ErrRefused) {
 		t.Fatalf("first statement on the new column: got %v, want ErrRefused", err)
 	}
-	seed := pgDumpAll(t, b.Raw)
+	seed := dumpAll(t, b)
 	if err := inGlobal("UPDATE acct SET extra = 7 WHERE id = 1"); err != nil {
 		t.Fatal(err)
 	}
@@ -538,7 +314,7 @@ func TestPostgresSchemaChange(t *testing.T) {
 	if err := inGlobal("DELETE FROM flag WHERE id = 1"); err != nil {
 		t.Fatalf("statement on the re-created table: %v", err)
 	}
-	if got := pgDumpAll(t, b.Raw); !attest.SameRows(got[0], seed[0]) {
+	if got := dumpAll(t, b); !attest.SameRows(got[0], seed[0]) {
 		t.Fatalf("acct after rollbacks:\n%s want:\n%s", attest.FormatRows(got[0]), attest.FormatRows(seed[0]))
 	}
 }
@@ -568,43 +344,13 @@ func pgRandomStatement(rng *rand.Rand) (string, []any) {
 	return "DELETE FROM line WHERE qty > $1", []any{int64(rng.Intn(30))}
 }
 
-// pgRandomRollback runs the random statements of seedValue in a global
-// transaction that rolls back, and checks the tables came back.
-func pgRandomRollback(t *testing.T, c *attest.Coordinator, b *attest.Backend, db *sql.DB, seedValue int64) {
-	seed := pgDumpAll(t, b.Raw)
-	rng := rand.New(rand.NewSource(seedValue))
-	var stmts []string
-	err := c.TM.WithGlobalTx(context.Background(), "random", func(ctx context.Context) error {
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		for i := 0; i < 1+rng.Intn(8); i++ {
-			q, args := pgRandomStatement(rng)
-			stmts = append(stmts, fmt.Sprint(q, args))
-			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-				tx.Rollback()
-				return fmt.Errorf("%s %v: %w", q, args, err)
-			}
-		}
-		if err := tx.Commit(); err != nil {
-			return err
-		}
-		return errForceRollback
-	})
-	if !errors.Is(err, errForceRollback) {
-		t.Fatal(err)
-	}
-	compare(t, fmt.Sprintf("after %q", stmts), pgDumpAll(t, b.Raw), seed)
-}
-
 // TestPostgresRandomDMLRollback is TestRandomDMLRollback on PostgreSQL.
 func TestPostgresRandomDMLRollback(t *testing.T) {
 	c, b := pgSetup(t)
 	db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
 	rng := rand.New(rand.NewSource(1))
 	for round := int64(0); round < 15; round++ {
-		pgRandomRollback(t, c, b, db, round)
+		randomRollback(t, c, b, db, rand.New(rand.NewSource(round)), 8, pgRandomStatement)
 		q, args := pgRandomStatement(rng)
 		if _, err := b.Raw.Exec(q, args...); err != nil {
 			t.Fatal(err)
@@ -621,8 +367,8 @@ func FuzzPostgresRandomDMLRollback(f *testing.F) {
 	b := attest.PostgresBackend(f)
 	db := attest.OpenAT(f, b, attest.NewRM(f, c), c)
 	f.Fuzz(func(t *testing.T, seedValue int64) {
-		attest.MustExec(t, b.Raw, pgSchema()...)
-		pgRandomRollback(t, c, b, db, seedValue)
+		attest.MustExec(t, b.Raw, schema(b)...)
+		randomRollback(t, c, b, db, rand.New(rand.NewSource(seedValue)), 8, pgRandomStatement)
 	})
 }
 
@@ -650,12 +396,7 @@ func TestPostgresSweeper(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	attest.OpenAT(t, b, attest.NewRM(t, c), c, func(cfg *at.Config) {
-		cfg.Sweep.Interval = 20 * time.Millisecond
-		cfg.Sweep.Age = time.Millisecond
-		cfg.Sweep.Batch = 2
-		cfg.Sweep.UnknownAfter = time.Hour
-	})
+	attest.OpenAT(t, b, attest.NewRM(t, c), c, fastSweep)
 	left := func() []string {
 		var xids []string
 		rows, err := b.Raw.Query("SELECT xid FROM gtx_undo_log ORDER BY xid")
@@ -678,114 +419,5 @@ func TestPostgresSweeper(t *testing.T) {
 			t.Fatalf("undo rows left: %v, want only unknown-young", got)
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// TestPostgresGlobalLocalDeadlockFailsFast is
-// TestGlobalLocalDeadlockFailsFast on PostgreSQL.
-func TestPostgresGlobalLocalDeadlockFailsFast(t *testing.T) {
-	c, b := pgSetup(t)
-	db := attest.OpenAT(t, b, attest.NewRM(t, c), c, func(cfg *at.Config) { cfg.LockRetryTimes = 1 << 30 })
-	seed := pgDumpAll(t, b.Raw)
-	ctx := context.Background()
-	a, err := c.TM.Begin(ctx, "A")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := updateInBranch(a.Context(), db, "UPDATE acct SET balance = 1 WHERE id = 1"); err != nil {
-		t.Fatal(err)
-	}
-	bt, err := c.TM.Begin(ctx, "B")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ltx, err := db.BeginTx(bt.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ltx.ExecContext(bt.Context(), "UPDATE acct SET balance = 2 WHERE id = 1"); err != nil {
-		t.Fatal(err)
-	}
-	commitErr := make(chan error, 1)
-	go func() { commitErr <- ltx.Commit() }()
-	if _, err := c.Client.Rollback(ctx, &tcv1.RollbackRequest{Xid: a.XID()}); err != nil {
-		t.Logf("rollback A: %v", err)
-	}
-	if err := <-commitErr; !errors.Is(err, at.ErrGlobalLock) || !strings.Contains(err.Error(), "rolling back") {
-		t.Fatalf("B's commit: got %v, want ErrGlobalLock for a holder rolling back", err)
-	}
-	if st := attest.WaitStatus(t, c, a.XID()); st != tcv1.GlobalStatus_ROLLBACKED {
-		t.Fatalf("A: %s", st)
-	}
-	compare(t, "after A's rollback", pgDumpAll(t, b.Raw), seed)
-	bt.Rollback(ctx, "done")
-}
-
-// TestPostgresRollbackAfterRMCrash is TestRollbackAfterRMCrash on
-// PostgreSQL, with the same child (TestCrashChild).
-func TestPostgresRollbackAfterRMCrash(t *testing.T) {
-	if os.Getenv("GTX_AT_CRASH_CHILD") != "" {
-		t.Skip("runs as the crashing child only")
-	}
-	c, b := pgSetup(t)
-	if err := at.Migrate(context.Background(), b.Raw, attest.DialectOf(b), ""); err != nil {
-		t.Fatal(err)
-	}
-	seed := pgDumpAll(t, b.Raw)
-	ctx := context.Background()
-	tx, err := c.TM.Begin(ctx, "crash")
-	if err != nil {
-		t.Fatal(err)
-	}
-	child := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
-	child.Env = append(os.Environ(), "GTX_AT_CRASH_CHILD=1", "GTX_AT_TC="+c.Addr, "GTX_AT_XID="+tx.XID(),
-		"GTX_AT_DRIVER="+b.Driver, "GTX_AT_DSN="+b.DSN)
-	out, err := child.CombinedOutput()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != crashExitCode {
-		t.Fatalf("child: %v\n%s", err, out)
-	}
-	if got := pgDumpAll(t, b.Raw); attest.SameRows(got[0], seed[0]) {
-		t.Fatal("the child's local commit is not in the database")
-	}
-	if _, err := c.Client.Rollback(ctx, &tcv1.RollbackRequest{Xid: tx.XID(), Reason: "crash"}); err != nil {
-		t.Logf("rollback with the RM dead: %v", err)
-	}
-	attest.OpenAT(t, b, attest.NewRM(t, c), c)
-	if st := attest.WaitStatus(t, c, tx.XID()); st != tcv1.GlobalStatus_ROLLBACKED {
-		t.Fatalf("status %s", st)
-	}
-	compare(t, "after rollback by the restarted RM", pgDumpAll(t, b.Raw), seed)
-}
-
-// TestPostgresPurgeDefended is TestPurgeDefended on PostgreSQL.
-func TestPostgresPurgeDefended(t *testing.T) {
-	c, b := pgSetup(t)
-	db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
-	ctx := context.Background()
-	tx, err := c.TM.Begin(ctx, "defended")
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := at.ResourceID(b.Driver, b.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := attest.NewRM(t, c).RegisterBranch(ctx, tx.XID(), tcv1.BranchType_AT, id, "", nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Rollback(ctx, "test"); err != nil {
-		t.Logf("rollback: %v", err)
-	}
-	if st := attest.WaitStatus(t, c, tx.XID()); st != tcv1.GlobalStatus_ROLLBACKED {
-		t.Fatalf("status %s", st)
-	}
-	d := attest.DialectOf(b)
-	if n, err := at.PurgeDefended(ctx, db, d, "", time.Hour); err != nil || n != 0 {
-		t.Fatalf("purge of rows older than an hour: %d, %v", n, err)
-	}
-	time.Sleep(10 * time.Millisecond)
-	if n, err := at.PurgeDefended(ctx, db, d, "", time.Millisecond); err != nil || n != 1 {
-		t.Fatalf("purge of rows older than 1ms: %d, %v", n, err)
 	}
 }

@@ -36,6 +36,15 @@ func undoState(t *testing.T, b *attest.Backend, xid string) int {
 	return st
 }
 
+// fastSweep turns the sweeper on with a short interval and age, passes of
+// two rows, and UnknownAfter an hour.
+func fastSweep(cfg *at.Config) {
+	cfg.Sweep.Interval = 20 * time.Millisecond
+	cfg.Sweep.Age = time.Millisecond
+	cfg.Sweep.Batch = 2
+	cfg.Sweep.UnknownAfter = time.Hour
+}
+
 // TestSweeper commits a global transaction in a child process that exits
 // with the deletion of its undo row still queued, then restarts with the
 // sweeper on: it must delete that row, and keep the rows of a transaction
@@ -71,12 +80,7 @@ func TestSweeper(t *testing.T) {
 
 		// The restart, with the sweeper on.
 		rmgr := attest.NewRM(t, c)
-		db := attest.OpenAT(t, b, rmgr, c, func(cfg *at.Config) {
-			cfg.Sweep.Interval = 20 * time.Millisecond
-			cfg.Sweep.Age = time.Millisecond
-			cfg.Sweep.Batch = 2
-			cfg.Sweep.UnknownAfter = time.Hour
-		})
+		db := attest.OpenAT(t, b, rmgr, c, fastSweep)
 		deadline := time.Now().Add(20 * time.Second)
 		for undoState(t, b, committed) != -1 {
 			if time.Now().After(deadline) {

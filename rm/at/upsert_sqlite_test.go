@@ -5,14 +5,12 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/gtx-io/gtx"
 	"github.com/gtx-io/gtx/rm/at"
 	"github.com/gtx-io/gtx/rm/at/internal/attest"
 )
 
-// TestSQLiteUpserts runs SQLite's upserts on the seeded schema: in a plain
-// transaction (the expected result), in a global transaction that commits
-// (must match it) and in one that rolls back (must restore the seed).
+// TestSQLiteUpserts runs SQLite's upserts on the seeded schema through
+// checkCase, and checks the upserts that cannot be undone are refused.
 func TestSQLiteUpserts(t *testing.T) {
 	c := attest.StartCoordinator(t)
 	b := attest.SQLiteBackend(t)
@@ -34,50 +32,11 @@ func TestSQLiteUpserts(t *testing.T) {
 		{name: "or abort", sql: "INSERT OR ABORT INTO flag VALUES (4, 1, ?)", args: []any{int64(1)}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			attest.MustExec(t, b.Raw, schema(b)...)
-			seed := dumpAll(t, b.Raw)
-			if err := runPlain(ctx, b.Raw, tc); err != nil {
-				t.Fatalf("plain: %v", err)
-			}
-			want := dumpAll(t, b.Raw)
-			changed := false
-			for i := range tables {
-				changed = changed || !attest.SameRows(want[i], seed[i])
-			}
-			if !changed {
-				t.Fatal("the case changes nothing: it tests nothing")
-			}
-
-			attest.MustExec(t, b.Raw, schema(b)...)
-			if err := c.TM.WithGlobalTx(ctx, "commit-"+tc.name, func(ctx context.Context) error {
-				return runIn(ctx, db, tc)
-			}); err != nil {
-				t.Fatalf("global commit: %v", err)
-			}
-			compare(t, "after global commit", dumpAll(t, b.Raw), want)
-
-			attest.MustExec(t, b.Raw, schema(b)...)
-			var xid string
-			err := c.TM.WithGlobalTx(ctx, "rollback-"+tc.name, func(ctx context.Context) error {
-				xid, _ = gtx.XIDFromContext(ctx)
-				if err := runIn(ctx, db, tc); err != nil {
-					t.Errorf("statement: %v", err)
-				}
-				return errForceRollback
-			})
-			if !errors.Is(err, errForceRollback) {
-				t.Fatalf("global rollback: %v", err)
-			}
-			if st := attest.WaitStatus(t, c, xid); st.String() != "ROLLBACKED" {
-				t.Fatalf("status %s", st)
-			}
-			compare(t, "after global rollback", dumpAll(t, b.Raw), seed)
-		})
+		t.Run(tc.name, func(t *testing.T) { checkCase(t, c, b, db, tc) })
 	}
 
 	attest.MustExec(t, b.Raw, schema(b)...)
-	seed := dumpAll(t, b.Raw)
+	seed := dumpAll(t, b)
 	refused := []struct{ name, sql string }{
 		{"or replace", "INSERT OR REPLACE INTO acct (id, code, balance) VALUES (1, 'a1', 0)"},
 		{"replace", "REPLACE INTO acct (id, code, balance) VALUES (1, 'a1', 0)"},
@@ -104,7 +63,7 @@ func TestSQLiteUpserts(t *testing.T) {
 			if err == nil {
 				t.Fatal("global transaction committed")
 			}
-			compare(t, "after refusal", dumpAll(t, b.Raw), seed)
+			compare(t, "after refusal", dumpAll(t, b), seed)
 		})
 	}
 }

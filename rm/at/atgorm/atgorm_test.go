@@ -31,7 +31,11 @@ func TestGormOneLineChange(t *testing.T) {
 	t.Run("postgres", func(t *testing.T) { gormOneLineChange(t, c, attest.PostgresBackend(t)) })
 }
 
-func gormOneLineChange(t *testing.T, c *attest.Coordinator, b *attest.Backend) {
+// openGorm opens gorm on b through the atgorm dialector of its driver, with
+// an AT resource manager on c, the undo table migrated and model's table
+// made.
+func openGorm(t *testing.T, c *attest.Coordinator, b *attest.Backend, model any) *gorm.DB {
+	t.Helper()
 	cfg := at.DefaultConfig()
 	cfg.Manager, cfg.Locks = attest.NewRM(t, c), c.Client
 	at.SetDefaults(cfg)
@@ -51,13 +55,26 @@ func gormOneLineChange(t *testing.T, c *attest.Coordinator, b *attest.Backend) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sqlDB.Close() })
+	if err := at.Migrate(context.Background(), b.Raw, attest.DialectOf(b), ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AutoMigrate(model); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// checkRestored fails the test unless table holds exactly seed.
+func checkRestored(t *testing.T, b *attest.Backend, table string, seed [][]any) {
+	t.Helper()
+	if got := attest.Dump(t, b.Raw, table); !attest.SameRows(got, seed) {
+		t.Fatalf("after rollback:\n%s want:\n%s", attest.FormatRows(got), attest.FormatRows(seed))
+	}
+}
+
+func gormOneLineChange(t *testing.T, c *attest.Coordinator, b *attest.Backend) {
+	db := openGorm(t, c, b, &Account{})
 	ctx := context.Background()
-	if err := at.Migrate(ctx, b.Raw, attest.DialectOf(b), ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.AutoMigrate(&Account{}); err != nil {
-		t.Fatal(err)
-	}
 	if err := db.Create(&Account{Code: "a", Balance: 1}).Error; err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +88,7 @@ func gormOneLineChange(t *testing.T, c *attest.Coordinator, b *attest.Backend) {
 			Update("balance", gorm.Expr("balance + ?", 10)).Error
 		return acct.ID, err
 	}
-	err = c.TM.WithGlobalTx(ctx, "gorm-rollback", func(ctx context.Context) error {
+	err := c.TM.WithGlobalTx(ctx, "gorm-rollback", func(ctx context.Context) error {
 		if _, err := work(ctx); err != nil {
 			t.Errorf("gorm in a global transaction: %v", err)
 		}
@@ -80,9 +97,7 @@ func gormOneLineChange(t *testing.T, c *attest.Coordinator, b *attest.Backend) {
 	if !errors.Is(err, errForceRollback) {
 		t.Fatal(err)
 	}
-	if got := attest.Dump(t, b.Raw, "accounts"); !attest.SameRows(got, seed) {
-		t.Fatalf("after rollback:\n%s want:\n%s", attest.FormatRows(got), attest.FormatRows(seed))
-	}
+	checkRestored(t, b, "accounts", seed)
 	var id int64
 	if err := c.TM.WithGlobalTx(ctx, "gorm-commit", func(ctx context.Context) (err error) {
 		id, err = work(ctx)
@@ -106,30 +121,13 @@ func gormOneLineChange(t *testing.T, c *attest.Coordinator, b *attest.Backend) {
 func TestGormPostgresUpserts(t *testing.T) {
 	c := attest.StartCoordinator(t)
 	b := attest.PostgresBackend(t)
-	cfg := at.DefaultConfig()
-	cfg.Manager, cfg.Locks = attest.NewRM(t, c), c.Client
-	at.SetDefaults(cfg)
-	db, err := gorm.Open(atgorm.Postgres(b.DSN), &gorm.Config{Logger: logger.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sqlDB, err := db.DB()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sqlDB.Close() })
+	db := openGorm(t, c, b, &Account{})
 	ctx := context.Background()
-	if err := at.Migrate(ctx, b.Raw, attest.DialectOf(b), ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.AutoMigrate(&Account{}); err != nil {
-		t.Fatal(err)
-	}
 	if err := db.Create(&Account{ID: 1, Code: "a", Balance: 1}).Error; err != nil {
 		t.Fatal(err)
 	}
 	seed := attest.Dump(t, b.Raw, "accounts")
-	err = c.TM.WithGlobalTx(ctx, "gorm-upserts", func(ctx context.Context) error {
+	err := c.TM.WithGlobalTx(ctx, "gorm-upserts", func(ctx context.Context) error {
 		if err := db.WithContext(ctx).Save(&Account{ID: 7, Code: "s", Balance: 70}).Error; err != nil {
 			t.Errorf("Save of a new row: %v", err)
 		}
@@ -149,7 +147,5 @@ func TestGormPostgresUpserts(t *testing.T) {
 	if !errors.Is(err, errForceRollback) {
 		t.Fatal(err)
 	}
-	if got := attest.Dump(t, b.Raw, "accounts"); !attest.SameRows(got, seed) {
-		t.Fatalf("after rollback:\n%s want:\n%s", attest.FormatRows(got), attest.FormatRows(seed))
-	}
+	checkRestored(t, b, "accounts", seed)
 }

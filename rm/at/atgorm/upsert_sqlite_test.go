@@ -5,12 +5,8 @@ import (
 	"errors"
 	"testing"
 
-	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
-	"gorm.io/gorm/logger"
 
-	"github.com/gtx-io/gtx/rm/at"
-	"github.com/gtx-io/gtx/rm/at/atgorm"
 	"github.com/gtx-io/gtx/rm/at/internal/attest"
 )
 
@@ -26,25 +22,8 @@ type Item struct {
 func TestGormSQLiteUpserts(t *testing.T) {
 	c := attest.StartCoordinator(t)
 	b := attest.SQLiteBackend(t)
-	cfg := at.DefaultConfig()
-	cfg.Manager, cfg.Locks = attest.NewRM(t, c), c.Client
-	at.SetDefaults(cfg)
-	db, err := gorm.Open(atgorm.SQLite(b.DSN), &gorm.Config{Logger: logger.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sqlDB, err := db.DB()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sqlDB.Close() })
+	db := openGorm(t, c, b, &Item{})
 	ctx := context.Background()
-	if err := at.Migrate(ctx, b.Raw, at.SQLite(), ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.AutoMigrate(&Item{}); err != nil {
-		t.Fatal(err)
-	}
 	if err := db.Create(&[]Item{{Code: "a", Stock: 1}, {Code: "b", Stock: 2}}).Error; err != nil {
 		t.Fatal(err)
 	}
@@ -60,19 +39,16 @@ func TestGormSQLiteUpserts(t *testing.T) {
 		}
 		return g.Clauses(clause.OnConflict{DoNothing: true}).Create(&Item{Code: "b", Stock: 99}).Error
 	}
-	errRollback := errors.New("force rollback")
-	err = c.TM.WithGlobalTx(ctx, "gorm-upsert-rollback", func(ctx context.Context) error {
+	err := c.TM.WithGlobalTx(ctx, "gorm-upsert-rollback", func(ctx context.Context) error {
 		if err := work(ctx); err != nil {
 			t.Errorf("gorm upserts in a global transaction: %v", err)
 		}
-		return errRollback
+		return errForceRollback
 	})
-	if !errors.Is(err, errRollback) {
+	if !errors.Is(err, errForceRollback) {
 		t.Fatal(err)
 	}
-	if got := attest.Dump(t, b.Raw, "items"); !attest.SameRows(got, seed) {
-		t.Fatalf("after rollback:\n%s want:\n%s", attest.FormatRows(got), attest.FormatRows(seed))
-	}
+	checkRestored(t, b, "items", seed)
 	if err := c.TM.WithGlobalTx(ctx, "gorm-upsert-commit", work); err != nil {
 		t.Fatal(err)
 	}

@@ -77,7 +77,8 @@ func NewRMOn(t testing.TB, client tcv1.CoordinatorClient) *rm.Manager {
 	return m
 }
 
-// Backend is a real database: a fresh MariaDB database or SQLite file.
+// Backend is a real database: a fresh MariaDB or PostgreSQL database, or a
+// SQLite file.
 type Backend struct {
 	Name   string
 	Driver string
@@ -146,6 +147,33 @@ func SQLiteBackend(t testing.TB) *Backend {
 func Backends(t *testing.T, f func(t *testing.T, b *Backend)) {
 	t.Run("mariadb", func(t *testing.T) { f(t, MySQLBackend(t)) })
 	t.Run("sqlite", func(t *testing.T) { f(t, SQLiteBackend(t)) })
+}
+
+// AllBackends runs f against MariaDB, SQLite and PostgreSQL, for the tests
+// whose SQL all three take (with placeholders written through SQL).
+func AllBackends(t *testing.T, f func(t *testing.T, b *Backend)) {
+	Backends(t, f)
+	t.Run("postgres", func(t *testing.T) { f(t, PostgresBackend(t)) })
+}
+
+// SQL returns query with its ? placeholders numbered $1, $2, ... for
+// PostgreSQL, and as it is for the other backends. It numbers every ?, so
+// query must have no ? in literals or operators.
+func (b *Backend) SQL(query string) string {
+	if b.Driver != "pgx" {
+		return query
+	}
+	var sb strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			fmt.Fprintf(&sb, "$%d", n)
+			continue
+		}
+		sb.WriteRune(r)
+	}
+	return sb.String()
 }
 
 // OpenAT opens b through the AT driver, with its undo table migrated.
