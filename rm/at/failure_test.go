@@ -19,6 +19,7 @@ import (
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 	"github.com/gtx-io/gtx/rm/at"
 	"github.com/gtx-io/gtx/rm/at/internal/attest"
+	"github.com/gtx-io/gtx/tm"
 )
 
 // updateInBranch runs one UPDATE in a local transaction of the global
@@ -35,6 +36,20 @@ func updateInBranch(ctx context.Context, db *sql.DB, query string, args ...any) 
 	return tx.Commit()
 }
 
+// beginWithUpdate begins the global transaction name and commits query in
+// a branch of it on db, leaving the global transaction open.
+func beginWithUpdate(t *testing.T, c *attest.Coordinator, db *sql.DB, name, query string) *tm.Tx {
+	t.Helper()
+	tx, err := c.TM.Begin(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := updateInBranch(tx.Context(), db, query); err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
+
 // TestDirtyWriteStopsRollback writes a row from outside the global
 // transaction between phase 1 and rollback: the rollback must stop with the
 // rows reported, leave that write in place, and restore nothing else.
@@ -44,13 +59,7 @@ func TestDirtyWriteStopsRollback(t *testing.T) {
 		db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
 		attest.MustExec(t, b.Raw, schema(b)...)
 		ctx := context.Background()
-		tx, err := c.TM.Begin(ctx, "dirty")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := updateInBranch(tx.Context(), db, "UPDATE acct SET balance = 1, txt = 'mine' WHERE id IN (1, 2)"); err != nil {
-			t.Fatal(err)
-		}
+		tx := beginWithUpdate(t, c, db, "dirty", "UPDATE acct SET balance = 1, txt = 'mine' WHERE id IN (1, 2)")
 		// The outside write: no global transaction, no global lock check.
 		attest.MustExec(t, b.Raw, "UPDATE acct SET balance = 777 WHERE id = 1")
 		before := dumpAll(t, b)
@@ -145,25 +154,32 @@ func TestRefusedStatements(t *testing.T) {
 // of the table nopk, which has no primary key.
 func checkRefused(t *testing.T, c *attest.Coordinator, b *attest.Backend, db *sql.DB, seed [][][]any, cases []struct{ name, sql string }) {
 	t.Helper()
-	ctx := context.Background()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err := c.TM.WithGlobalTx(ctx, "refused", func(ctx context.Context) error {
-				err := updateInBranch(ctx, db, tc.sql)
-				if !errors.Is(err, at.ErrRefused) {
-					t.Errorf("got %v, want ErrRefused", err)
-				}
-				return err
-			})
-			if err == nil {
-				t.Fatal("global transaction committed")
-			}
-			compare(t, "after refusal", dumpAll(t, b), seed)
+			checkRefusal(t, c, b, seed, func(ctx context.Context) error { return updateInBranch(ctx, db, tc.sql) })
 		})
 	}
 	if _, err := db.Exec("UPDATE nopk SET a = 1"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// checkRefusal runs exec in a global transaction: it must fail with
+// ErrRefused, the global transaction must not commit, and the tables must
+// stay at seed.
+func checkRefusal(t *testing.T, c *attest.Coordinator, b *attest.Backend, seed [][][]any, exec func(ctx context.Context) error) {
+	t.Helper()
+	err := c.TM.WithGlobalTx(context.Background(), "refused", func(ctx context.Context) error {
+		err := exec(ctx)
+		if !errors.Is(err, at.ErrRefused) {
+			t.Errorf("got %v, want ErrRefused", err)
+		}
+		return err
+	})
+	if err == nil {
+		t.Fatal("global transaction committed")
+	}
+	compare(t, "after refusal", dumpAll(t, b), seed)
 }
 
 // TestConcurrentUpdatesNoLostUpdate runs 32 global transactions that each
@@ -223,13 +239,7 @@ func TestGlobalLocalDeadlockFailsFast(t *testing.T) {
 		attest.MustExec(t, b.Raw, schema(b)...)
 		seed := dumpAll(t, b)
 		ctx := context.Background()
-		a, err := c.TM.Begin(ctx, "A")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := updateInBranch(a.Context(), db, "UPDATE acct SET balance = 1 WHERE id = 1"); err != nil {
-			t.Fatal(err)
-		}
+		a := beginWithUpdate(t, c, db, "A", "UPDATE acct SET balance = 1 WHERE id = 1")
 		bt, err := c.TM.Begin(ctx, "B")
 		if err != nil {
 			t.Fatal(err)

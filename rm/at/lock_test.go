@@ -25,13 +25,7 @@ func TestSelectForUpdateAndGlobalLockFlag(t *testing.T) {
 		db := attest.OpenAT(t, b, attest.NewRM(t, c), c, func(cfg *at.Config) { cfg.LockRetryTimes = 2 })
 		attest.MustExec(t, b.Raw, schema(b)...)
 		ctx := context.Background()
-		a, err := c.TM.Begin(ctx, "A")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := updateInBranch(a.Context(), db, "UPDATE acct SET txt = 'A' WHERE id = 1"); err != nil {
-			t.Fatal(err)
-		}
+		a := beginWithUpdate(t, c, db, "A", "UPDATE acct SET txt = 'A' WHERE id = 1")
 		query := "SELECT code FROM acct WHERE id = ? FOR UPDATE"
 		if b.Driver == "pgx" {
 			// PostgreSQL locks the rows of the tables FOR UPDATE OF names.
@@ -46,7 +40,7 @@ func TestSelectForUpdateAndGlobalLockFlag(t *testing.T) {
 			var code string
 			return tx.QueryRowContext(ctx, query, id).Scan(&code)
 		}
-		err = c.TM.WithGlobalTx(ctx, "reader", func(ctx context.Context) error { return selectForUpdate(ctx, 1) })
+		err := c.TM.WithGlobalTx(ctx, "reader", func(ctx context.Context) error { return selectForUpdate(ctx, 1) })
 		if !errors.Is(err, at.ErrGlobalLock) {
 			t.Fatalf("SELECT FOR UPDATE of a locked row: got %v, want ErrGlobalLock", err)
 		}

@@ -90,22 +90,10 @@ func TestSweeper(t *testing.T) {
 		}
 
 		// Still running: phase 1 committed, the global transaction not ended.
-		running, err := c.TM.Begin(ctx, "sweep-running")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := updateInBranch(running.Context(), db, "UPDATE flag SET flag = 9 WHERE id = 3"); err != nil {
-			t.Fatal(err)
-		}
+		running := beginWithUpdate(t, c, db, "sweep-running", "UPDATE flag SET flag = 9 WHERE id = 3")
 		// Rollback stopped by a dirty write: ROLLBACK_FAILED keeps its row
 		// for the operator's retry.
-		failed, err := c.TM.Begin(ctx, "sweep-failed")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := updateInBranch(failed.Context(), db, "UPDATE acct SET balance = 1 WHERE id = 1"); err != nil {
-			t.Fatal(err)
-		}
+		failed := beginWithUpdate(t, c, db, "sweep-failed", "UPDATE acct SET balance = 1 WHERE id = 1")
 		attest.MustExec(t, b.Raw, "UPDATE acct SET balance = 777 WHERE id = 1")
 		if _, err := failed.Rollback(ctx, "test"); err != nil {
 			t.Logf("rollback: %v", err)
@@ -120,13 +108,7 @@ func TestSweeper(t *testing.T) {
 			cfg.ResourceID = otherID
 			cfg.Sweep.Interval = 0
 		})
-		pending, err := c.TM.Begin(ctx, "sweep-pending")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := updateInBranch(pending.Context(), other, "UPDATE line SET qty = 0 WHERE order_id = 2"); err != nil {
-			t.Fatal(err)
-		}
+		pending := beginWithUpdate(t, c, other, "sweep-pending", "UPDATE line SET qty = 0 WHERE order_id = 2")
 		if err := other.Close(); err != nil {
 			t.Fatal(err)
 		}
