@@ -80,11 +80,17 @@ type dmlCase struct {
 	autocommit bool
 }
 
-func dmlCases() []dmlCase {
-	blob := make([]byte, 256)
-	for i := range blob {
-		blob[i] = byte(i)
+// allBytes returns every byte value once, in order.
+func allBytes() []byte {
+	b := make([]byte, 256)
+	for i := range b {
+		b[i] = byte(i)
 	}
+	return b
+}
+
+func dmlCases() []dmlCase {
+	blob := allBytes()
 	return []dmlCase{
 		{name: "insert single auto-increment", sql: "INSERT INTO acct (code, balance, ts, doc, data, big, f, r, note, txt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			args: []any{"n1", "42.0000000001", "2025-12-31 12:00:00.999999", `{"a": null}`, blob, int64(7), 1.5, 2.25, []byte{0xff, 0x00}, "naïve \x00 text"}},

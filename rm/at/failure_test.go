@@ -289,14 +289,7 @@ func TestRollbackAfterRMCrash(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		child := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
-		child.Env = append(os.Environ(), "GTX_AT_CRASH_CHILD=1", "GTX_AT_TC="+c.Addr, "GTX_AT_XID="+tx.XID(),
-			"GTX_AT_DRIVER="+b.Driver, "GTX_AT_DSN="+b.DSN)
-		out, err := child.CombinedOutput()
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.ExitCode() != crashExitCode {
-			t.Fatalf("child: %v\n%s", err, out)
-		}
+		runChild(t, c, b, "TestCrashChild", "GTX_AT_CRASH_CHILD=1", "GTX_AT_XID="+tx.XID())
 		if got := dumpAll(t, b); attest.SameRows(got[0], seed[0]) {
 			t.Fatal("the child's local commit is not in the database")
 		}
@@ -314,19 +307,41 @@ func TestRollbackAfterRMCrash(t *testing.T) {
 
 const crashExitCode = 3
 
-// TestCrashChild is the child of TestRollbackAfterRMCrash: it commits one
-// branch locally and exits at once, as a crash would.
-func TestCrashChild(t *testing.T) {
-	if os.Getenv("GTX_AT_CRASH_CHILD") == "" {
-		t.Skip("run by TestRollbackAfterRMCrash")
+// runChild runs the test named test of this binary in a child process on
+// the coordinator c and backend b, with env added to its environment, and
+// returns its output; the child must exit with crashExitCode.
+func runChild(t *testing.T, c *attest.Coordinator, b *attest.Backend, test string, env ...string) []byte {
+	t.Helper()
+	child := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.v")
+	child.Env = append(append(os.Environ(), env...), "GTX_AT_TC="+c.Addr, "GTX_AT_DRIVER="+b.Driver, "GTX_AT_DSN="+b.DSN)
+	out, err := child.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != crashExitCode {
+		t.Fatalf("child: %v\n%s", err, out)
 	}
+	return out
+}
+
+// childAT is the child side of runChild: it connects to the parent's
+// coordinator and opens the parent's backend through the AT driver.
+func childAT(t *testing.T, tune ...func(*at.Config)) (*sql.DB, tcv1.CoordinatorClient) {
+	t.Helper()
 	conn, err := grpc.NewClient(os.Getenv("GTX_AT_TC"), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	client := tcv1.NewCoordinatorClient(conn)
 	b := &attest.Backend{Driver: os.Getenv("GTX_AT_DRIVER"), DSN: os.Getenv("GTX_AT_DSN")}
-	db := attest.OpenATOn(t, b, attest.NewRMOn(t, client), client)
+	return attest.OpenATOn(t, b, attest.NewRMOn(t, client), client, tune...), client
+}
+
+// TestCrashChild is the child of TestRollbackAfterRMCrash: it commits one
+// branch locally and exits at once, as a crash would.
+func TestCrashChild(t *testing.T) {
+	if os.Getenv("GTX_AT_CRASH_CHILD") == "" {
+		t.Skip("run by TestRollbackAfterRMCrash")
+	}
+	db, _ := childAT(t)
 	ctx := gtx.ContextWithXID(context.Background(), os.Getenv("GTX_AT_XID"))
 	if err := updateInBranch(ctx, db, "UPDATE acct SET balance = 1 WHERE id = 1; DELETE FROM line WHERE order_id = 1"); err != nil {
 		t.Fatal(err)

@@ -95,10 +95,7 @@ func pgDumpAll(t *testing.T, db *sql.DB) [][][]any {
 }
 
 func pgCases() []dmlCase {
-	blob := make([]byte, 256)
-	for i := range blob {
-		blob[i] = byte(i)
-	}
+	blob := allBytes()
 	return []dmlCase{
 		{name: "insert single serial", sql: "INSERT INTO acct (code, balance, ts, tz, doc, raw, data, big, f, r, u, ok, tags, n, d, iv, ip, m, pos, txt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
 			args: []any{"n1", "42.0000000001", "2025-12-31 12:00:00.999999", "2025-12-31 12:00:00.000001-08", `{"a": null}`, `[1,  2]`, blob, int64(-7), 1.5, 2.25,

@@ -2,17 +2,12 @@ package at_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/gtx-io/gtx"
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
@@ -62,13 +57,7 @@ func TestSweeper(t *testing.T) {
 		if err := at.Migrate(ctx, b.Raw, attest.DialectOf(b), ""); err != nil {
 			t.Fatal(err)
 		}
-		child := exec.Command(os.Args[0], "-test.run=^TestSweepChild$", "-test.v")
-		child.Env = append(os.Environ(), "GTX_AT_SWEEP_CHILD=1", "GTX_AT_TC="+c.Addr, "GTX_AT_DRIVER="+b.Driver, "GTX_AT_DSN="+b.DSN)
-		out, err := child.CombinedOutput()
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.ExitCode() != crashExitCode {
-			t.Fatalf("child: %v\n%s", err, out)
-		}
+		out := runChild(t, c, b, "TestSweepChild", "GTX_AT_SWEEP_CHILD=1")
 		m := regexp.MustCompile(`committed-xid=(\S+)`).FindSubmatch(out)
 		if m == nil {
 			t.Fatalf("child printed no xid:\n%s", out)
@@ -178,13 +167,7 @@ func TestSweepChild(t *testing.T) {
 	if os.Getenv("GTX_AT_SWEEP_CHILD") == "" {
 		t.Skip("run by TestSweeper")
 	}
-	conn, err := grpc.NewClient(os.Getenv("GTX_AT_TC"), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := tcv1.NewCoordinatorClient(conn)
-	b := &attest.Backend{Driver: os.Getenv("GTX_AT_DRIVER"), DSN: os.Getenv("GTX_AT_DSN")}
-	db := attest.OpenATOn(t, b, attest.NewRMOn(t, client), client, func(cfg *at.Config) {
+	db, client := childAT(t, func(cfg *at.Config) {
 		cfg.CleanupInterval = time.Hour
 		cfg.CleanupBatch = 1000
 		cfg.Sweep.Interval = 0

@@ -102,32 +102,47 @@ func MySQLBackend(t testing.TB) *Backend {
 	if base == "" {
 		base = "root@tcp(127.0.0.1:3306)/"
 	}
-	admin, err := sql.Open("mysql", base)
+	name := createDatabase(t, "mysql", base, "")
+	dsn := base + name
+	if strings.Contains(base, "?") {
+		dsn = strings.Replace(base, "/?", "/"+name+"?", 1)
+	}
+	return &Backend{Name: "mariadb", Driver: "mysql", DSN: dsn, Raw: openRaw(t, "mysql", dsn)}
+}
+
+// createDatabase creates a database with a unique name through driver on
+// the server of base, drops it (DROP DATABASE name dropTail) when the test
+// ends, and returns its name.
+func createDatabase(t testing.TB, driver, base, dropTail string) string {
+	t.Helper()
+	admin, err := sql.Open(driver, base)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer admin.Close()
 	name := randomName("gtx_at_")
 	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatalf("mysql: %v", err)
+		t.Fatalf("%s: %v", driver, err)
 	}
 	t.Cleanup(func() {
-		a, err := sql.Open("mysql", base)
+		a, err := sql.Open(driver, base)
 		if err == nil {
-			a.Exec("DROP DATABASE " + name)
+			a.Exec("DROP DATABASE " + name + dropTail)
 			a.Close()
 		}
 	})
-	dsn := base + name
-	if strings.Contains(base, "?") {
-		dsn = strings.Replace(base, "/?", "/"+name+"?", 1)
-	}
-	raw, err := sql.Open("mysql", dsn)
+	return name
+}
+
+// openRaw opens a plain pool on dsn, closed when the test ends.
+func openRaw(t testing.TB, driver, dsn string) *sql.DB {
+	t.Helper()
+	raw, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { raw.Close() })
-	return &Backend{Name: "mariadb", Driver: "mysql", DSN: dsn, Raw: raw}
+	return raw
 }
 
 // SQLiteBackend makes a SQLite file in the test's temporary directory, in
@@ -135,12 +150,7 @@ func MySQLBackend(t testing.TB) *Backend {
 func SQLiteBackend(t testing.TB) *Backend {
 	t.Helper()
 	dsn := filepath.Join(t.TempDir(), "at.db") + "?_pragma=busy_timeout(20000)&_pragma=journal_mode(WAL)&_txlock=immediate"
-	raw, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { raw.Close() })
-	return &Backend{Name: "sqlite", Driver: "sqlite", DSN: dsn, Raw: raw}
+	return &Backend{Name: "sqlite", Driver: "sqlite", DSN: dsn, Raw: openRaw(t, "sqlite", dsn)}
 }
 
 // Backends runs f against MariaDB and SQLite.

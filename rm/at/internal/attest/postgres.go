@@ -1,7 +1,6 @@
 package attest
 
 import (
-	"database/sql"
 	"net/url"
 	"os"
 	"strings"
@@ -20,22 +19,7 @@ func PostgresBackend(t testing.TB) *Backend {
 	if base == "" {
 		base = "host=127.0.0.1 port=5432 user=postgres dbname=test sslmode=disable"
 	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	name := randomName("gtx_at_")
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatalf("postgres: %v", err)
-	}
-	t.Cleanup(func() {
-		a, err := sql.Open("pgx", base)
-		if err == nil {
-			a.Exec("DROP DATABASE " + name + " WITH (FORCE)")
-			a.Close()
-		}
-	})
+	name := createDatabase(t, "pgx", base, " WITH (FORCE)")
 	dsn := base + " dbname=" + name
 	if strings.HasPrefix(base, "postgres://") || strings.HasPrefix(base, "postgresql://") {
 		u, err := url.Parse(base)
@@ -45,12 +29,7 @@ func PostgresBackend(t testing.TB) *Backend {
 		u.Path = "/" + name
 		dsn = u.String()
 	}
-	raw, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { raw.Close() })
-	return &Backend{Name: "postgres", Driver: "pgx", DSN: dsn, Raw: raw}
+	return &Backend{Name: "postgres", Driver: "pgx", DSN: dsn, Raw: openRaw(t, "pgx", dsn)}
 }
 
 // postgresDialect is the AT dialect of PostgreSQL backends.
