@@ -1,6 +1,6 @@
 // Package attest starts what the AT tests run against: a real Coordinator
-// on SQLite, resource managers attached to it, and fresh MariaDB databases
-// and SQLite files.
+// on SQLite, resource managers attached to it, and fresh MariaDB and
+// PostgreSQL databases and SQLite files.
 package attest
 
 import (
@@ -98,16 +98,21 @@ func randomName(prefix string) string {
 // the test ends.
 func MySQLBackend(t testing.TB) *Backend {
 	t.Helper()
-	base := os.Getenv("GTX_TEST_MYSQL_DSN")
-	if base == "" {
-		base = "root@tcp(127.0.0.1:3306)/"
-	}
+	base := envOr("GTX_TEST_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/")
 	name := createDatabase(t, "mysql", base, "")
 	dsn := base + name
 	if strings.Contains(base, "?") {
 		dsn = strings.Replace(base, "/?", "/"+name+"?", 1)
 	}
 	return &Backend{Name: "mariadb", Driver: "mysql", DSN: dsn, Raw: openRaw(t, "mysql", dsn)}
+}
+
+// envOr returns the environment variable key, or def when it is empty.
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
 }
 
 // createDatabase creates a database with a unique name through driver on

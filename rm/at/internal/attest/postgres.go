@@ -2,7 +2,6 @@ package attest
 
 import (
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 
@@ -15,10 +14,7 @@ import (
 // driver is "pgx", whose AT dialect package atpg registers.
 func PostgresBackend(t testing.TB) *Backend {
 	t.Helper()
-	base := os.Getenv("GTX_TEST_POSTGRES_DSN")
-	if base == "" {
-		base = "host=127.0.0.1 port=5432 user=postgres dbname=test sslmode=disable"
-	}
+	base := envOr("GTX_TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test sslmode=disable")
 	name := createDatabase(t, "pgx", base, " WITH (FORCE)")
 	dsn := base + " dbname=" + name
 	if strings.HasPrefix(base, "postgres://") || strings.HasPrefix(base, "postgresql://") {
