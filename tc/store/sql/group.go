@@ -74,10 +74,12 @@ type write struct {
 	// more than once, or fails after writing.
 	inTx bool
 
-	// Set by the leader.
-	taken bool
-	err   error
-	done  chan struct{}
+	// taken is closed when a leader takes the entry into a batch; from
+	// then on its caller only waits for done.
+	taken chan struct{}
+	// err is set by the leader before it closes done.
+	err  error
+	done chan struct{}
 }
 
 // groupWriter batches concurrent writes into shared transactions.
@@ -111,22 +113,26 @@ func newGroupWriter(db *gorm.DB, log *slog.Logger, lanes, maxBatch int) *groupWr
 // while the entry still waits in the queue, do returns ctx's error and fn
 // never runs; once a leader has taken the entry, do waits for its outcome.
 func (g *groupWriter) do(ctx context.Context, inTx bool, fn func(tx *gorm.DB) error) error {
-	w := &write{ctx: ctx, fn: fn, inTx: inTx, done: make(chan struct{})}
+	w := &write{ctx: ctx, fn: fn, inTx: inTx, taken: make(chan struct{}), done: make(chan struct{})}
 	g.mu.Lock()
 	g.queue = append(g.queue, w)
 	g.mu.Unlock()
+	// Lead batches until one takes this entry. A caller whose entry another
+	// leader took stops competing for lanes: it would only find the queue
+	// empty again and again.
 	for {
 		select {
-		case <-w.done:
+		case <-w.taken:
+			<-w.done
 			return w.err
 		default:
 		}
 		select {
-		case <-w.done:
+		case <-w.taken:
+			<-w.done
 			return w.err
 		case g.lanes <- struct{}{}:
-			batch := g.take()
-			if len(batch) > 0 {
+			if batch := g.take(); len(batch) > 0 {
 				g.run(batch)
 			}
 			<-g.lanes
@@ -148,7 +154,7 @@ func (g *groupWriter) take() []*write {
 	batch := make([]*write, n)
 	copy(batch, g.queue)
 	for _, w := range batch {
-		w.taken = true
+		close(w.taken)
 	}
 	clear(g.queue[:n])
 	g.queue = g.queue[n:]
@@ -160,8 +166,10 @@ func (g *groupWriter) take() []*write {
 func (g *groupWriter) withdraw(w *write) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if w.taken {
+	select {
+	case <-w.taken:
 		return false
+	default:
 	}
 	for i, q := range g.queue {
 		if q == w {
