@@ -57,8 +57,9 @@ func postgresTestDB(t testing.TB) string {
 }
 
 // openBenchStores opens one store of driver per replica, all on the same
-// data, closed when b ends.
-func openBenchStores(b *testing.B, driver string, replicas int) ([]tc.Store, []tc.LockStore) {
+// data, closed when b ends. maxBatch is the SQL stores' group-commit bound
+// (0 for the default, 1 for none).
+func openBenchStores(b *testing.B, driver string, replicas, maxBatch int) ([]tc.Store, []tc.LockStore) {
 	b.Helper()
 	ctx := context.Background()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -85,7 +86,7 @@ func openBenchStores(b *testing.B, driver string, replicas int) ([]tc.Store, []t
 	case "sqlite":
 		dsn := filepath.Join(b.TempDir(), "tc.db")
 		for range replicas {
-			s, err := sqlstore.Open(ctx, sqlstore.Config{Driver: driver, DSN: dsn, Logger: quiet})
+			s, err := sqlstore.Open(ctx, sqlstore.Config{Driver: driver, DSN: dsn, Logger: quiet, MaxBatch: maxBatch})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -99,7 +100,7 @@ func openBenchStores(b *testing.B, driver string, replicas int) ([]tc.Store, []t
 		dsn = postgresTestDB(b)
 	}
 	for range replicas {
-		s, err := sqlstore.Open(ctx, sqlstore.Config{Driver: driver, DSN: dsn, Logger: quiet})
+		s, err := sqlstore.Open(ctx, sqlstore.Config{Driver: driver, DSN: dsn, Logger: quiet, MaxBatch: maxBatch})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -216,11 +217,23 @@ func BenchmarkCoordinatorStores(b *testing.B) {
 			return err
 		}},
 	}
-	for _, driver := range []string{"sqlite", "mysql", "postgres", "redis"} {
+	// The SQL stores run with group commit (the default, 64) and without
+	// (1), side by side; Redis has no such setting.
+	stores := []struct {
+		driver string
+		batch  int
+	}{
+		{"sqlite", 64}, {"sqlite", 1}, {"mysql", 64}, {"mysql", 1}, {"postgres", 64}, {"postgres", 1}, {"redis", 0},
+	}
+	for _, st := range stores {
+		name := st.driver
+		if st.batch > 0 {
+			name = fmt.Sprintf("%s/batch=%d", st.driver, st.batch)
+		}
 		for _, replicas := range []int{1, 2} {
 			for _, o := range ops {
-				b.Run(fmt.Sprintf("store=%s/replicas=%d/%s", driver, replicas, o.name), func(b *testing.B) {
-					stores, locks := openBenchStores(b, driver, replicas)
+				b.Run(fmt.Sprintf("store=%s/replicas=%d/%s", name, replicas, o.name), func(b *testing.B) {
+					stores, locks := openBenchStores(b, st.driver, replicas, st.batch)
 					client := startBenchReplicas(b, stores, locks)
 					ctx := context.Background()
 					b.SetParallelism(16) // 16 × GOMAXPROCS 2 = 32 goroutines
