@@ -65,8 +65,8 @@ type Config struct {
 
 	// MaxBatch is the most writes one group commit takes: concurrent
 	// writes (sessions created, branches added, statuses changed, locks
-	// taken and released) share one transaction and one COMMIT, each in
-	// its own savepoint. 1 turns group commit off.
+	// taken and released) share one transaction and one COMMIT.
+	// 1 turns group commit off.
 	MaxBatch int
 	// WriteLanes is how many batches may be in flight at once on MySQL or
 	// PostgreSQL, each on its own connection; at most MaxOpenConns. The

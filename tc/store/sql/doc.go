@@ -42,7 +42,7 @@
 // The writes of the coordinator's hot path (CreateGlobal, AddBranch,
 // UpdateGlobal, FinishEmpty, UpdateBranch, AcquireLocks and the lock
 // releases) are batched: a caller that finds a write lane free runs the
-// writes queued so far, its own among them, in one transaction with one
+// oldest writes queued (up to Config.MaxBatch) in one transaction with one
 // COMMIT, so that under load many writes share one journal flush. A write
 // that finds its answer by reading before it writes (a status conflict, a
 // lock held by another transaction) leaves its batch going; any other
@@ -53,7 +53,10 @@
 // the batches in flight: one on SQLite, whose file has one writer anyway;
 // MaxOpenConns on MySQL and PostgreSQL, so that batches form only when every
 // connection is busy writing. On MySQL a batch runs at READ COMMITTED, so
-// that each of its writes reads what it would alone.
+// that each of its writes reads what it would alone; with the binary log on,
+// that needs binlog_format ROW or MIXED (under STATEMENT every batch fails
+// and its writes run one by one). A batch's transaction ends early only
+// when every caller in it has given up.
 //
 // # SQLite
 //

@@ -132,10 +132,7 @@ func (g *groupWriter) do(ctx context.Context, inTx bool, fn func(tx *gorm.DB) er
 			<-w.done
 			return w.err
 		case g.lanes <- struct{}{}:
-			if batch := g.take(); len(batch) > 0 {
-				g.run(batch)
-			}
-			<-g.lanes
+			g.lead()
 		case <-ctx.Done():
 			if g.withdraw(w) {
 				return fmt.Errorf("wait for a write slot: %w", ctx.Err())
@@ -143,6 +140,15 @@ func (g *groupWriter) do(ctx context.Context, inTx bool, fn func(tx *gorm.DB) er
 			<-w.done
 			return w.err
 		}
+	}
+}
+
+// lead runs one batch from the head of the queue, if any, on the lane its
+// caller took, and gives the lane back.
+func (g *groupWriter) lead() {
+	defer func() { <-g.lanes }()
+	if batch := g.take(); len(batch) > 0 {
+		g.run(batch)
 	}
 }
 
@@ -180,11 +186,22 @@ func (g *groupWriter) withdraw(w *write) bool {
 	return true
 }
 
+// errBatchPanicked is what the other entries of a batch get when one
+// entry's write panicked; the panic goes on.
+var errBatchPanicked = errors.New("sqlstore: a write of the same batch panicked; nothing of the batch is known to be committed")
+
 // run executes batch and completes every entry of it.
 func (g *groupWriter) run(batch []*write) {
 	defer func() {
+		p := recover()
 		for _, w := range batch {
+			if p != nil {
+				w.err = errBatchPanicked
+			}
 			close(w.done)
+		}
+		if p != nil {
+			panic(p)
 		}
 	}()
 	if len(batch) > 1 {
@@ -217,18 +234,20 @@ func (g *groupWriter) alone(w *write) {
 // entry then reports; each entry's err is set. It returns an error when the
 // batch was rolled back, so that every entry must run again.
 func (g *groupWriter) shared(batch []*write) error {
-	// The transaction is the batch's, not the leader's: one caller giving
-	// up must not roll back the others' writes.
-	ctx := context.WithoutCancel(batch[0].ctx)
+	ctx, cancel := batchContext(batch)
+	defer cancel()
 	tx := g.db.WithContext(ctx).Begin(g.txOptions)
 	if tx.Error != nil {
 		return fmt.Errorf("begin: %w", tx.Error)
 	}
-	for _, w := range batch {
+	defer tx.Rollback() // after Commit, a no-op
+	ran := make([]bool, len(batch))
+	for i, w := range batch {
 		if err := w.ctx.Err(); err != nil {
 			w.err = err
 			continue
 		}
+		ran[i] = true
 		err := w.fn(tx)
 		var r refusal
 		switch {
@@ -236,7 +255,6 @@ func (g *groupWriter) shared(batch []*write) error {
 		case errors.As(err, &r):
 			w.err = r.err
 		default:
-			tx.Rollback()
 			return err
 		}
 	}
@@ -244,11 +262,39 @@ func (g *groupWriter) shared(batch []*write) error {
 		if isTransient(err) {
 			return fmt.Errorf("commit: %w", err)
 		}
-		for _, w := range batch {
-			if w.err == nil {
+		// The outcome is unknown, also for a refusal that may rest on an
+		// earlier entry's write.
+		for i, w := range batch {
+			if ran[i] {
 				w.err = fmt.Errorf("commit a batch of %d writes: %w", len(batch), err)
 			}
 		}
 	}
 	return nil
+}
+
+// batchContext returns the context of batch's transaction: it carries no
+// one caller's cancellation, since one caller giving up must not roll back
+// the others' writes, but it ends once every caller has given up, so that a
+// statement stuck behind a lock cannot hold them past all their deadlines.
+func batchContext(batch []*write) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(batch[0].ctx))
+	var mu sync.Mutex
+	live := len(batch)
+	stops := make([]func() bool, len(batch))
+	for i, w := range batch {
+		stops[i] = context.AfterFunc(w.ctx, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if live--; live == 0 {
+				cancel()
+			}
+		})
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
+	}
 }

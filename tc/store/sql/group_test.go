@@ -195,3 +195,89 @@ func TestGroupCommitWithdraw(t *testing.T) {
 	}
 	waitQueued(t, s, 0)
 }
+
+// TestGroupCommitBatchEndsWithItsCallers blocks the writes of a batch as a
+// statement stuck behind a lock would, then has every caller give up: the
+// batch's transaction must end with them rather than outlive them all.
+func TestGroupCommitBatchEndsWithItsCallers(t *testing.T) {
+	s := openSQLite(t, Config{})
+	release := holdLane(t, s)
+	const n = 2
+	started := make(chan struct{}, n)
+	errs := make(chan error, n)
+	cancels := make([]context.CancelFunc, n)
+	for i := range n {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancels[i] = cancel
+		go func() {
+			errs <- s.writes.do(ctx, false, func(db *gorm.DB) error {
+				started <- struct{}{}
+				<-db.Statement.Context.Done()
+				return db.Statement.Context.Err()
+			})
+		}()
+		waitQueued(t, s, i+1)
+	}
+	release()
+	<-started
+	for _, cancel := range cancels {
+		cancel()
+	}
+	for range n {
+		select {
+		case err := <-errs:
+			if err == nil {
+				t.Error("a write whose caller gave up reported success")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the batch outlived every caller in it")
+		}
+	}
+}
+
+// TestGroupCommitPanic checks that a write that panics fails the other
+// writes of its batch, not reports them committed, and gives its lane back.
+func TestGroupCommitPanic(t *testing.T) {
+	s := openSQLite(t, Config{})
+	release := holdLane(t, s)
+	type result struct {
+		err      error
+		panicked bool
+	}
+	results := make(chan result, 2)
+	for i := range 2 {
+		go func() {
+			var r result
+			defer func() {
+				r.panicked = recover() != nil
+				results <- r
+			}()
+			r.err = s.writes.do(t.Context(), false, func(db *gorm.DB) error {
+				if i == 1 {
+					panic("injected")
+				}
+				return db.Create(&globalRow{XID: "kept-or-not"}).Error
+			})
+		}()
+		waitQueued(t, s, i+1)
+	}
+	release()
+	for range 2 {
+		r := <-results
+		if r.err == nil && !r.panicked {
+			t.Error("a write of the batch that panicked reported success")
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- s.CreateGlobal(context.Background(), &tc.GlobalSession{XID: "after", Timeout: time.Minute})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("write after the panic: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the lane of the panicked batch was never given back")
+	}
+}
