@@ -116,7 +116,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 //
 // A SQLite db must allow at most one open connection (or use
 // "_txlock=immediate"), since SQLite fails rather than waits when two
-// connections both try to turn a read transaction into a write.
+// connections both try to turn a read transaction into a write. It should
+// use WAL journaling, as Open's does: in rollback-journal mode a COMMIT can
+// fail with SQLITE_BUSY while another process reads, and SQLite then keeps
+// the transaction open on a connection database/sql believes is free.
 //
 // Its writes are batched as Open's are with DefaultConfig: one batch at a
 // time on SQLite, DefaultConfig().WriteLanes at a time otherwise.
