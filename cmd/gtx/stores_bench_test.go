@@ -83,21 +83,15 @@ func openBenchStores(b *testing.B, driver string, replicas, maxBatch int) ([]tc.
 			stores, locks = append(stores, s), append(locks, l)
 		}
 		return stores, locks
-	case "sqlite":
-		dsn := filepath.Join(b.TempDir(), "tc.db")
-		for range replicas {
-			s, err := sqlstore.Open(ctx, sqlstore.Config{Driver: driver, DSN: dsn, Logger: quiet, MaxBatch: maxBatch})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { s.Close() })
-			stores, locks = append(stores, s), append(locks, s)
-		}
-		return stores, locks
 	}
-	dsn := mysqlTestDB(b)
-	if driver == "postgres" {
+	var dsn string
+	switch driver {
+	case "sqlite":
+		dsn = filepath.Join(b.TempDir(), "tc.db")
+	case "postgres":
 		dsn = postgresTestDB(b)
+	default:
+		dsn = mysqlTestDB(b)
 	}
 	for range replicas {
 		s, err := sqlstore.Open(ctx, sqlstore.Config{Driver: driver, DSN: dsn, Logger: quiet, MaxBatch: maxBatch})

@@ -87,14 +87,11 @@ func New(ctx context.Context, cfg service.Config) (*Service, error) {
 		b.Close()
 		return nil, err
 	}
-	if err := b.ServeSteps(ctx, s.steps()); err != nil {
-		b.Close()
-		return nil, err
-	}
-	b.HTTP.Route("/").GET("/v1/stock/{sku}", s.getStock)
-	samplev1.RegisterInventoryServer(b.GRPC, s)
-	if err := b.Start(ctx); err != nil {
-		b.Close()
+	err = b.ServeParticipant(ctx, s.steps(), func() {
+		b.HTTP.Route("/").GET("/v1/stock/{sku}", s.getStock)
+		samplev1.RegisterInventoryServer(b.GRPC, s)
+	})
+	if err != nil {
 		return nil, err
 	}
 	return s, nil

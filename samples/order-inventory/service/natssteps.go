@@ -88,6 +88,21 @@ func (b *Base) openNATS(ctx context.Context) error {
 // kratos reason.
 type StepFunc func(ctx context.Context, cmd *statemachine.Command) (any, error)
 
+// ServeParticipant serves a saga participant: its steps over NATS
+// (ServeSteps), the routes and gRPC services register adds, then Start. On
+// failure it closes b.
+func (b *Base) ServeParticipant(ctx context.Context, steps map[string]StepFunc, register func()) error {
+	err := b.ServeSteps(ctx, steps)
+	if err == nil {
+		register()
+		err = b.Start(ctx)
+	}
+	if err != nil {
+		b.Close()
+	}
+	return err
+}
+
 // ServeSteps consumes this service's step commands (<prefix>.cmd.<name>.>)
 // with a durable consumer that every instance of the service shares, runs
 // each with the StepFunc its method names (up to 32 at once), replies, and
