@@ -386,3 +386,44 @@ func TestPurgeDefended(t *testing.T) {
 		}
 	})
 }
+
+// TestCompositeKeyRollbackTouchesOnlyItsRow rolls back a change to one row
+// of a table with a two-column primary key while another transaction holds
+// a lock on a different row: the rollback must reach that one row by its
+// key, not read (and wait to lock) the whole table, as MariaDB does for a
+// row-constructor IN list of one element.
+func TestCompositeKeyRollbackTouchesOnlyItsRow(t *testing.T) {
+	c := attest.StartCoordinator(t)
+	for name, backend := range map[string]func(testing.TB) *attest.Backend{
+		"mariadb": attest.MySQLBackend, "postgres": attest.PostgresBackend,
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := backend(t)
+			db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
+			attest.MustExec(t, b.Raw,
+				"CREATE TABLE pair (a INT NOT NULL, b INT NOT NULL, v INT NOT NULL, PRIMARY KEY (a, b))",
+				"INSERT INTO pair VALUES (1, 1, 0), (1, 2, 0), (2, 1, 0)")
+			seed := attest.Dump(t, b.Raw, "pair")
+			ctx := context.Background()
+			tx := beginWithUpdate(t, c, db, "composite", "UPDATE pair SET v = 9 WHERE a = 1 AND b = 1")
+			other, err := b.Raw.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Rollback()
+			if _, err := other.ExecContext(ctx, b.SQL("SELECT v FROM pair WHERE a = ? AND b = ? FOR UPDATE"), 2, 1); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Rollback(ctx, "test"); err != nil {
+				t.Fatalf("rollback: %v", err)
+			}
+			if st := attest.WaitStatus(t, c, tx.XID()); st != tcv1.GlobalStatus_ROLLBACKED {
+				t.Fatalf("status %s, want ROLLBACKED", st)
+			}
+			other.Rollback()
+			if got := attest.Dump(t, b.Raw, "pair"); !attest.SameRows(got, seed) {
+				t.Fatalf("after rollback:\n%s\nwant:\n%s", attest.FormatRows(got), attest.FormatRows(seed))
+			}
+		})
+	}
+}

@@ -38,29 +38,45 @@ func decodeRow(d Dialect, m *TableMeta, raw []any, off int) (Row, error) {
 	return row, nil
 }
 
-// pkCondition returns "pk IN (?, ...)" or "(a, b) IN ((?, ?), ...)" for n
-// keys of m, qualified by qualifier when it is not "".
+// pkCondition returns the condition matching n primary keys of m, with
+// its columns qualified by qualifier when it is not "" (see keyCondition).
 func pkCondition(d Dialect, m *TableMeta, qualifier string, n int) string {
-	col := func(i int) string {
-		if qualifier == "" {
-			return d.Quote(m.Columns[i].Name)
+	cols := make([]string, len(m.PK))
+	for i, p := range m.PK {
+		cols[i] = d.Quote(m.Columns[p].Name)
+		if qualifier != "" {
+			cols[i] = d.Quote(qualifier) + "." + cols[i]
 		}
-		return d.Quote(qualifier) + "." + d.Quote(m.Columns[i].Name)
 	}
+	return keyCondition(cols, n)
+}
+
+// keyCondition returns the condition matching n keys over cols, with one
+// placeholder per column per key, keys in order: "c IN (?, ...)" for one
+// column, "(a = ? AND b = ?)" for one key of several columns, and
+// "(a, b) IN ((?, ?), ...)" for more. The single composite key gets no row
+// constructor because MariaDB reads the whole table (locking every row
+// under FOR UPDATE or DELETE) for a row constructor IN list of one element,
+// while it uses the index for two or more.
+func keyCondition(cols []string, n int) string {
 	var sb strings.Builder
-	one := "?"
-	if len(m.PK) == 1 {
-		sb.WriteString(col(m.PK[0]))
-	} else {
+	if len(cols) > 1 && n == 1 {
 		sb.WriteByte('(')
-		for i, p := range m.PK {
+		for i, c := range cols {
 			if i > 0 {
-				sb.WriteString(", ")
+				sb.WriteString(" AND ")
 			}
-			sb.WriteString(col(p))
+			sb.WriteString(c + " = ?")
 		}
 		sb.WriteByte(')')
-		one = "(" + strings.TrimSuffix(strings.Repeat("?, ", len(m.PK)), ", ") + ")"
+		return sb.String()
+	}
+	one := "?"
+	if len(cols) == 1 {
+		sb.WriteString(cols[0])
+	} else {
+		sb.WriteString("(" + strings.Join(cols, ", ") + ")")
+		one = "(" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
 	}
 	sb.WriteString(" IN (")
 	for i := 0; i < n; i++ {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -254,8 +253,7 @@ func (s *sweeper) delete(ctx context.Context, keys []branchKey, extra string, ex
 			args = append(args, k.xid, k.branchID)
 		}
 		args = append(args, extraArgs...)
-		query, err := bind(s.d, "DELETE FROM "+s.d.Quote(s.table)+" WHERE state = ? AND (xid, branch_id) IN ("+
-			strings.TrimSuffix(strings.Repeat("(?, ?), ", len(batch)), ", ")+")"+extra)
+		query, err := bind(s.d, "DELETE FROM "+s.d.Quote(s.table)+" WHERE state = ? AND "+keyCondition(undoKey, len(batch))+extra)
 		if err != nil {
 			return total, err
 		}
