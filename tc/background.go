@@ -37,6 +37,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.started = true
 	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.runCtx = ctx
 	s.wg.Add(4)
 	go s.loop(ctx, s.cfg.RecoveryInterval, s.wakeCh, s.resume)
 	go s.loop(ctx, s.cfg.TimeoutCheckInterval, nil, s.rollbackTimedOut)

@@ -52,7 +52,9 @@ type Config struct {
 	TimeoutCheckInterval time.Duration
 	// RecoveryInterval is how often due phase-2 work is looked for.
 	RecoveryInterval time.Duration
-	// Workers is how many sessions background phase 2 drives at once.
+	// Workers is how many sessions background phase 2 drives at once: the
+	// recovery loop's claims, and, separately, the asynchronous commits the
+	// replica drives right after deciding them.
 	Workers int
 	// Retention keeps finished sessions this long for operators before they
 	// are deleted; zero keeps them forever.

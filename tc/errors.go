@@ -22,6 +22,10 @@ var (
 	// BEGIN whose deadline (BeginTime plus Timeout) is before the branch's
 	// CreateTime: the coordinator is about to roll it back.
 	ErrTimedOut = errors.New("tc: global transaction timed out")
+	// ErrBranchesChanged is returned by Decider.Decide when a branch
+	// registered since the caller read the session: read it again and
+	// decide on what it has now.
+	ErrBranchesChanged = errors.New("tc: branches registered since the transaction was read")
 	// ErrInvalidLockKeys is returned for lock keys not in the
 	// "table:pk1,pk2;table2:pk3" form.
 	ErrInvalidLockKeys = errors.New("tc: invalid lock keys")

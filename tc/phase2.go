@@ -256,35 +256,61 @@ func isBranchFailure(s tcv1.BranchStatus) bool {
 	return false
 }
 
-// startPhase2 records the decision for g (CAS from BEGIN to to, owned by
-// this replica) and drives the first attempt. It returns the status reached.
-// Branches are read again after the decision: a branch registering at the
-// same moment either made it in before (and is driven) or is refused.
-func (s *Server) startPhase2(ctx context.Context, xid string, to tcv1.GlobalStatus) (tcv1.GlobalStatus, error) {
+// startPhase2 records the decision for seen, a session the caller read in
+// BEGIN (CAS from BEGIN to to, owned by this replica), and drives the first
+// attempt. It returns the status reached. A branch registering at the same
+// moment either made it in before the decision (and is driven) or is
+// refused: a Decider store refuses the decision when the branches are not
+// the ones seen (ErrBranchesChanged), and otherwise the branches are read
+// again after it. An asynchronous commit is answered at once and driven by
+// a background committer of this replica, or, when all Workers are busy,
+// left to the recovery loop.
+func (s *Server) startPhase2(ctx context.Context, seen *GlobalSession, to tcv1.GlobalStatus) (tcv1.GlobalStatus, error) {
+	xid := seen.XID
 	// Hold the slot from before the decision, so the recovery loop, which
 	// may claim the session the moment it leaves BEGIN, leaves the first
 	// attempt to this call. Without the slot (a concurrent call for the
 	// same XID), the CAS below decides who goes on.
-	if _, busy := s.driving.LoadOrStore(xid, true); !busy {
-		defer s.driving.Delete(xid)
-	}
+	_, busy := s.driving.LoadOrStore(xid, true)
+	held := !busy
+	background := to == tcv1.GlobalStatus_ASYNC_COMMITTING && held && s.takeCommitter()
+	defer func() {
+		if held {
+			s.driving.Delete(xid)
+		}
+		if background {
+			s.giveCommitter()
+		}
+	}()
 	// Owned by this replica, and not due for the recovery loop while the
 	// first attempt (bounded by Lease/2) runs; after a crash, any replica
-	// resumes it from then on.
+	// resumes it from then on. An asynchronous commit this replica cannot
+	// drive now is left unowned and due, for the recovery loop.
 	now := s.now()
 	u := GlobalUpdate{Status: to, Owner: s.cfg.ServerID, LeaseUntil: now.Add(s.cfg.Lease), NextAttempt: now.Add(s.cfg.Lease / 2)}
-	if to == tcv1.GlobalStatus_ASYNC_COMMITTING {
+	if to == tcv1.GlobalStatus_ASYNC_COMMITTING && !background {
 		u = GlobalUpdate{Status: to}
 	}
-	if err := s.store.UpdateGlobal(ctx, xid, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, u); err != nil {
+	var g *GlobalSession
+	if d, ok := s.store.(Decider); ok {
+		if err := d.Decide(ctx, xid, len(seen.Branches), u); err != nil {
+			return 0, err
+		}
+		decided := *seen
+		decided.Status, decided.Attempts, decided.NextAttempt, decided.LastError = u.Status, u.Attempts, u.NextAttempt, u.LastError
+		decided.Owner, decided.LeaseUntil = u.Owner, u.LeaseUntil
+		g = &decided
+	} else if err := s.store.UpdateGlobal(ctx, xid, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, u); err != nil {
 		return 0, err
 	}
 	// The decision is durable: the first attempt goes on even when the
 	// caller gives up (attempt bounds it by the lease).
 	ctx = context.WithoutCancel(ctx)
-	g, err := s.store.GetGlobal(ctx, xid)
-	if err != nil {
-		return to, fmt.Errorf("read %s after deciding %s: %w", xid, to, err)
+	if g == nil {
+		var err error
+		if g, err = s.store.GetGlobal(ctx, xid); err != nil {
+			return to, fmt.Errorf("read %s after deciding %s: %w", xid, to, err)
+		}
 	}
 	if IsCommitting(to) {
 		// The decision is durable and every branch's local data is final, so
@@ -296,10 +322,56 @@ func (s *Server) startPhase2(ctx context.Context, xid string, to tcv1.GlobalStat
 	// A branch that registered between the caller's read and the decision
 	// may not allow an early answer: then commit it before answering.
 	if to == tcv1.GlobalStatus_ASYNC_COMMITTING && len(g.Branches) > 0 && canCommitAsync(g) {
-		s.wake()
+		if !background {
+			s.wake()
+			return to, nil
+		}
+		// The committer takes over this call's slot and token.
+		held, background = false, false
+		go s.commitInBackground(g)
 		return to, nil
 	}
 	return s.attempt(ctx, g)
+}
+
+// takeCommitter takes a background committer's token, and reports false
+// when all Workers are busy or the coordinator is not running.
+func (s *Server) takeCommitter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.runCtx == nil || s.runCtx.Err() != nil {
+		return false
+	}
+	select {
+	case s.committers <- struct{}{}:
+		s.wg.Add(1)
+		return true
+	default:
+		return false
+	}
+}
+
+// giveCommitter returns a token takeCommitter took.
+func (s *Server) giveCommitter() {
+	<-s.committers
+	s.wg.Done()
+}
+
+// commitInBackground drives the first attempt of g, decided
+// ASYNC_COMMITTING and owned by this replica, until done or Close. It
+// holds g's slot in s.driving and a committer token, and gives both back.
+func (s *Server) commitInBackground(g *GlobalSession) {
+	defer s.giveCommitter()
+	defer s.driving.Delete(g.XID)
+	if _, err := s.attempt(s.runCtx, g); err != nil && s.runCtx.Err() == nil {
+		s.log.Error("phase 2", "xid", g.XID, "err", err)
+	}
+}
+
+// raced reports whether a decision failed because another caller changed
+// the session first: its status, or its branches.
+func raced(err error) bool {
+	return errors.Is(err, ErrStatusConflict) || errors.Is(err, ErrBranchesChanged)
 }
 
 // maxLastError caps GlobalSession.LastError, which joins one reason per

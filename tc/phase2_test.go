@@ -14,8 +14,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
+	"github.com/gtx-io/gtx/internal/gtxtest"
 	"github.com/gtx-io/gtx/rm"
 	"github.com/gtx-io/gtx/tc"
+	sqlstore "github.com/gtx-io/gtx/tc/store/sql"
 )
 
 // recorder is a phase-2 handler that records every command, in order, and
@@ -354,4 +356,120 @@ func distinct(ids []int64) int {
 		set[id] = true
 	}
 	return len(set)
+}
+
+// claimRecorder is the SQLite store, recording the XIDs ClaimDue hands out.
+type claimRecorder struct {
+	*sqlstore.Store
+	mu      sync.Mutex
+	claimed map[string]bool
+}
+
+func (c *claimRecorder) ClaimDue(ctx context.Context, owner string, statuses []tcv1.GlobalStatus, now time.Time, lease time.Duration, limit int) ([]*tc.GlobalSession, error) {
+	due, err := c.Store.ClaimDue(ctx, owner, statuses, now, lease, limit)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, g := range due {
+		c.claimed[g.XID] = true
+	}
+	return due, err
+}
+
+func (c *claimRecorder) wasClaimed(xid string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.claimed[xid]
+}
+
+// beginAsync begins a transaction with one TCC branch that allows an
+// asynchronous commit, and commits it, which answers ASYNC_COMMITTING.
+func beginAsync(t *testing.T, e *env) string {
+	t.Helper()
+	ctx := context.Background()
+	b, err := e.Client.Begin(ctx, &tcv1.BeginRequest{Name: "async"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{
+		Xid: b.GetXid(), BranchType: tcv1.BranchType_TCC, ResourceId: "res", AsyncCommit: true,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := e.Client.Commit(ctx, &tcv1.CommitRequest{Xid: b.GetXid()})
+	if err != nil || c.GetStatus() != tcv1.GlobalStatus_ASYNC_COMMITTING {
+		t.Fatalf("commit: %v %v, want ASYNC_COMMITTING", c, err)
+	}
+	return b.GetXid()
+}
+
+// blocker is a phase-2 handler whose commits wait until released or
+// cancelled.
+type blocker struct {
+	recorder
+	release chan struct{}
+	entered chan struct{}
+}
+
+func (b *blocker) Commit(ctx context.Context, br rm.Branch) error {
+	b.entered <- struct{}{}
+	select {
+	case <-b.release:
+		return b.recorder.Commit(ctx, br)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestAsyncCommitDrivenByDecidingReplica checks that the replica that
+// decides an asynchronous commit drives it right away, without the recovery
+// loop claiming it, and that when all its Workers are busy the recovery
+// loop takes the commit instead.
+func TestAsyncCommitDrivenByDecidingReplica(t *testing.T) {
+	rec := &claimRecorder{claimed: map[string]bool{}}
+	e := gtxtest.NewTC(t, gtxtest.TCOptions{
+		Configure: func(c *tc.Config) {
+			testConfig(c)
+			c.Workers = 1
+		},
+		Store: func(s *sqlstore.Store) tc.Store { rec.Store = s; return rec },
+	})
+	h := &blocker{release: make(chan struct{}), entered: make(chan struct{}, 2)}
+	startRM(t, e.Addr, h)
+
+	first := beginAsync(t, e)
+	<-h.entered // the one committer is busy with first
+	second := beginAsync(t, e)
+	<-h.entered // the recovery loop drives second
+	close(h.release)
+	for _, xid := range []string{first, second} {
+		if st := waitStatus(t, e.Client, xid, tcv1.GlobalStatus_COMMITTED); st != tcv1.GlobalStatus_COMMITTED {
+			t.Fatalf("%s: status %s", xid, st)
+		}
+	}
+	if rec.wasClaimed(first) {
+		t.Errorf("the recovery loop claimed %s, which its deciding replica drives", first)
+	}
+	if !rec.wasClaimed(second) {
+		t.Errorf("the recovery loop did not claim %s, decided while every committer was busy", second)
+	}
+}
+
+// TestCloseStopsAsyncCommitter closes the coordinator while its background
+// committer waits on a branch: Close returns, and a coordinator started on
+// the same store finishes the commit.
+func TestCloseStopsAsyncCommitter(t *testing.T) {
+	path := t.TempDir() + "/tc.db"
+	e := startEnv(t, nil, path)
+	h := &blocker{release: make(chan struct{}), entered: make(chan struct{}, 1)}
+	startRM(t, e.Addr, h)
+	xid := beginAsync(t, e)
+	<-h.entered
+	e.Server.Close()
+	e.Store.Close()
+
+	e2 := startEnv(t, nil, path)
+	startRM(t, e2.Addr, &recorder{})
+	if st := waitStatus(t, e2.Client, xid, tcv1.GlobalStatus_COMMITTED); st != tcv1.GlobalStatus_COMMITTED {
+		t.Fatalf("status %s after restart", st)
+	}
 }

@@ -36,8 +36,13 @@ type Server struct {
 	wakeCh  chan struct{}
 	closing chan struct{}
 
+	// committers holds a token per asynchronous commit this replica drives
+	// in the background right after deciding it, at most Workers.
+	committers chan struct{}
+
 	mu      sync.Mutex
 	started bool
+	runCtx  context.Context // ends at Close; nil until Start
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -60,14 +65,15 @@ func NewServer(cfg Config, store Store, locks LockStore) (*Server, error) {
 		return nil, err
 	}
 	return &Server{
-		obs:     obs,
-		cfg:     cfg,
-		store:   store,
-		locks:   locks,
-		log:     log.With("component", "tc", "server_id", cfg.ServerID),
-		hub:     newHub(),
-		wakeCh:  make(chan struct{}, 1),
-		closing: make(chan struct{}),
+		obs:        obs,
+		cfg:        cfg,
+		store:      store,
+		locks:      locks,
+		log:        log.With("component", "tc", "server_id", cfg.ServerID),
+		hub:        newHub(),
+		wakeCh:     make(chan struct{}, 1),
+		closing:    make(chan struct{}),
+		committers: make(chan struct{}, cfg.Workers),
 	}, nil
 }
 
@@ -121,8 +127,8 @@ func (s *Server) Commit(ctx context.Context, req *tcv1.CommitRequest) (*tcv1.Com
 	for {
 		switch {
 		case g.Status == tcv1.GlobalStatus_BEGIN && s.expired(g):
-			st, err := s.startPhase2(ctx, g.XID, tcv1.GlobalStatus_TIMEOUT_ROLLBACKING)
-			if err != nil && !errors.Is(err, ErrStatusConflict) {
+			st, err := s.startPhase2(ctx, g, tcv1.GlobalStatus_TIMEOUT_ROLLBACKING)
+			if err != nil && !raced(err) {
 				return nil, s.toStatus(err)
 			}
 			if err == nil {
@@ -133,11 +139,11 @@ func (s *Server) Commit(ctx context.Context, req *tcv1.CommitRequest) (*tcv1.Com
 			if canCommitAsync(g) {
 				to = tcv1.GlobalStatus_ASYNC_COMMITTING
 			}
-			st, err := s.startPhase2(ctx, g.XID, to)
+			st, err := s.startPhase2(ctx, g, to)
 			if err == nil {
 				return &tcv1.CommitResponse{Status: st}, nil
 			}
-			if !errors.Is(err, ErrStatusConflict) {
+			if !raced(err) {
 				return nil, s.toStatus(err)
 			}
 		case IsCommitting(g.Status) || g.Status == tcv1.GlobalStatus_COMMITTED || g.Status == tcv1.GlobalStatus_COMMIT_FAILED:
@@ -145,7 +151,8 @@ func (s *Server) Commit(ctx context.Context, req *tcv1.CommitRequest) (*tcv1.Com
 		default:
 			return nil, s.toStatus(&StatusError{XID: g.XID, Status: g.Status})
 		}
-		// Another caller changed the status first: look again.
+		// Another caller changed the status, or a branch registered,
+		// first: look again.
 		if g, err = s.load(ctx, g.XID); err != nil {
 			return nil, err
 		}
@@ -166,14 +173,14 @@ func (s *Server) Rollback(ctx context.Context, req *tcv1.RollbackRequest) (*tcv1
 	for {
 		switch {
 		case g.Status == tcv1.GlobalStatus_BEGIN:
-			st, err := s.startPhase2(ctx, g.XID, tcv1.GlobalStatus_ROLLBACKING)
+			st, err := s.startPhase2(ctx, g, tcv1.GlobalStatus_ROLLBACKING)
 			if err == nil {
 				if req.GetReason() != "" {
 					s.log.Info("rollback", "xid", g.XID, "reason", req.GetReason(), "status", st.String())
 				}
 				return &tcv1.RollbackResponse{Status: st}, nil
 			}
-			if !errors.Is(err, ErrStatusConflict) {
+			if !raced(err) {
 				return nil, s.toStatus(err)
 			}
 		case IsRollingBack(g.Status) || g.Status == tcv1.GlobalStatus_ROLLBACKED ||

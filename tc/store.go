@@ -62,6 +62,19 @@ type EmptyFinisher interface {
 	FinishEmpty(ctx context.Context, xid string, status tcv1.GlobalStatus, now time.Time) (bool, error)
 }
 
+// Decider is an optional Store capability with which the coordinator
+// records a decision without reading the branches again afterwards: the
+// decision holds only while the transaction has exactly the branches the
+// coordinator read before it. Branches are only ever added to a session in
+// BEGIN, so the same number means the same branches.
+type Decider interface {
+	// Decide is UpdateGlobal from BEGIN that also requires xid to have
+	// exactly branches branches. When xid has another number it changes
+	// nothing and returns ErrBranchesChanged; otherwise it fails as
+	// UpdateGlobal does.
+	Decide(ctx context.Context, xid string, branches int, u GlobalUpdate) error
+}
+
 // LockHolderLister is an optional LockStore capability with which the
 // coordinator finds global row locks that outlived their transaction: taken
 // by a replica that died before it stored the branch, or not released

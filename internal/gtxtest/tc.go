@@ -47,6 +47,10 @@ type TCOptions struct {
 	// MaxBatch is the store's group-commit bound (sqlstore.Config.MaxBatch);
 	// 0 keeps the default, 1 turns group commit off.
 	MaxBatch int
+	// Store, when set, returns the Store the coordinator uses, given the
+	// SQLite store (which stays its LockStore): a wrapper that watches or
+	// disturbs the calls.
+	Store func(*sqlstore.Store) tc.Store
 }
 
 // TC is a running coordinator of NewTC.
@@ -87,7 +91,11 @@ func NewTC(t testing.TB, o TCOptions) *TC {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := tc.NewServer(cfg, store, store)
+	var sessions tc.Store = store
+	if o.Store != nil {
+		sessions = o.Store(store)
+	}
+	srv, err := tc.NewServer(cfg, sessions, store)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,8 +24,9 @@
 //   - AddBranch counts the branch in the global row with a conditional
 //     UPDATE (status BEGIN, deadline not passed) and inserts it, in one
 //     transaction; the UPDATE locks the global row, so a branch never slips
-//     in after phase 2 read the branch list, and FinishEmpty's one
-//     conditional UPDATE sees every branch.
+//     in after phase 2 read the branch list, and the one conditional
+//     UPDATE of FinishEmpty (branch_count = 0) or of Decide (branch_count =
+//     the branches the coordinator read) sees every branch.
 //   - ClaimDue selects candidates, then takes them with one UPDATE that
 //     repeats the whole claim condition, and returns the rows the owner holds
 //     afterwards: a session is never handed to two owners.
@@ -40,7 +41,7 @@
 // # Group commit
 //
 // The writes of the coordinator's hot path (CreateGlobal, AddBranch,
-// UpdateGlobal, FinishEmpty, UpdateBranch, AcquireLocks and the lock
+// UpdateGlobal, Decide, FinishEmpty, UpdateBranch, AcquireLocks and the lock
 // releases) are batched: a caller that finds a write lane free runs the
 // oldest writes queued (up to Config.MaxBatch) in one transaction with one
 // COMMIT, so that under load many writes share one journal flush. A write

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -138,11 +139,27 @@ func (s *Store) branches(db *gorm.DB, xids []string) (map[string][]*tc.BranchSes
 // UPDATE; only when it matches no row does it read the row, to tell a
 // missing session from a status conflict.
 func (s *Store) UpdateGlobal(ctx context.Context, xid string, from []tcv1.GlobalStatus, u tc.GlobalUpdate) error {
+	return s.updateGlobal(ctx, xid, from, -1, u)
+}
+
+// Decide implements tc.Decider: UpdateGlobal from BEGIN, in the same one
+// conditional UPDATE, also requiring the branch count the global row keeps.
+func (s *Store) Decide(ctx context.Context, xid string, branches int, u tc.GlobalUpdate) error {
+	return s.updateGlobal(ctx, xid, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, branches, u)
+}
+
+// updateGlobal is UpdateGlobal that, when branches is not negative, also
+// requires xid to count exactly that many branches.
+func (s *Store) updateGlobal(ctx context.Context, xid string, from []tcv1.GlobalStatus, branches int, u tc.GlobalUpdate) error {
 	if err := errors.Join(checkLen("Owner", u.Owner, maxNameLen), checkLen("LastError", u.LastError, MaxLastErrorLen)); err != nil {
 		return fmt.Errorf("sqlstore: update global session %s: %w", xid, err)
 	}
 	err := s.writes.do(ctx, false, func(db *gorm.DB) error {
-		res := db.Model(&globalRow{}).Where("xid = ? AND status IN ?", xid, statusValues(from)).Updates(map[string]any{
+		q := db.Model(&globalRow{}).Where("xid = ? AND status IN ?", xid, statusValues(from))
+		if branches >= 0 {
+			q = q.Where("branch_count = ?", branches)
+		}
+		res := q.Updates(map[string]any{
 			"status":       int32(u.Status),
 			"attempts":     int64(u.Attempts),
 			"next_attempt": micros(u.NextAttempt),
@@ -157,7 +174,12 @@ func (s *Store) UpdateGlobal(ctx context.Context, xid string, from []tcv1.Global
 		if res.Error != nil || res.RowsAffected > 0 {
 			return res.Error
 		}
-		return s.statusConflict(db, xid)
+		err := s.statusConflict(db, xid)
+		var se *tc.StatusError
+		if branches >= 0 && errors.As(err, &se) && slices.Contains(from, se.Status) {
+			return refuse(tc.ErrBranchesChanged)
+		}
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("sqlstore: update global session %s to %v: %w", xid, u.Status, err)

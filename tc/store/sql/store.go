@@ -34,8 +34,10 @@ type Store struct {
 }
 
 var (
-	_ tc.Store     = (*Store)(nil)
-	_ tc.LockStore = (*Store)(nil)
+	_ tc.Store         = (*Store)(nil)
+	_ tc.LockStore     = (*Store)(nil)
+	_ tc.EmptyFinisher = (*Store)(nil)
+	_ tc.Decider       = (*Store)(nil)
 )
 
 // Open connects to the database cfg names, creates or updates the schema,

@@ -38,6 +38,8 @@ func RunStore(t *testing.T, newStore func(t *testing.T) tc.Store) {
 		{"DeleteFinished", testDeleteFinished},
 		{"FinishEmpty", testFinishEmpty},
 		{"FinishEmptyRacingAddBranch", testFinishEmptyRace},
+		{"Decide", testDecide},
+		{"DecideRacingAddBranch", testDecideRace},
 		{"AsyncCommitRoundTrip", testAsyncCommit},
 		{"AddBranchPastDeadline", testAddBranchPastDeadline},
 	}
@@ -910,6 +912,103 @@ func testFinishEmptyRace(t *testing.T, s tc.Store) {
 			t.Fatalf("round %d: neither finished nor stored the branch: %v", i, addErr)
 		default:
 			if after.Status != tcv1.GlobalStatus_BEGIN || len(after.Branches) != 1 {
+				t.Fatalf("round %d: %s with %d branches", i, after.Status, len(after.Branches))
+			}
+		}
+	}
+}
+
+// testDecide checks tc.Decider where the store has it.
+func testDecide(t *testing.T, s tc.Store) {
+	d, ok := s.(tc.Decider)
+	if !ok {
+		t.Skip("the store does not implement tc.Decider")
+	}
+	now := time.Now()
+	oneBranch := newGlobal("one", now, time.Minute)
+	mustCreate(t, s, oneBranch)
+	mustAddBranch(t, s, newBranch(oneBranch.XID, now, nil))
+	decided := newGlobal("decided", now, time.Minute)
+	mustCreate(t, s, decided)
+	mustUpdate(t, s, decided.XID, tc.GlobalUpdate{Status: tcv1.GlobalStatus_ROLLBACKING})
+	u := tc.GlobalUpdate{Status: tcv1.GlobalStatus_COMMITTING, Owner: "tc-1", LeaseUntil: baseTime().Add(time.Minute)}
+
+	tests := []struct {
+		name     string
+		xid      string
+		branches int
+		want     error
+		then     tcv1.GlobalStatus
+	}{
+		{"fewer branches than stored", oneBranch.XID, 0, tc.ErrBranchesChanged, tcv1.GlobalStatus_BEGIN},
+		{"more branches than stored", oneBranch.XID, 2, tc.ErrBranchesChanged, tcv1.GlobalStatus_BEGIN},
+		{"the stored branches", oneBranch.XID, 1, nil, tcv1.GlobalStatus_COMMITTING},
+		{"again", oneBranch.XID, 1, tc.ErrStatusConflict, tcv1.GlobalStatus_COMMITTING},
+		{"not in BEGIN", decided.XID, 0, tc.ErrStatusConflict, tcv1.GlobalStatus_ROLLBACKING},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := d.Decide(t.Context(), tt.xid, tt.branches, u)
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Fatalf("Decide = %v, want %v", err, tt.want)
+			}
+			got := mustGet(t, s, tt.xid)
+			if got.Status != tt.then {
+				t.Fatalf("status %s afterwards, want %s", got.Status, tt.then)
+			}
+			if tt.want == nil && (got.Owner != u.Owner || !got.LeaseUntil.Equal(u.LeaseUntil)) {
+				t.Fatalf("owner %q until %v afterwards, want %q until %v", got.Owner, got.LeaseUntil, u.Owner, u.LeaseUntil)
+			}
+		})
+	}
+	if err := d.Decide(t.Context(), newXID("unknown"), 0, u); !errors.Is(err, tc.ErrNotFound) {
+		t.Fatalf("Decide(unknown) = %v, want tc.ErrNotFound", err)
+	}
+}
+
+// testDecideRace races Decide, for the branch count read before, against
+// AddBranch on fresh sessions: either the decision holds and the branch was
+// refused, or the branch is stored and the decision refused; never both.
+func testDecideRace(t *testing.T, s tc.Store) {
+	d, ok := s.(tc.Decider)
+	if !ok {
+		t.Skip("the store does not implement tc.Decider")
+	}
+	for i := 0; i < 20; i++ {
+		g := newGlobal("race", time.Now(), time.Minute)
+		mustCreate(t, s, g)
+		mustAddBranch(t, s, newBranch(g.XID, time.Now(), nil))
+		var (
+			wg        sync.WaitGroup
+			decideErr error
+			addErr    error
+		)
+		start := make(chan struct{})
+		wg.Go(func() {
+			<-start
+			decideErr = d.Decide(t.Context(), g.XID, 1, tc.GlobalUpdate{Status: tcv1.GlobalStatus_ROLLBACKING})
+		})
+		wg.Go(func() {
+			<-start
+			addErr = s.AddBranch(t.Context(), newBranch(g.XID, time.Now(), nil))
+		})
+		close(start)
+		wg.Wait()
+		after := mustGet(t, s, g.XID)
+		switch {
+		case decideErr == nil && addErr == nil:
+			t.Fatalf("round %d: the decision held and a branch was stored too", i)
+		case decideErr == nil:
+			wantStatusError(t, addErr, g.XID, tcv1.GlobalStatus_ROLLBACKING)
+			if len(after.Branches) != 1 {
+				t.Fatalf("round %d: refused branch stored", i)
+			}
+		case !errors.Is(decideErr, tc.ErrBranchesChanged):
+			t.Fatalf("round %d: Decide: %v, want tc.ErrBranchesChanged", i, decideErr)
+		case addErr != nil:
+			t.Fatalf("round %d: neither decided nor stored the branch: %v", i, addErr)
+		default:
+			if after.Status != tcv1.GlobalStatus_BEGIN || len(after.Branches) != 2 {
 				t.Fatalf("round %d: %s with %d branches", i, after.Status, len(after.Branches))
 			}
 		}
