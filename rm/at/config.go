@@ -69,6 +69,14 @@ type Config struct {
 	// CleanupInterval.
 	CleanupInterval time.Duration
 	CleanupBatch    int
+	// Phase2MaxOpenConns caps the connections of the resource's own pool,
+	// on which phase 2 (undo log deletion and rollback) and the sweeper
+	// run, and is also how many of them stay open idle. It must be
+	// positive: phase 2 runs up to rm.Config.Workers branches at once, and
+	// without a cap each could open a connection of its own beside the
+	// service's pool. A phase 2 finding the pool busy waits for a
+	// connection, within the branch's timeout.
+	Phase2MaxOpenConns int
 	// Sweep configures the sweeper that deletes undo rows of committed
 	// branches whose deletion was lost (see SweepConfig).
 	Sweep SweepConfig
@@ -82,17 +90,18 @@ const DefaultUndoTable = "gtx_undo_log"
 // DefaultConfig returns a Config with the undo table gtx_undo_log, lock
 // retries every 10ms up to 100 times (1s), metadata cached for a minute,
 // compression above 64 KiB, undo cleanup in batches of 500 at least
-// every 200ms, and DefaultSweepConfig.
+// every 200ms, at most 4 phase-2 connections, and DefaultSweepConfig.
 func DefaultConfig() Config {
 	return Config{
-		UndoTable:         DefaultUndoTable,
-		LockRetryInterval: 10 * time.Millisecond,
-		LockRetryTimes:    100,
-		MetadataTTL:       time.Minute,
-		CompressAbove:     64 << 10,
-		CleanupInterval:   200 * time.Millisecond,
-		CleanupBatch:      500,
-		Sweep:             DefaultSweepConfig(),
+		UndoTable:          DefaultUndoTable,
+		LockRetryInterval:  10 * time.Millisecond,
+		LockRetryTimes:     100,
+		MetadataTTL:        time.Minute,
+		CompressAbove:      64 << 10,
+		CleanupInterval:    200 * time.Millisecond,
+		CleanupBatch:       500,
+		Phase2MaxOpenConns: 4,
+		Sweep:              DefaultSweepConfig(),
 	}
 }
 
@@ -124,6 +133,8 @@ func (c *Config) Validate() error {
 		return bad("CompressAbove is negative")
 	case c.CleanupInterval <= 0 || c.CleanupBatch <= 0:
 		return bad("need CleanupInterval > 0 and CleanupBatch > 0")
+	case c.Phase2MaxOpenConns <= 0:
+		return bad("Phase2MaxOpenConns must be positive, got %d", c.Phase2MaxOpenConns)
 	}
 	if err := c.Sweep.validate(c.Locks); err != nil {
 		return bad("%v", err)

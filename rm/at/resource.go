@@ -20,7 +20,8 @@ type resource struct {
 	log   *slog.Logger
 	cache *metaCache
 	undo  undoStore
-	// db runs phase 2 on the wrapped driver directly.
+	// db runs phase 2 and the sweeper on the wrapped driver directly, with
+	// at most cfg.Phase2MaxOpenConns connections.
 	db *sql.DB
 
 	refs int
@@ -60,6 +61,8 @@ func acquire(cfg Config, raw *sql.DB) (*resource, error) {
 		cfg.Manager.Handle(tcv1.BranchType_AT, handler{})
 		registry.handled[cfg.Manager] = true
 	}
+	raw.SetMaxOpenConns(cfg.Phase2MaxOpenConns)
+	raw.SetMaxIdleConns(cfg.Phase2MaxOpenConns)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
