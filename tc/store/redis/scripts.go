@@ -32,16 +32,21 @@ return {redis.call('hgetall', KEYS[1]), redis.call('hgetall', KEYS[2])}
 `)
 
 // updateScript: ARGV[1..7] status, attempts, next attempt, last error,
-// owner, lease until, update time; ARGV[8..] the statuses allowed now.
-// Returns {1, old status, deadline}, {0, current status}, or {-1} for an
+// owner, lease until, update time; ARGV[8] the branch count required, or -1
+// for any; ARGV[9..] the statuses allowed now. Returns {1, old status,
+// deadline}, {0, current status}, {2, current status} when the status is
+// allowed but the branch count is not the one required, or {-1} for an
 // unknown XID.
 var updateScript = redis.NewScript(`
-local cur = redis.call('hmget', KEYS[1], 's', 'dl')
+local cur = redis.call('hmget', KEYS[1], 's', 'dl', 'bc')
 if not cur[1] then
 	return {-1}
 end
-for i = 8, #ARGV do
+for i = 9, #ARGV do
 	if cur[1] == ARGV[i] then
+		if ARGV[8] ~= '-1' and cur[3] ~= ARGV[8] then
+			return {2, cur[1]}
+		end
 		redis.call('hset', KEYS[1], 's', ARGV[1], 'at', ARGV[2], 'na', ARGV[3], 'le', ARGV[4],
 			'o', ARGV[5], 'lu', ARGV[6], 'ut', ARGV[7])
 		return {1, cur[1], cur[2]}

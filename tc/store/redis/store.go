@@ -41,7 +41,7 @@ const (
 	idxDone     = "done"     // finished sessions, by update time
 )
 
-// Store is a tc.Store (and tc.EmptyFinisher) on Redis. See the package
+// Store is a tc.Store (and tc.EmptyFinisher, tc.Decider) on Redis. See the package
 // documentation for the key layout and how the indexes stay consistent with
 // the sessions on a Redis Cluster.
 type Store struct {
@@ -55,6 +55,7 @@ type Store struct {
 var (
 	_ tc.Store          = (*Store)(nil)
 	_ tc.EmptyFinisher  = (*Store)(nil)
+	_ tc.Decider        = (*Store)(nil)
 	_ tc.BacklogCounter = (*Store)(nil)
 )
 
@@ -231,10 +232,22 @@ func (s *Store) GetGlobal(ctx context.Context, xid string) (*tc.GlobalSession, e
 
 // UpdateGlobal implements tc.Store.
 func (s *Store) UpdateGlobal(ctx context.Context, xid string, from []tcv1.GlobalStatus, u tc.GlobalUpdate) error {
+	return s.updateGlobal(ctx, xid, from, -1, u)
+}
+
+// Decide implements tc.Decider: UpdateGlobal from BEGIN, in the same script,
+// also requiring the branch count the session hash keeps.
+func (s *Store) Decide(ctx context.Context, xid string, branches int, u tc.GlobalUpdate) error {
+	return s.updateGlobal(ctx, xid, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, branches, u)
+}
+
+// updateGlobal is UpdateGlobal that, when branches is not negative, also
+// requires xid to count exactly that many branches.
+func (s *Store) updateGlobal(ctx context.Context, xid string, from []tcv1.GlobalStatus, branches int, u tc.GlobalUpdate) error {
 	ut := micros(time.Now())
 	to := category(u.Status)
 	b := s.bucket(xid)
-	args := []any{statusArg(u.Status), u.Attempts, micros(u.NextAttempt), u.LastError, u.Owner, micros(u.LeaseUntil), ut}
+	args := []any{statusArg(u.Status), u.Attempts, micros(u.NextAttempt), u.LastError, u.Owner, micros(u.LeaseUntil), ut, max(branches, -1)}
 	for _, st := range from {
 		args = append(args, statusArg(st))
 	}
@@ -263,6 +276,8 @@ func (s *Store) UpdateGlobal(ctx context.Context, xid string, from []tcv1.Global
 		return fmt.Errorf("redisstore: update global session %s to %v: %w", xid, u.Status, tc.ErrNotFound)
 	case 0:
 		return &tc.StatusError{XID: xid, Status: parseStatus(res[1])}
+	case 2:
+		return fmt.Errorf("redisstore: update global session %s to %v: %w", xid, u.Status, tc.ErrBranchesChanged)
 	}
 	score := micros(u.NextAttempt)
 	switch to {
