@@ -3,9 +3,11 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"gorm.io/gorm"
@@ -36,7 +38,9 @@ import (
 // re-run. A COMMIT that fails for contention is handled the same way; one
 // that fails otherwise (the connection dropped) leaves the outcome unknown,
 // and every entry of the batch gets that error, as a lone transaction's
-// caller would.
+// caller would. On SQLite a COMMIT that fails with SQLITE_BUSY leaves the
+// transaction open; transaction rolls it back on its connection before the
+// connection is reused, so the batch counts as rolled back.
 
 // refusal is an entry's error that it returned before writing anything.
 type refusal struct{ err error }
@@ -222,7 +226,7 @@ func (g *groupWriter) alone(w *write) {
 	err := retry(w.ctx, g.log, func() error {
 		db := g.db.WithContext(w.ctx)
 		if w.inTx {
-			return db.Transaction(w.fn)
+			return transaction(db, g.log, nil, w.fn)
 		}
 		return w.fn(db)
 	})
@@ -236,41 +240,109 @@ func (g *groupWriter) alone(w *write) {
 func (g *groupWriter) shared(batch []*write) error {
 	ctx, cancel := batchContext(batch)
 	defer cancel()
-	tx := g.db.WithContext(ctx).Begin(g.txOptions)
+	ran := make([]bool, len(batch))
+	err := transaction(g.db.WithContext(ctx), g.log, g.txOptions, func(tx *gorm.DB) error {
+		for i, w := range batch {
+			if err := w.ctx.Err(); err != nil {
+				w.err = err
+				continue
+			}
+			ran[i] = true
+			err := w.fn(tx)
+			var r refusal
+			switch {
+			case err == nil:
+			case errors.As(err, &r):
+				w.err = r.err
+			default:
+				return err
+			}
+		}
+		return nil
+	})
+	var ce commitError
+	if err == nil || !errors.As(err, &ce) || isTransient(err) {
+		return err
+	}
+	// The outcome is unknown, also for a refusal that may rest on an
+	// earlier entry's write.
+	for i, w := range batch {
+		if ran[i] {
+			w.err = fmt.Errorf("commit a batch of %d writes: %w", len(batch), ce.err)
+		}
+	}
+	return nil
+}
+
+// commitError is the error of a COMMIT that failed.
+type commitError struct{ err error }
+
+func (e commitError) Error() string { return "commit: " + e.err.Error() }
+func (e commitError) Unwrap() error { return e.err }
+
+// transaction runs body in a transaction on db and commits it. It returns
+// nil once committed, body's error after rolling back, or the COMMIT's error
+// as a commitError. On MySQL and PostgreSQL the transaction takes its
+// connection from the pool, as gorm's Transaction does.
+//
+// On SQLite a COMMIT can fail with SQLITE_BUSY (in rollback-journal mode,
+// while another connection reads), and SQLite then keeps the transaction
+// open, while database/sql counts the *sql.Tx as ended and would hand the
+// connection, still in the transaction, to the next caller: its writes
+// would never commit. So on SQLite the transaction runs on a connection
+// taken from the pool for it alone, and after a failed COMMIT that
+// connection is sent a ROLLBACK, or, when that fails too, closed (which
+// rolls back) instead of going back to the pool. Either way nothing of the
+// transaction was committed, and a caller that retries on contention may
+// run it again.
+func transaction(db *gorm.DB, log *slog.Logger, opts *sql.TxOptions, body func(tx *gorm.DB) error) error {
+	if db.Dialector.Name() != DriverSQLite {
+		return runTx(db, opts, body)
+	}
+	return db.Connection(func(conn *gorm.DB) error {
+		c, ok := conn.Statement.ConnPool.(*sql.Conn)
+		if !ok {
+			return fmt.Errorf("sqlstore: gorm gave a %T, not a *sql.Conn, as a connection of its own", conn.Statement.ConnPool)
+		}
+		err := runTx(conn.Session(&gorm.Session{NewDB: true}), opts, body)
+		var ce commitError
+		if errors.As(err, &ce) {
+			endSQLiteTx(conn.Statement.Context, log, c)
+		}
+		return err
+	})
+}
+
+// runTx runs body in a transaction on db and commits it, as transaction
+// does, on the connection db holds or one from its pool.
+func runTx(db *gorm.DB, opts *sql.TxOptions, body func(tx *gorm.DB) error) error {
+	tx := db.Begin(opts)
 	if tx.Error != nil {
 		return fmt.Errorf("begin: %w", tx.Error)
 	}
 	defer tx.Rollback() // after Commit, a no-op
-	ran := make([]bool, len(batch))
-	for i, w := range batch {
-		if err := w.ctx.Err(); err != nil {
-			w.err = err
-			continue
-		}
-		ran[i] = true
-		err := w.fn(tx)
-		var r refusal
-		switch {
-		case err == nil:
-		case errors.As(err, &r):
-			w.err = r.err
-		default:
-			return err
-		}
+	if err := body(tx); err != nil {
+		return err
 	}
 	if err := tx.Commit().Error; err != nil {
-		if isTransient(err) {
-			return fmt.Errorf("commit: %w", err)
-		}
-		// The outcome is unknown, also for a refusal that may rest on an
-		// earlier entry's write.
-		for i, w := range batch {
-			if ran[i] {
-				w.err = fmt.Errorf("commit a batch of %d writes: %w", len(batch), err)
-			}
-		}
+		return commitError{err}
 	}
 	return nil
+}
+
+// endSQLiteTx rolls back the transaction a failed COMMIT may have left open
+// on c. When SQLite has already ended it, the ROLLBACK fails with "no
+// transaction is active", and c is fine; when it fails otherwise, c is
+// closed rather than returned to the pool.
+func endSQLiteTx(ctx context.Context, log *slog.Logger, c *sql.Conn) {
+	// Even when the caller has given up, the connection must not stay in
+	// the transaction.
+	_, err := c.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+	if err == nil || strings.Contains(err.Error(), "no transaction is active") {
+		return
+	}
+	log.WarnContext(ctx, "sqlstore: closing a SQLite connection that a failed COMMIT left in a transaction, since ROLLBACK failed", "err", err)
+	c.Raw(func(any) error { return driver.ErrBadConn })
 }
 
 // batchContext returns the context of batch's transaction: it carries no

@@ -118,10 +118,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 //
 // A SQLite db must allow at most one open connection (or use
 // "_txlock=immediate"), since SQLite fails rather than waits when two
-// connections both try to turn a read transaction into a write. It should
-// use WAL journaling, as Open's does: in rollback-journal mode a COMMIT can
-// fail with SQLITE_BUSY while another process reads, and SQLite then keeps
-// the transaction open on a connection database/sql believes is free.
+// connections both try to turn a read transaction into a write. WAL
+// journaling, as Open's uses, is best: in rollback-journal mode a COMMIT
+// fails with SQLITE_BUSY when another connection or process reads for
+// longer than the busy timeout. SQLite then keeps the transaction open, so
+// the store sends ROLLBACK on that connection (or closes it, when the
+// ROLLBACK fails too) before it goes back to the pool; the batched writes
+// of the transaction run again, as on any contention, and fail with the
+// SQLITE_BUSY error when the file stays busy.
 //
 // Its writes are batched as Open's are with DefaultConfig: one batch at a
 // time on SQLite, DefaultConfig().WriteLanes at a time otherwise.
@@ -190,7 +194,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return s.autoMigrate(conn)
 		})
 	case DriverSQLite:
-		err = db.Transaction(s.autoMigrate)
+		err = transaction(db, s.log, nil, s.autoMigrate)
 	default:
 		err = s.autoMigrate(db)
 	}
