@@ -145,13 +145,12 @@ func Open(ctx context.Context, cfg Config, extra ...func(*Base) (middleware.Midd
 	}
 	b.closers = append(b.closers, b.AT.Close)
 	switch cfg.Driver {
-	case MySQL:
-		b.Plain.SetMaxOpenConns(32)
-		b.AT.SetMaxOpenConns(32)
-	case Postgres:
-		// A server process per connection, and max_connections is 100 by
-		// default: three services (each also with AT's phase-2 pool) and
-		// a coordinator must fit.
+	case MySQL, Postgres:
+		// A server thread (MariaDB, MySQL) or process (PostgreSQL) per
+		// connection, and max_connections is 151 and 100 by default: three
+		// services (each also with AT's phase-2 pool of
+		// at.Config.Phase2MaxOpenConns) and a coordinator must fit, and on
+		// MariaDB the sample's tests run two such clusters at once.
 		b.Plain.SetMaxOpenConns(6)
 		b.AT.SetMaxOpenConns(10)
 	}
