@@ -74,11 +74,10 @@
 // A COMMIT that still fails with SQLITE_BUSY (more likely in
 // rollback-journal mode, with a *gorm.DB given to New, while another
 // connection reads) leaves SQLite's transaction open on its connection, so
-// the transactions of the batched writes and of Migrate run on a
-// connection of their own, which after a failed COMMIT is sent ROLLBACK,
-// or closed when that fails, before the pool hands it out again. Nothing
-// of the failed COMMIT is kept, and its writes run again like any other
-// contention.
+// every transaction of the store runs on a connection of its own, which
+// after a failed COMMIT is sent ROLLBACK, or closed when that fails, before
+// the pool hands it out again. Nothing of the failed COMMIT is kept, and
+// its writes run again like any other contention.
 //
 // # Schema
 //

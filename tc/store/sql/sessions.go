@@ -50,7 +50,7 @@ func checkXID(xid string) error {
 // transact runs fn in a transaction, and again (up to maxAttempts times)
 // when the database aborts it for contention.
 func (s *Store) transact(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	return retry(ctx, s.log, func() error { return s.db.WithContext(ctx).Transaction(fn) })
+	return retry(ctx, s.log, func() error { return transaction(s.db.WithContext(ctx), s.log, nil, fn) })
 }
 
 // CreateGlobal stores g in status BEGIN, whatever g.Status is. A zero

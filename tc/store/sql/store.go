@@ -123,8 +123,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 // fails with SQLITE_BUSY when another connection or process reads for
 // longer than the busy timeout. SQLite then keeps the transaction open, so
 // the store sends ROLLBACK on that connection (or closes it, when the
-// ROLLBACK fails too) before it goes back to the pool; the batched writes
-// of the transaction run again, as on any contention, and fail with the
+// ROLLBACK fails too) before it goes back to the pool; the writes of the
+// transaction run again, as on any contention, and fail with the
 // SQLITE_BUSY error when the file stays busy.
 //
 // Its writes are batched as Open's are with DefaultConfig: one batch at a
