@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
 
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 	"github.com/gtx-io/gtx/tc"
@@ -149,5 +150,49 @@ func TestRetryStopsWithContext(t *testing.T) {
 	err = retry(t.Context(), s.log, func() error { calls++; return gorm.ErrDuplicatedKey })
 	if !errors.Is(err, gorm.ErrDuplicatedKey) || calls != maxAttempts {
 		t.Fatalf("retry = %v after %d calls, want the last error after %d", err, calls, maxAttempts)
+	}
+}
+
+// traceRecorder is a gorm logger that records the statements it is given.
+type traceRecorder struct {
+	logger.Interface
+	traced []string
+}
+
+func (r *traceRecorder) LogMode(logger.LogLevel) logger.Interface { return r }
+
+func (r *traceRecorder) Trace(_ context.Context, _ time.Time, fc func() (string, int64), err error) {
+	sql, _ := fc()
+	r.traced = append(r.traced, fmt.Sprintf("%s %v", sql, err))
+}
+
+// TestQuietLoggerPassesOnOnlyWhatItLogs checks that the store's logger
+// hands gorm's logger (which renders every statement it gets) only the
+// statements it logs, and without the errors the store handles itself.
+func TestQuietLoggerPassesOnOnlyWhatItLogs(t *testing.T) {
+	failed := errors.New("disk I/O error")
+	tests := []struct {
+		name    string
+		level   logger.LogLevel
+		elapsed time.Duration
+		err     error
+		want    []string
+	}{
+		{"fast, no error", logger.Warn, 0, nil, nil},
+		{"record not found", logger.Warn, 0, gorm.ErrRecordNotFound, nil},
+		{"cancelled", logger.Warn, 0, context.Canceled, nil},
+		{"failed", logger.Warn, 0, failed, []string{"q disk I/O error"}},
+		{"slow", logger.Warn, time.Hour, nil, []string{"q <nil>"}},
+		{"every statement at Info", logger.Info, 0, nil, []string{"q <nil>"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &traceRecorder{}
+			l := quietLogger{Interface: rec, slow: time.Minute}.LogMode(tt.level)
+			l.(quietLogger).Trace(t.Context(), time.Now().Add(-tt.elapsed), func() (string, int64) { return "q", 1 }, tt.err)
+			if fmt.Sprint(rec.traced) != fmt.Sprint(tt.want) {
+				t.Fatalf("passed on %q, want %q", rec.traced, tt.want)
+			}
+		})
 	}
 }

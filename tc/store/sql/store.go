@@ -64,12 +64,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	gormCfg := &gorm.Config{
 		SkipDefaultTransaction: true,
-		Logger: quietLogger{logger.NewSlogLogger(cfg.Logger, logger.Config{
+		Logger: quietLogger{Interface: logger.NewSlogLogger(cfg.Logger, logger.Config{
 			SlowThreshold:             cfg.SlowQuery,
 			LogLevel:                  logger.Warn,
 			IgnoreRecordNotFoundError: true,
 			ParameterizedQueries:      true,
-		})},
+		}), level: logger.Warn, slow: cfg.SlowQuery},
 	}
 	// Switching a new SQLite file to WAL can fail with SQLITE_BUSY without
 	// waiting, when another process opens it at the same moment.
@@ -261,16 +261,25 @@ func sqliteDSN(cfg Config) string {
 
 // quietLogger passes gorm's logs on, except errors the store expects and
 // handles itself: duplicate keys (a taken XID or lock) and transactions the
-// database aborted for contention (retried).
-type quietLogger struct{ logger.Interface }
+// database aborted for contention (retried). It passes on only statements
+// it logs (failed, slower than slow, or every one at level Info), since
+// gorm's logger renders each statement it is given, logged or not.
+type quietLogger struct {
+	logger.Interface
+	level logger.LogLevel
+	slow  time.Duration
+}
 
 func (l quietLogger) LogMode(level logger.LogLevel) logger.Interface {
-	return quietLogger{l.Interface.LogMode(level)}
+	return quietLogger{Interface: l.Interface.LogMode(level), level: level, slow: l.slow}
 }
 
 func (l quietLogger) Trace(ctx context.Context, begin time.Time, fc func() (string, int64), err error) {
-	if isDuplicateKey(err) || isTransient(err) || errors.Is(err, context.Canceled) {
+	if isDuplicateKey(err) || isTransient(err) || errors.Is(err, context.Canceled) || errors.Is(err, gorm.ErrRecordNotFound) {
 		err = nil
+	}
+	if err == nil && l.level < logger.Info && (l.slow <= 0 || time.Since(begin) <= l.slow) {
+		return
 	}
 	l.Interface.Trace(ctx, begin, fc, err)
 }
