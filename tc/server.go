@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strconv"
 	"sync"
 	"time"
@@ -27,6 +28,8 @@ type Server struct {
 	cfg   Config
 	store Store
 	locks LockStore
+	// adder is store as a LockingAdder when it is locks too, else nil.
+	adder LockingAdder
 	log   *slog.Logger
 	hub   *hub
 	obs   *observer
@@ -69,12 +72,23 @@ func NewServer(cfg Config, store Store, locks LockStore) (*Server, error) {
 		cfg:        cfg,
 		store:      store,
 		locks:      locks,
+		adder:      lockingAdder(store, locks),
 		log:        log.With("component", "tc", "server_id", cfg.ServerID),
 		hub:        newHub(),
 		wakeCh:     make(chan struct{}, 1),
 		closing:    make(chan struct{}),
 		committers: make(chan struct{}, cfg.Workers),
 	}, nil
+}
+
+// lockingAdder returns store as a LockingAdder when it has the capability
+// and is the same value as locks, and nil otherwise.
+func lockingAdder(store Store, locks LockStore) LockingAdder {
+	la, ok := store.(LockingAdder)
+	if !ok || !reflect.TypeOf(store).Comparable() || any(store) != any(locks) {
+		return nil
+	}
+	return la
 }
 
 // Begin implements tcv1.CoordinatorServer.
@@ -300,6 +314,15 @@ func (s *Server) RegisterBranch(ctx context.Context, req *tcv1.RegisterBranchReq
 		CreateTime:      s.now(),
 		AsyncCommit:     req.GetAsyncCommit(),
 	}
+	if len(locks) > 0 && s.adder != nil {
+		if err := s.adder.AddBranchLocked(ctx, b, locks); err != nil {
+			if errors.Is(err, ErrTimedOut) {
+				s.wake()
+			}
+			return nil, s.toStatus(s.withHolderStatus(ctx, err))
+		}
+		return &tcv1.RegisterBranchResponse{BranchId: b.BranchID}, nil
+	}
 	// Locks first, then the branch: the store refuses the branch unless the
 	// transaction is still in BEGIN and within its timeout, and the locks of
 	// a refused branch are given back.
@@ -322,11 +345,15 @@ func (s *Server) RegisterBranch(ctx context.Context, req *tcv1.RegisterBranchReq
 	return &tcv1.RegisterBranchResponse{BranchId: b.BranchID}, nil
 }
 
-// withHolderStatus fills in the holder's global status of a lock conflict.
+// withHolderStatus fills in the holder's global status of a lock conflict,
+// unless the lock store did.
 func (s *Server) withHolderStatus(ctx context.Context, err error) error {
 	var lc *LockConflictError
 	if !errors.As(err, &lc) {
 		return err
+	}
+	if lc.HolderStatus != tcv1.GlobalStatus_GLOBAL_STATUS_UNSPECIFIED {
+		return lc
 	}
 	if h, gerr := s.store.GetGlobal(ctx, lc.Lock.XID); gerr == nil {
 		lc.HolderStatus = h.Status

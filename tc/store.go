@@ -75,6 +75,18 @@ type Decider interface {
 	Decide(ctx context.Context, xid string, branches int, u GlobalUpdate) error
 }
 
+// LockingAdder is an optional Store capability, for a Store that is also
+// the coordinator's LockStore: registering a branch and taking its row
+// locks in one atomic write, so that a registration costs one write and no
+// lock outlives a refused branch. The coordinator uses it when the same
+// value is its Store and its LockStore.
+type LockingAdder interface {
+	// AddBranchLocked does AcquireLocks(b.XID, b.BranchID, locks) and
+	// AddBranch(b) as one: both happen, or neither. It fails as either
+	// would.
+	AddBranchLocked(ctx context.Context, b *BranchSession, locks []RowLock) error
+}
+
 // LockHolderLister is an optional LockStore capability with which the
 // coordinator finds global row locks that outlived their transaction: taken
 // by a replica that died before it stored the branch, or not released

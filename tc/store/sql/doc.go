@@ -37,11 +37,15 @@
 //     runs again, and then reports the racer as the holder. Deadlocks and
 //     serialization failures are retried the same way, a bounded number of
 //     times.
+//   - AddBranchLocked is AcquireLocks and AddBranch in one transaction: it
+//     reads the keys and refuses a conflict, counts the branch with
+//     AddBranch's conditional UPDATE (refusing a session not in BEGIN or
+//     past its deadline), and only then inserts locks and branch.
 //
 // # Group commit
 //
 // The writes of the coordinator's hot path (CreateGlobal, AddBranch,
-// UpdateGlobal, Decide, FinishEmpty, UpdateBranch, AcquireLocks and the lock
+// AddBranchLocked, UpdateGlobal, Decide, FinishEmpty, UpdateBranch, AcquireLocks and the lock
 // releases) are batched: a caller that finds a write lane free runs the
 // oldest writes queued (up to Config.MaxBatch) in one transaction with one
 // COMMIT, so that under load many writes share one journal flush. A write

@@ -97,15 +97,26 @@ func (s *Store) AcquireLocks(ctx context.Context, xid string, branchID int64, lo
 
 // acquire is one attempt of AcquireLocks inside tx.
 func acquire(tx *gorm.DB, xid string, branchID int64, groups []lockGroup) error {
-	rows, err := heldLocks(tx, groups)
+	missing, err := missingLocks(tx, xid, branchID, groups)
 	if err != nil {
 		return err
+	}
+	return insertLocks(tx, missing)
+}
+
+// missingLocks returns the lock rows of groups that xid does not hold yet,
+// for branchID, or the refusal of a lock another transaction holds. It
+// only reads.
+func missingLocks(tx *gorm.DB, xid string, branchID int64, groups []lockGroup) ([]lockRow, error) {
+	rows, err := heldLocks(tx, groups)
+	if err != nil {
+		return nil, err
 	}
 	taken := make(map[[3]string]bool, len(rows))
 	for i := range rows {
 		r := &rows[i]
 		if r.XID != xid {
-			return conflict(tx, r)
+			return nil, conflict(tx, r)
 		}
 		taken[[3]string{r.ResourceID, r.Table, r.PK}] = true
 	}
@@ -118,6 +129,11 @@ func acquire(tx *gorm.DB, xid string, branchID int64, groups []lockGroup) error 
 			}
 		}
 	}
+	return missing, nil
+}
+
+// insertLocks inserts the lock rows missingLocks returned.
+func insertLocks(tx *gorm.DB, missing []lockRow) error {
 	if len(missing) == 0 {
 		return nil
 	}

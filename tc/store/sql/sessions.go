@@ -221,8 +221,58 @@ func (s *Store) FinishEmpty(ctx context.Context, xid string, status tcv1.GlobalS
 // AddBranch stores b while its global session is in BEGIN and not past its
 // deadline, counting it in the global row in the same transaction.
 func (s *Store) AddBranch(ctx context.Context, b *tc.BranchSession) error {
-	if err := errors.Join(checkXID(b.XID), checkLen("ResourceID", b.ResourceID, maxNameLen)); err != nil {
+	row, err := newBranchRow(b)
+	if err != nil {
 		return fmt.Errorf("sqlstore: add branch: %w", err)
+	}
+	err = s.writes.do(ctx, true, func(tx *gorm.DB) error {
+		if err := s.countBranch(tx, &row); err != nil {
+			return err
+		}
+		return insertBranch(tx, &row)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlstore: add branch %d to %s: %w", b.BranchID, b.XID, err)
+	}
+	return nil
+}
+
+// AddBranchLocked implements tc.LockingAdder: AcquireLocks and AddBranch in
+// one transaction. Both refusals (a lock held by another transaction, a
+// session not in BEGIN or past its deadline) are found before it writes.
+func (s *Store) AddBranchLocked(ctx context.Context, b *tc.BranchSession, locks []tc.RowLock) error {
+	row, err := newBranchRow(b)
+	if err != nil {
+		return fmt.Errorf("sqlstore: add branch: %w", err)
+	}
+	groups, err := normalizeLocks(locks)
+	if err != nil {
+		return fmt.Errorf("sqlstore: add branch %d to %s: %w", b.BranchID, b.XID, err)
+	}
+	err = s.writes.do(ctx, true, func(tx *gorm.DB) error {
+		missing, err := missingLocks(tx, b.XID, b.BranchID, groups)
+		if err != nil {
+			return err
+		}
+		if err := s.countBranch(tx, &row); err != nil {
+			return err
+		}
+		if err := insertLocks(tx, missing); err != nil {
+			return err
+		}
+		return insertBranch(tx, &row)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlstore: add branch %d to %s with its locks: %w", b.BranchID, b.XID, err)
+	}
+	return nil
+}
+
+// newBranchRow checks b and returns its row, created now when b has no
+// CreateTime.
+func newBranchRow(b *tc.BranchSession) (branchRow, error) {
+	if err := errors.Join(checkXID(b.XID), checkLen("ResourceID", b.ResourceID, maxNameLen)); err != nil {
+		return branchRow{}, err
 	}
 	created := b.CreateTime
 	if created.IsZero() {
@@ -232,7 +282,7 @@ func (s *Store) AddBranch(ctx context.Context, b *tc.BranchSession) error {
 	if data == nil {
 		data = []byte{}
 	}
-	row := branchRow{
+	return branchRow{
 		XID:             b.XID,
 		BranchID:        b.BranchID,
 		Type:            int32(b.Type),
@@ -242,34 +292,39 @@ func (s *Store) AddBranch(ctx context.Context, b *tc.BranchSession) error {
 		Status:          int32(b.Status),
 		CreateTime:      micros(created),
 		AsyncCommit:     b.AsyncCommit,
+	}, nil
+}
+
+// countBranch counts row's branch in its global row while the session is in
+// BEGIN and not past its deadline at the branch's creation, and otherwise
+// refuses it (tc.ErrTimedOut, a *tc.StatusError or tc.ErrNotFound) without
+// writing. Counting the branch in the global row locks that row until the
+// transaction ends, so a concurrent status change waits for the branch, or
+// the branch for the status change.
+func (s *Store) countBranch(tx *gorm.DB, row *branchRow) error {
+	res := tx.Model(&globalRow{}).Where("xid = ? AND status = ? AND deadline >= ?", row.XID, int32(tcv1.GlobalStatus_BEGIN), row.CreateTime).
+		Updates(map[string]any{"branch_count": gorm.Expr("branch_count + 1"), "version": gorm.Expr("version + 1")})
+	if res.Error != nil {
+		return res.Error
 	}
-	err := s.writes.do(ctx, true, func(tx *gorm.DB) error {
-		// Counting the branch in the global row locks that row until the
-		// transaction ends, so a concurrent status change waits for the
-		// branch, or the branch for the status change.
-		res := tx.Model(&globalRow{}).Where("xid = ? AND status = ? AND deadline >= ?", b.XID, int32(tcv1.GlobalStatus_BEGIN), micros(created)).
-			Updates(map[string]any{"branch_count": gorm.Expr("branch_count + 1"), "version": gorm.Expr("version + 1")})
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			err := s.statusConflict(tx, b.XID)
-			var se *tc.StatusError
-			if errors.As(err, &se) && se.Status == tcv1.GlobalStatus_BEGIN {
-				return refuse(tc.ErrTimedOut)
-			}
-			return err
-		}
-		if err := tx.Create(&row).Error; err != nil {
-			if isDuplicateKey(err) {
-				return ErrDuplicateBranch
-			}
-			return err
-		}
+	if res.RowsAffected > 0 {
 		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("sqlstore: add branch %d to %s: %w", b.BranchID, b.XID, err)
+	}
+	err := s.statusConflict(tx, row.XID)
+	var se *tc.StatusError
+	if errors.As(err, &se) && se.Status == tcv1.GlobalStatus_BEGIN {
+		return refuse(tc.ErrTimedOut)
+	}
+	return err
+}
+
+// insertBranch inserts row, or fails with ErrDuplicateBranch.
+func insertBranch(tx *gorm.DB, row *branchRow) error {
+	if err := tx.Create(row).Error; err != nil {
+		if isDuplicateKey(err) {
+			return ErrDuplicateBranch
+		}
+		return err
 	}
 	return nil
 }

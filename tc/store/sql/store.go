@@ -38,6 +38,7 @@ var (
 	_ tc.LockStore     = (*Store)(nil)
 	_ tc.EmptyFinisher = (*Store)(nil)
 	_ tc.Decider       = (*Store)(nil)
+	_ tc.LockingAdder  = (*Store)(nil)
 )
 
 // Open connects to the database cfg names, creates or updates the schema,

@@ -40,6 +40,7 @@ func RunStore(t *testing.T, newStore func(t *testing.T) tc.Store) {
 		{"FinishEmptyRacingAddBranch", testFinishEmptyRace},
 		{"Decide", testDecide},
 		{"DecideRacingAddBranch", testDecideRace},
+		{"AddBranchLocked", testAddBranchLocked},
 		{"AsyncCommitRoundTrip", testAsyncCommit},
 		{"AddBranchPastDeadline", testAddBranchPastDeadline},
 	}
@@ -1012,6 +1013,73 @@ func testDecideRace(t *testing.T, s tc.Store) {
 				t.Fatalf("round %d: %s with %d branches", i, after.Status, len(after.Branches))
 			}
 		}
+	}
+}
+
+// testAddBranchLocked checks tc.LockingAdder where the store has it (and is
+// a tc.LockStore too): the branch and its locks are stored together, or
+// neither.
+func testAddBranchLocked(t *testing.T, s tc.Store) {
+	a, ok := s.(tc.LockingAdder)
+	ls, isLocks := s.(tc.LockStore)
+	if !ok || !isLocks {
+		t.Skip("the store does not implement tc.LockingAdder and tc.LockStore")
+	}
+	now := time.Now()
+	resource := newXID("res")
+	other := newGlobal("other", now, time.Minute)
+	mustCreate(t, s, other)
+	mustAcquire(t, ls, other.XID, 1, keys(resource, "t", "9"))
+	decided := newGlobal("decided", now, time.Minute)
+	mustCreate(t, s, decided)
+	mustUpdate(t, s, decided.XID, tc.GlobalUpdate{Status: tcv1.GlobalStatus_ROLLBACKING})
+	late := newGlobal("late", now.Add(-time.Hour), time.Minute)
+	mustCreate(t, s, late)
+	open := newGlobal("open", now, time.Minute)
+	mustCreate(t, s, open)
+	reentered := newBranch(open.XID, now, nil)
+	mustAddBranch(t, s, reentered)
+	mustAcquire(t, ls, open.XID, reentered.BranchID, keys(resource, "t", "3"))
+
+	tests := []struct {
+		name     string
+		g        *tc.GlobalSession
+		locks    []tc.RowLock
+		want     func(t *testing.T, err error)
+		branches int
+	}{
+		{"held by another transaction", open, keys(resource, "t", "1", "9"), func(t *testing.T, err error) {
+			wantConflict(t, err, held(keys(resource, "t", "9"), other.XID, 1)[0], "")
+		}, 1},
+		{"not in BEGIN", decided, keys(resource, "t", "1"), func(t *testing.T, err error) {
+			wantStatusError(t, err, decided.XID, tcv1.GlobalStatus_ROLLBACKING)
+		}, 0},
+		{"past its deadline", late, keys(resource, "t", "1"), func(t *testing.T, err error) {
+			if !errors.Is(err, tc.ErrTimedOut) {
+				t.Fatalf("got %v, want tc.ErrTimedOut", err)
+			}
+		}, 0},
+		{"free and re-entered keys", open, keys(resource, "t", "1", "2", "3"), func(t *testing.T, err error) {
+			if err != nil {
+				t.Fatalf("AddBranchLocked: %v", err)
+			}
+		}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBranch(tt.g.XID, now, nil)
+			err := a.AddBranchLocked(t.Context(), b, tt.locks)
+			tt.want(t, err)
+			if got := len(mustGet(t, s, tt.g.XID).Branches); got != tt.branches {
+				t.Fatalf("%d branches afterwards, want %d", got, tt.branches)
+			}
+			want := held(keys(resource, "t", "9"), other.XID, 1)
+			want = append(want, held(keys(resource, "t", "3"), open.XID, reentered.BranchID)...)
+			if err == nil {
+				want = append(want, held(keys(resource, "t", "1", "2"), tt.g.XID, b.BranchID)...)
+			}
+			checkHeld(t, ls, keys(resource, "t", "1", "2", "3", "9"), want)
+		})
 	}
 }
 
