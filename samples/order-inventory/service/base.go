@@ -150,9 +150,15 @@ func Open(ctx context.Context, cfg Config, extra ...func(*Base) (middleware.Midd
 		// connection, and max_connections is 151 and 100 by default: three
 		// services (each also with AT's phase-2 pool of
 		// at.Config.Phase2MaxOpenConns) and a coordinator must fit, and on
-		// MariaDB the sample's tests run two such clusters at once.
+		// MariaDB the sample's tests run two such clusters at once. Idle
+		// connections are kept up to the cap: with database/sql's default
+		// of 2, a busy service closes and reopens connections all the time,
+		// and on PostgreSQL each reopen is a new server process that
+		// prepares every statement again.
 		b.Plain.SetMaxOpenConns(6)
+		b.Plain.SetMaxIdleConns(6)
 		b.AT.SetMaxOpenConns(10)
+		b.AT.SetMaxIdleConns(10)
 	}
 	if err := at.Migrate(ctx, b.Plain, b.dialect, acfg.UndoTable); err != nil {
 		return b, fmt.Errorf("service %s: %w", cfg.Name, err)
