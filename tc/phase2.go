@@ -273,6 +273,9 @@ func (s *Server) startPhase2(ctx context.Context, seen *GlobalSession, to tcv1.G
 	// same XID), the CAS below decides who goes on.
 	_, busy := s.driving.LoadOrStore(xid, true)
 	held := !busy
+	// Whether this replica drives an asynchronous commit itself must be
+	// known before the decision, which records the owner: so a committer's
+	// token is taken now, and held across the decision write.
 	background := to == tcv1.GlobalStatus_ASYNC_COMMITTING && held && s.takeCommitter()
 	defer func() {
 		if held {
@@ -291,27 +294,16 @@ func (s *Server) startPhase2(ctx context.Context, seen *GlobalSession, to tcv1.G
 	if to == tcv1.GlobalStatus_ASYNC_COMMITTING && !background {
 		u = GlobalUpdate{Status: to}
 	}
-	var g *GlobalSession
-	if d, ok := s.store.(Decider); ok {
-		if err := d.Decide(ctx, xid, len(seen.Branches), u); err != nil {
-			return 0, err
-		}
-		decided := *seen
-		decided.Status, decided.Attempts, decided.NextAttempt, decided.LastError = u.Status, u.Attempts, u.NextAttempt, u.LastError
-		decided.Owner, decided.LeaseUntil = u.Owner, u.LeaseUntil
-		g = &decided
-	} else if err := s.store.UpdateGlobal(ctx, xid, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, u); err != nil {
+	g, decided, err := s.decide(ctx, seen, u)
+	if !decided {
 		return 0, err
+	}
+	if err != nil {
+		return to, err
 	}
 	// The decision is durable: the first attempt goes on even when the
 	// caller gives up (attempt bounds it by the lease).
 	ctx = context.WithoutCancel(ctx)
-	if g == nil {
-		var err error
-		if g, err = s.store.GetGlobal(ctx, xid); err != nil {
-			return to, fmt.Errorf("read %s after deciding %s: %w", xid, to, err)
-		}
-	}
 	if IsCommitting(to) {
 		// The decision is durable and every branch's local data is final, so
 		// nothing the locks protect can change any more.
@@ -323,6 +315,10 @@ func (s *Server) startPhase2(ctx context.Context, seen *GlobalSession, to tcv1.G
 	// may not allow an early answer: then commit it before answering.
 	if to == tcv1.GlobalStatus_ASYNC_COMMITTING && len(g.Branches) > 0 && canCommitAsync(g) {
 		if !background {
+			// Free the slot first, or the recovery loop may skip the
+			// session as driven here and sleep until its next round.
+			s.driving.Delete(xid)
+			held = false
 			s.wake()
 			return to, nil
 		}
@@ -332,6 +328,45 @@ func (s *Server) startPhase2(ctx context.Context, seen *GlobalSession, to tcv1.G
 		return to, nil
 	}
 	return s.attempt(ctx, g)
+}
+
+// decide records u, a decision from BEGIN, for seen, which it consumes, and
+// returns the session as decided, with the branches to drive. decided is
+// false when nothing was recorded (err says why: ErrStatusConflict or
+// ErrBranchesChanged when another caller or a registration came first); an
+// error with decided true means the decision is durable but the session
+// could not be read back.
+//
+// With a Decider store the decision requires the branches seen and needs no
+// read back: only the set of branches is the one decided on, while their
+// statuses and data are as seen (a ReportBranch racing the decision is
+// seen by the next attempt). A Decider refusal with as many branches
+// stored as seen means the store's count disagrees with its branches: the
+// decision is then made as for other stores, by UpdateGlobal and a read
+// back, instead of being refused for ever.
+func (s *Server) decide(ctx context.Context, seen *GlobalSession, u GlobalUpdate) (g *GlobalSession, decided bool, err error) {
+	xid := seen.XID
+	if d, ok := s.store.(Decider); ok {
+		err := d.Decide(ctx, xid, len(seen.Branches), u)
+		if err == nil {
+			return seen.updated(u), true, nil
+		}
+		if !errors.Is(err, ErrBranchesChanged) {
+			return nil, false, err
+		}
+		now, rerr := s.store.GetGlobal(ctx, xid)
+		if rerr != nil || len(now.Branches) != len(seen.Branches) {
+			return nil, false, err
+		}
+		s.log.Warn("the store's branch count disagrees with its branches; deciding without it", "xid", xid, "branches", len(seen.Branches))
+	}
+	if err := s.store.UpdateGlobal(ctx, xid, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, u); err != nil {
+		return nil, false, err
+	}
+	if g, err = s.store.GetGlobal(context.WithoutCancel(ctx), xid); err != nil {
+		return nil, true, fmt.Errorf("read %s after deciding %s: %w", xid, u.Status, err)
+	}
+	return g, true, nil
 }
 
 // takeCommitter takes a background committer's token, and reports false

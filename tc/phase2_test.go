@@ -2,6 +2,7 @@ package tc_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"sync"
@@ -471,5 +472,34 @@ func TestCloseStopsAsyncCommitter(t *testing.T) {
 	startRM(t, e2.Addr, &recorder{})
 	if st := waitStatus(t, e2.Client, xid, tcv1.GlobalStatus_COMMITTED); st != tcv1.GlobalStatus_COMMITTED {
 		t.Fatalf("status %s after restart", st)
+	}
+}
+
+// TestCommitWhenBranchCountDrifted commits a transaction whose stored
+// branch count disagrees with its branches (a repaired or restored row):
+// the decision must fall back to deciding without the count, not refuse
+// for ever.
+func TestCommitWhenBranchCountDrifted(t *testing.T) {
+	path := t.TempDir() + "/tc.db"
+	e := startEnv(t, nil, path)
+	h := &recorder{}
+	startRM(t, e.Addr, h)
+	xid, ids := beginWithBranches(t, e, 1)
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("UPDATE gtx_global_sessions SET branch_count = branch_count + 3 WHERE xid = ?", xid); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := e.Client.Commit(ctx, &tcv1.CommitRequest{Xid: xid})
+	if err != nil || c.GetStatus() != tcv1.GlobalStatus_COMMITTED {
+		t.Fatalf("commit: %v %v, want COMMITTED", c, err)
+	}
+	if commits, _ := h.seen(); fmt.Sprint(commits) != fmt.Sprint(ids) {
+		t.Fatalf("committed branches %v, want %v", commits, ids)
 	}
 }

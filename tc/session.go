@@ -34,6 +34,15 @@ type GlobalSession struct {
 	Branches []*BranchSession
 }
 
+// updated returns g with u applied as Store.UpdateGlobal applies it,
+// sharing g's branches.
+func (g *GlobalSession) updated(u GlobalUpdate) *GlobalSession {
+	out := *g
+	out.Status, out.Attempts, out.NextAttempt, out.LastError = u.Status, u.Attempts, u.NextAttempt, u.LastError
+	out.Owner, out.LeaseUntil = u.Owner, u.LeaseUntil
+	return &out
+}
+
 // BranchSession is the durable record of one branch of a global transaction.
 type BranchSession struct {
 	XID             string

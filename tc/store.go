@@ -70,9 +70,9 @@ type EmptyFinisher interface {
 // BEGIN, so the same number means the same branches.
 type Decider interface {
 	// Decide is UpdateGlobal from BEGIN that also requires xid to have
-	// exactly branches branches. When xid has another number it changes
-	// nothing and returns ErrBranchesChanged; otherwise it fails as
-	// UpdateGlobal does.
+	// exactly branches (not negative) branches. When xid has another number
+	// it changes nothing and returns ErrBranchesChanged; otherwise it fails
+	// as UpdateGlobal does.
 	Decide(ctx context.Context, xid string, branches int, u GlobalUpdate) error
 }
 

@@ -1,8 +1,8 @@
 // Package redisstore keeps the coordinator's state in Redis: Store is a
 // tc.Store (and tc.EmptyFinisher, tc.Decider) for global and branch
-// sessions, LockStore a tc.LockStore for global row locks. Every change that depends on the
-// current state is one Lua script, so replicas sharing the server never
-// race.
+// sessions, LockStore a tc.LockStore for global row locks. Every change
+// that depends on the current state is one Lua script, so replicas sharing
+// the server never race.
 //
 // Usage:
 //

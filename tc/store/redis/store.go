@@ -238,16 +238,19 @@ func (s *Store) UpdateGlobal(ctx context.Context, xid string, from []tcv1.Global
 // Decide implements tc.Decider: UpdateGlobal from BEGIN, in the same script,
 // also requiring the branch count the session hash keeps.
 func (s *Store) Decide(ctx context.Context, xid string, branches int, u tc.GlobalUpdate) error {
+	if branches < 0 {
+		return fmt.Errorf("redisstore: decide %s: %w: negative branch count %d", xid, ErrInvalidArgument, branches)
+	}
 	return s.updateGlobal(ctx, xid, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, branches, u)
 }
 
-// updateGlobal is UpdateGlobal that, when branches is not negative, also
+// updateGlobal is UpdateGlobal that, when branches is not -1, also
 // requires xid to count exactly that many branches.
 func (s *Store) updateGlobal(ctx context.Context, xid string, from []tcv1.GlobalStatus, branches int, u tc.GlobalUpdate) error {
 	ut := micros(time.Now())
 	to := category(u.Status)
 	b := s.bucket(xid)
-	args := []any{statusArg(u.Status), u.Attempts, micros(u.NextAttempt), u.LastError, u.Owner, micros(u.LeaseUntil), ut, max(branches, -1)}
+	args := []any{statusArg(u.Status), u.Attempts, micros(u.NextAttempt), u.LastError, u.Owner, micros(u.LeaseUntil), ut, branches}
 	for _, st := range from {
 		args = append(args, statusArg(st))
 	}

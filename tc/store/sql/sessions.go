@@ -145,6 +145,9 @@ func (s *Store) UpdateGlobal(ctx context.Context, xid string, from []tcv1.Global
 // Decide implements tc.Decider: UpdateGlobal from BEGIN, in the same one
 // conditional UPDATE, also requiring the branch count the global row keeps.
 func (s *Store) Decide(ctx context.Context, xid string, branches int, u tc.GlobalUpdate) error {
+	if branches < 0 {
+		return fmt.Errorf("sqlstore: decide %s: %w: negative branch count %d", xid, ErrInvalidInput, branches)
+	}
 	return s.updateGlobal(ctx, xid, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, branches, u)
 }
 

@@ -965,6 +965,14 @@ func testDecide(t *testing.T, s tc.Store) {
 	if err := d.Decide(t.Context(), newXID("unknown"), 0, u); !errors.Is(err, tc.ErrNotFound) {
 		t.Fatalf("Decide(unknown) = %v, want tc.ErrNotFound", err)
 	}
+	untouched := newGlobal("negative", now, time.Minute)
+	mustCreate(t, s, untouched)
+	if err := d.Decide(t.Context(), untouched.XID, -1, u); err == nil {
+		t.Fatal("Decide with a negative branch count succeeded")
+	}
+	if st := mustGet(t, s, untouched.XID).Status; st != tcv1.GlobalStatus_BEGIN {
+		t.Fatalf("status %s after a refused Decide, want BEGIN", st)
+	}
 }
 
 // testDecideRace races Decide, for the branch count read before, against
