@@ -332,13 +332,15 @@ func runTx(db *gorm.DB, opts *sql.TxOptions, body func(tx *gorm.DB) error) error
 
 // endSQLiteTx rolls back the transaction a failed COMMIT may have left open
 // on c. When SQLite has already ended it, the ROLLBACK fails with "no
-// transaction is active", and c is fine; when it fails otherwise, c is
-// closed rather than returned to the pool.
+// transaction is active", and c is fine; when database/sql already
+// discarded c (a COMMIT cut short by the caller's context), there is
+// nothing left to end; when it fails otherwise, c is closed rather than
+// returned to the pool.
 func endSQLiteTx(ctx context.Context, log *slog.Logger, c *sql.Conn) {
 	// Even when the caller has given up, the connection must not stay in
 	// the transaction.
 	_, err := c.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-	if err == nil || strings.Contains(err.Error(), "no transaction is active") {
+	if err == nil || errors.Is(err, sql.ErrConnDone) || strings.Contains(err.Error(), "no transaction is active") {
 		return
 	}
 	log.WarnContext(ctx, "sqlstore: closing a SQLite connection that a failed COMMIT left in a transaction, since ROLLBACK failed", "err", err)
