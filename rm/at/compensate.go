@@ -207,7 +207,7 @@ func (s undoStore) deleteUndo(ctx context.Context, db *sql.DB, branches []branch
 		for _, b := range batch {
 			args = append(args, b.xid, b.branchID)
 		}
-		query, err := bind(s.d, "DELETE FROM "+s.d.Quote(s.table)+" WHERE "+keyCondition(undoKey, len(batch)))
+		query, err := bind(s.d, "DELETE FROM "+s.d.Quote(s.table)+" WHERE "+keysMatch(undoKey, len(batch)))
 		if err != nil {
 			return err
 		}
@@ -218,7 +218,7 @@ func (s undoStore) deleteUndo(ctx context.Context, db *sql.DB, branches []branch
 	return nil
 }
 
-// undoKey is the primary key of the undo table, for keyCondition.
+// undoKey is the primary key of the undo table, for keysMatch.
 var undoKey = []string{"xid", "branch_id"}
 
 // branchKey names one branch's undo row.

@@ -39,7 +39,7 @@ func decodeRow(d Dialect, m *TableMeta, raw []any, off int) (Row, error) {
 }
 
 // pkCondition returns the condition matching n primary keys of m, with
-// its columns qualified by qualifier when it is not "" (see keyCondition).
+// its columns qualified by qualifier when it is not "" (see keysMatch).
 func pkCondition(d Dialect, m *TableMeta, qualifier string, n int) string {
 	cols := make([]string, len(m.PK))
 	for i, p := range m.PK {
@@ -48,17 +48,17 @@ func pkCondition(d Dialect, m *TableMeta, qualifier string, n int) string {
 			cols[i] = d.Quote(qualifier) + "." + cols[i]
 		}
 	}
-	return keyCondition(cols, n)
+	return keysMatch(cols, n)
 }
 
-// keyCondition returns the condition matching n keys over cols, with one
+// keysMatch returns the condition matching n keys over cols, with one
 // placeholder per column per key, keys in order: "c IN (?, ...)" for one
 // column, "(a = ? AND b = ?)" for one key of several columns, and
 // "(a, b) IN ((?, ?), ...)" for more. The single composite key gets no row
 // constructor because MariaDB reads the whole table (locking every row
 // under FOR UPDATE or DELETE) for a row constructor IN list of one element,
 // while it uses the index for two or more.
-func keyCondition(cols []string, n int) string {
+func keysMatch(cols []string, n int) string {
 	var sb strings.Builder
 	if len(cols) > 1 && n == 1 {
 		sb.WriteByte('(')

@@ -253,7 +253,7 @@ func (s *sweeper) delete(ctx context.Context, keys []branchKey, extra string, ex
 			args = append(args, k.xid, k.branchID)
 		}
 		args = append(args, extraArgs...)
-		query, err := bind(s.d, "DELETE FROM "+s.d.Quote(s.table)+" WHERE state = ? AND "+keyCondition(undoKey, len(batch))+extra)
+		query, err := bind(s.d, "DELETE FROM "+s.d.Quote(s.table)+" WHERE state = ? AND "+keysMatch(undoKey, len(batch))+extra)
 		if err != nil {
 			return total, err
 		}
