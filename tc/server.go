@@ -30,11 +30,9 @@ type Server struct {
 	locks LockStore
 	// adder is store as a LockingAdder when it is locks too, else nil.
 	adder LockingAdder
-	// finisher is store as an EmptyFinisher, or nil.
-	finisher EmptyFinisher
-	log      *slog.Logger
-	hub      *hub
-	obs      *observer
+	log   *slog.Logger
+	hub   *hub
+	obs   *observer
 
 	// driving holds the XIDs whose phase 2 this replica runs right now.
 	driving sync.Map
@@ -69,14 +67,12 @@ func NewServer(cfg Config, store Store, locks LockStore) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	finisher, _ := store.(EmptyFinisher)
 	return &Server{
 		obs:        obs,
 		cfg:        cfg,
 		store:      store,
 		locks:      locks,
 		adder:      lockingAdder(store, locks),
-		finisher:   finisher,
 		log:        log.With("component", "tc", "server_id", cfg.ServerID),
 		hub:        newHub(),
 		wakeCh:     make(chan struct{}, 1),
@@ -135,6 +131,9 @@ func (s *Server) Begin(ctx context.Context, req *tcv1.BeginRequest) (*tcv1.Begin
 // past its timeout is rolled back instead, and the answer is
 // FailedPrecondition with its rollback status.
 func (s *Server) Commit(ctx context.Context, req *tcv1.CommitRequest) (*tcv1.CommitResponse, error) {
+	if done, err := s.finishEmpty(ctx, req.GetXid(), tcv1.GlobalStatus_COMMITTED); done || err != nil {
+		return &tcv1.CommitResponse{Status: tcv1.GlobalStatus_COMMITTED}, err
+	}
 	g, err := s.load(ctx, req.GetXid())
 	if err != nil {
 		return nil, err
@@ -148,11 +147,6 @@ func (s *Server) Commit(ctx context.Context, req *tcv1.CommitRequest) (*tcv1.Com
 			}
 			if err == nil {
 				return nil, s.toStatus(&StatusError{XID: g.XID, Status: st})
-			}
-		case g.Status == tcv1.GlobalStatus_BEGIN && len(g.Branches) == 0 && s.finisher != nil:
-			done, err := s.finishEmpty(ctx, g.XID, tcv1.GlobalStatus_COMMITTED)
-			if done || err != nil {
-				return &tcv1.CommitResponse{Status: tcv1.GlobalStatus_COMMITTED}, err
 			}
 		case g.Status == tcv1.GlobalStatus_BEGIN:
 			to := tcv1.GlobalStatus_COMMITTING
@@ -171,8 +165,8 @@ func (s *Server) Commit(ctx context.Context, req *tcv1.CommitRequest) (*tcv1.Com
 		default:
 			return nil, s.toStatus(&StatusError{XID: g.XID, Status: g.Status})
 		}
-		// Another caller changed the status, a branch registered, or the
-		// timeout passed, first: look again.
+		// Another caller changed the status, or a branch registered,
+		// first: look again.
 		if g, err = s.load(ctx, g.XID); err != nil {
 			return nil, err
 		}
@@ -183,17 +177,15 @@ func (s *Server) Commit(ctx context.Context, req *tcv1.CommitRequest) (*tcv1.Com
 // is already rolling back or rolled back answers its status; rolling back one
 // that is committing or committed fails with FailedPrecondition.
 func (s *Server) Rollback(ctx context.Context, req *tcv1.RollbackRequest) (*tcv1.RollbackResponse, error) {
+	if done, err := s.finishEmpty(ctx, req.GetXid(), tcv1.GlobalStatus_ROLLBACKED); done || err != nil {
+		return &tcv1.RollbackResponse{Status: tcv1.GlobalStatus_ROLLBACKED}, err
+	}
 	g, err := s.load(ctx, req.GetXid())
 	if err != nil {
 		return nil, err
 	}
 	for {
 		switch {
-		case g.Status == tcv1.GlobalStatus_BEGIN && len(g.Branches) == 0 && s.finisher != nil:
-			done, err := s.finishEmpty(ctx, g.XID, tcv1.GlobalStatus_ROLLBACKED)
-			if done || err != nil {
-				return &tcv1.RollbackResponse{Status: tcv1.GlobalStatus_ROLLBACKED}, err
-			}
 		case g.Status == tcv1.GlobalStatus_BEGIN:
 			st, err := s.startPhase2(ctx, g, tcv1.GlobalStatus_ROLLBACKING)
 			if err == nil {
@@ -217,12 +209,16 @@ func (s *Server) Rollback(ctx context.Context, req *tcv1.RollbackRequest) (*tcv1
 	}
 }
 
-// finishEmpty ends xid, which the caller read in BEGIN with no branch, in
-// status in one write of s.finisher, and reports false when the store found
-// otherwise (a branch registered since, or the timeout passed): the caller
-// reads again.
+// finishEmpty ends xid in status in one write when the store can and the
+// transaction is in BEGIN with no branch and not past its timeout. It
+// reports false, and no error, whenever that does not apply: the caller
+// takes the general path, which also answers bad input.
 func (s *Server) finishEmpty(ctx context.Context, xid string, status tcv1.GlobalStatus) (bool, error) {
-	done, err := s.finisher.FinishEmpty(ctx, xid, status, s.now())
+	f, ok := s.store.(EmptyFinisher)
+	if !ok || gtx.ValidateXID(xid) != nil {
+		return false, nil
+	}
+	done, err := f.FinishEmpty(ctx, xid, status, s.now())
 	if err != nil {
 		return false, s.toStatus(err)
 	}

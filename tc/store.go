@@ -52,9 +52,8 @@ type Store interface {
 }
 
 // EmptyFinisher is an optional Store capability: ending a transaction that
-// has no branch in one atomic write, so that an empty commit or rollback
-// costs the read every decision starts with and that one write, with no
-// phase 2. The coordinator uses it when its Store has it.
+// has no branch in one atomic write, which makes the common empty commit and
+// rollback cost one statement. The coordinator uses it when its Store has it.
 type EmptyFinisher interface {
 	// FinishEmpty moves xid from BEGIN to status when, atomically, it has no
 	// branch and its deadline (BeginTime plus Timeout) is not before now, and
