@@ -54,8 +54,9 @@ type Dialect interface {
 // its placeholders ($1, $2, ...), answers RETURNING itself, locks the rows
 // of chosen tables with FOR UPDATE OF and reads some types best as text:
 // PostgreSQL. The proxy then learns inserted rows from RETURNING instead of
-// LastInsertId, locks only the tables a statement writes, and numbers the
-// placeholders of every query it runs.
+// LastInsertId, reads the after image of a one-table UPDATE from its
+// RETURNING instead of a second query, locks only the tables a statement
+// writes, and numbers the placeholders of every query it runs.
 //
 // Such a dialect's Parse writes every placeholder of a Statement's SQL and
 // Fragments as "?", in text order, like the other dialects, so that the

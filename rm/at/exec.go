@@ -199,7 +199,17 @@ func (e *executor) updateOrDelete(ctx context.Context, st *Statement, args []any
 	if !st.Limit.Empty() && !st.MultiTable {
 		query, qargs = e.rebuild(st, order, args)
 	}
-	res, err := e.q.exec(ctx, query, qargs)
+	var (
+		res       execResult
+		returned  []Row
+		returning = e.updateReturns(st, ts)
+	)
+	if returning {
+		returned, err = e.queryRows(ctx, query+" RETURNING "+selectList(e.d, ts[0].meta, ts[0].ref.Alias), qargs, ts[0].meta)
+		res.rowsAffected = int64(len(returned))
+	} else {
+		res, err = e.q.exec(ctx, query, qargs)
+	}
 	if err != nil {
 		return res, err
 	}
@@ -213,7 +223,10 @@ func (e *executor) updateOrDelete(ctx context.Context, st *Statement, args []any
 	}
 	for i, t := range ts {
 		var after []Row
-		if st.Kind == KindUpdate && len(before[i]) > 0 {
+		switch {
+		case returning:
+			after = returned
+		case st.Kind == KindUpdate && len(before[i]) > 0:
 			if after, err = readByPK(ctx, e.d, e.q, t.meta, before[i], false); err != nil {
 				return res, err
 			}
@@ -227,6 +240,32 @@ func (e *executor) updateOrDelete(ctx context.Context, st *Statement, args []any
 		}
 	}
 	return res, nil
+}
+
+// updateReturns reports whether st, an UPDATE or DELETE of targets ts,
+// is an UPDATE of one table on a database that answers RETURNING
+// (ExtendedDialect): its after image then comes back with the statement,
+// in the same round trip, instead of from a read by primary key.
+func (e *executor) updateReturns(st *Statement, ts []target) bool {
+	_, ok := e.d.(ExtendedDialect)
+	return ok && st.Kind == KindUpdate && len(ts) == 1 && !st.MultiTable
+}
+
+// queryRows runs query and decodes its rows, every column of m.
+func (e *executor) queryRows(ctx context.Context, query string, args []any, m *TableMeta) ([]Row, error) {
+	raw, err := e.q.Query(ctx, query, args)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]Row, 0, len(raw))
+	for _, r := range raw {
+		row, err := decodeRow(e.d, m, r, 0)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
 }
 
 // rebuild writes a single-table UPDATE or DELETE with LIMIT again, its
@@ -356,17 +395,9 @@ func (e *executor) insert(ctx context.Context, st *Statement, args []any, undo *
 // insertReturning runs an INSERT with RETURNING of every column: its rows
 // are the after image, whatever its keys are made of.
 func (e *executor) insertReturning(ctx context.Context, st *Statement, args []any, undo *UndoLog, m *TableMeta) (execResult, error) {
-	raw, err := e.q.Query(ctx, st.SQL+" RETURNING "+selectList(e.d, m, st.Targets[0].Alias), pick(args, st.Args))
+	after, err := e.queryRows(ctx, st.SQL+" RETURNING "+selectList(e.d, m, st.Targets[0].Alias), pick(args, st.Args), m)
 	if err != nil {
 		return execResult{}, err
-	}
-	after := make([]Row, 0, len(raw))
-	for _, r := range raw {
-		row, err := decodeRow(e.d, m, r, 0)
-		if err != nil {
-			return execResult{}, err
-		}
-		after = append(after, row)
 	}
 	undo.add(m, nil, after)
 	return execResult{rowsAffected: int64(len(after)), meta: m, rows: after}, nil
