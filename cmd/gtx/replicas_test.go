@@ -170,8 +170,9 @@ func redisTestPrefix(t testing.TB) (addr, prefix string) {
 	return addr, prefix
 }
 
-// Three replicas share one store (MariaDB, Redis) under load; one is
-// SIGKILLed a third of the way in. Every session still finishes, within the
+// Three replicas share one store (MariaDB, Redis) under load, a third of
+// the transactions committing asynchronously; one is SIGKILLed a third of
+// the way in. Every session still finishes, within the
 // lease plus the transaction timeout, each branch's phase 2 agrees with its
 // session's outcome, and no global lock is left.
 func TestReplicasSurviveKill(t *testing.T) {
@@ -247,6 +248,13 @@ func replicasSurviveKill(t *testing.T, storeFlags []string) {
 					killOnce.Do(func() { _ = procs[0].Process.Signal(syscall.SIGKILL) })
 				}
 				keys := fmt.Sprintf("acct:%d-%d", w, n)
+				// Every third transaction commits asynchronously: its
+				// deciding replica drives phase 2 after answering, so
+				// the kill also cuts such commits short.
+				var opts []rm.BranchOption
+				if n%3 == 0 {
+					opts = append(opts, rm.AsyncCommit())
+				}
 				_ = mgr.WithGlobalTx(ctx, "transfer", func(ctx context.Context) error {
 					xid, _ := gtx.XIDFromContext(ctx)
 					mu.Lock()
@@ -254,7 +262,7 @@ func replicasSurviveKill(t *testing.T, storeFlags []string) {
 					lockKeys = append(lockKeys, keys)
 					mu.Unlock()
 					for range 2 {
-						if _, err := r.RegisterBranch(ctx, xid, tcv1.BranchType_TCC, "ledger", keys, nil); err != nil {
+						if _, err := r.RegisterBranch(ctx, xid, tcv1.BranchType_TCC, "ledger", keys, nil, opts...); err != nil {
 							return err
 						}
 					}
