@@ -463,7 +463,7 @@ func (m *manifests) checkCoordinator(t *testing.T) {
 var knownTCFlags = map[string]bool{
 	"--listen": true, "--server-id": true, "--node-id": true, "--store-driver": true, "--store-dsn": true,
 	"--store-prefix": true, "--default-timeout": true, "--max-timeout": true, "--branch-timeout": true,
-	"--retry-initial": true, "--retry-max": true, "--retry-budget": true, "--max-attempts": true, "--lease": true,
+	"--retry-initial": true, "--retry-max": true, "--retry-budget": true, "--max-attempts": true, "--lease": true, "--workers": true,
 	"--retention": true, "--log-level": true, "--tls-cert": true, "--tls-key": true, "--tls-client-ca": true,
 	"--auth-tokens-file": true, "--metrics-listen": true, "--health-interval": true, "--trace-exporter": true,
 	"--otlp-endpoint": true,
