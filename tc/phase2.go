@@ -286,8 +286,9 @@ func (s *Server) startPhase2(ctx context.Context, seen *GlobalSession, to tcv1.G
 		}
 	}()
 	// Owned by this replica, and not due for the recovery loop while the
-	// first attempt (bounded by Lease/2) runs; after a crash, any replica
-	// resumes it from then on. An asynchronous commit this replica cannot
+	// first attempt (bounded by Lease/2) runs; after a crash, the replica
+	// restarted with the same ServerID resumes it from then on, any other
+	// once the lease ends. An asynchronous commit this replica cannot
 	// drive now is left unowned and due, for the recovery loop.
 	now := s.now()
 	u := GlobalUpdate{Status: to, Owner: s.cfg.ServerID, LeaseUntil: now.Add(s.cfg.Lease), NextAttempt: now.Add(s.cfg.Lease / 2)}
@@ -354,8 +355,8 @@ func (s *Server) decide(ctx context.Context, seen *GlobalSession, u GlobalUpdate
 		if !errors.Is(err, ErrBranchesChanged) {
 			return nil, false, err
 		}
-		now, rerr := s.store.GetGlobal(ctx, xid)
-		if rerr != nil || len(now.Branches) != len(seen.Branches) {
+		stored, rerr := s.store.GetGlobal(ctx, xid)
+		if rerr != nil || len(stored.Branches) != len(seen.Branches) {
 			return nil, false, err
 		}
 		s.log.Warn("the store's branch count disagrees with its branches; deciding without it", "xid", xid, "branches", len(seen.Branches))
