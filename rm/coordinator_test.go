@@ -3,9 +3,6 @@ package rm
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
-	"net"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -14,94 +11,46 @@ import (
 	"google.golang.org/grpc"
 
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
-	"github.com/gtx-io/gtx/idgen"
+	"github.com/gtx-io/gtx/internal/gtxtest"
 	"github.com/gtx-io/gtx/tc"
-	sqlstore "github.com/gtx-io/gtx/tc/store/sql"
 )
 
-// realTC is the real coordinator (tc.Server on an SQLite file) served over
-// loopback gRPC. It can be stopped and started again on the same address
-// and file, as a restarted coordinator.
+// realTC is the real coordinator of gtxtest.NewTC. It can be stopped and
+// started again on the same address and file, as a restarted coordinator.
 type realTC struct {
-	t      *testing.T
-	dbPath string
-	addr   string
-
-	mu    sync.Mutex
-	srv   *tc.Server
-	gs    *grpc.Server
-	store *sqlstore.Store
-	done  chan struct{}
+	t    *testing.T
+	opts gtxtest.TCOptions
+	tc   *gtxtest.TC
+	addr string
 }
 
 func startRealTC(t *testing.T) *realTC {
 	t.Helper()
-	r := &realTC{t: t, dbPath: filepath.Join(t.TempDir(), "tc.db"), addr: "127.0.0.1:0"}
+	r := &realTC{t: t, opts: gtxtest.TCOptions{
+		DBPath: filepath.Join(t.TempDir(), "tc.db"),
+		Configure: func(cfg *tc.Config) {
+			cfg.ServerID = "rm-test-tc"
+			cfg.BranchTimeout = 5 * time.Second
+			cfg.Lease = 10 * time.Second
+			cfg.RetryInitial = 20 * time.Millisecond
+			cfg.RetryMax = 100 * time.Millisecond
+			cfg.TimeoutCheckInterval = 50 * time.Millisecond
+			cfg.RecoveryInterval = 50 * time.Millisecond
+		},
+	}}
 	r.start()
-	t.Cleanup(r.stop)
 	return r
 }
 
+// start starts the coordinator, on the address it had before if it ran.
 func (r *realTC) start() {
 	r.t.Helper()
-	ctx := context.Background()
-	idCfg := idgen.DefaultConfig()
-	idCfg.NodeID = 1
-	ids, err := idgen.New(idCfg)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	cfg := tc.DefaultConfig()
-	cfg.ServerID = "rm-test-tc"
-	cfg.IDs = ids
-	cfg.BranchTimeout = 5 * time.Second
-	cfg.Lease = 10 * time.Second
-	cfg.RetryInitial = 20 * time.Millisecond
-	cfg.RetryMax = 100 * time.Millisecond
-	cfg.TimeoutCheckInterval = 50 * time.Millisecond
-	cfg.RecoveryInterval = 50 * time.Millisecond
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := sqlstore.Open(ctx, sqlstore.Config{Driver: sqlstore.DriverSQLite, DSN: r.dbPath, Logger: cfg.Logger})
-	if err != nil {
-		r.t.Fatalf("open store: %v", err)
-	}
-	srv, err := tc.NewServer(cfg, store, store)
-	if err != nil {
-		r.t.Fatalf("tc.NewServer: %v", err)
-	}
-	lis, err := net.Listen("tcp", r.addr)
-	if err != nil {
-		r.t.Fatalf("listen: %v", err)
-	}
-	r.addr = lis.Addr().String()
-	gs := grpc.NewServer()
-	tcv1.RegisterCoordinatorServer(gs, srv)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = gs.Serve(lis)
-	}()
-	if err := srv.Start(ctx); err != nil {
-		r.t.Fatalf("start tc: %v", err)
-	}
-	r.mu.Lock()
-	r.srv, r.gs, r.store, r.done = srv, gs, store, done
-	r.mu.Unlock()
+	r.opts.Addr = r.addr
+	r.tc = gtxtest.NewTC(r.t, r.opts)
+	r.addr = r.tc.Addr
 }
 
-func (r *realTC) stop() {
-	r.mu.Lock()
-	srv, gs, store, done := r.srv, r.gs, r.store, r.done
-	r.srv = nil
-	r.mu.Unlock()
-	if srv == nil {
-		return
-	}
-	_ = srv.Close()
-	gs.Stop()
-	<-done
-	_ = store.Close()
-}
+func (r *realTC) stop() { r.tc.Stop() }
 
 // waitStatus polls the coordinator until the transaction reaches want.
 func waitStatus(t *testing.T, c tcv1.CoordinatorClient, xid string, want tcv1.GlobalStatus) {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,6 +52,12 @@ type TCOptions struct {
 	// SQLite store (which stays its LockStore): a wrapper that watches or
 	// disturbs the calls.
 	Store func(*sqlstore.Store) tc.Store
+	// ServerOptions are passed to grpc.NewServer, e.g. an interceptor that
+	// watches or disturbs the calls.
+	ServerOptions []grpc.ServerOption
+	// Addr is the address to listen on; empty means a free loopback port.
+	// A restart passes the stopped coordinator's Addr and DBPath.
+	Addr string
 }
 
 // TC is a running coordinator of NewTC.
@@ -59,10 +66,16 @@ type TC struct {
 	Store  *sqlstore.Store
 	Client tcv1.CoordinatorClient
 	Addr   string
+
+	stop func()
 }
 
+// Stop stops the coordinator: it closes Client, the server and the store.
+// It may be called more than once; NewTC calls it when t ends.
+func (c *TC) Stop() { c.stop() }
+
 // NewTC starts a real coordinator on a SQLite store, served on a loopback
-// gRPC port, and stops it when t ends.
+// gRPC port (or o.Addr), and stops it when t ends.
 func NewTC(t testing.TB, o TCOptions) *TC {
 	t.Helper()
 	ctx := context.Background()
@@ -99,11 +112,15 @@ func NewTC(t testing.TB, o TCOptions) *TC {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := o.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(o.ServerOptions...)
 	tcv1.RegisterCoordinatorServer(gs, srv)
 	done := make(chan struct{})
 	go func() {
@@ -117,12 +134,14 @@ func NewTC(t testing.TB, o TCOptions) *TC {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
+	c := &TC{Server: srv, Store: store, Client: tcv1.NewCoordinatorClient(cc), Addr: lis.Addr().String()}
+	c.stop = sync.OnceFunc(func() {
 		_ = cc.Close()
 		_ = srv.Close()
 		gs.Stop()
 		<-done
 		_ = store.Close()
 	})
-	return &TC{Server: srv, Store: store, Client: tcv1.NewCoordinatorClient(cc), Addr: lis.Addr().String()}
+	t.Cleanup(c.Stop)
+	return c
 }
