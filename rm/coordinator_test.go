@@ -28,14 +28,12 @@ func startRealTC(t *testing.T) *realTC {
 	t.Helper()
 	r := &realTC{t: t, opts: gtxtest.TCOptions{
 		DBPath: filepath.Join(t.TempDir(), "tc.db"),
+		// NewTC's fast retries and recovery, and short phase-2 bounds.
 		Configure: func(cfg *tc.Config) {
 			cfg.ServerID = "rm-test-tc"
 			cfg.BranchTimeout = 5 * time.Second
 			cfg.Lease = 10 * time.Second
-			cfg.RetryInitial = 20 * time.Millisecond
-			cfg.RetryMax = 100 * time.Millisecond
 			cfg.TimeoutCheckInterval = 50 * time.Millisecond
-			cfg.RecoveryInterval = 50 * time.Millisecond
 		},
 	}}
 	r.start()

@@ -36,14 +36,12 @@ func startCoordinator(t *testing.T) *coordinator {
 	t.Helper()
 	c := &coordinator{}
 	c.TC = gtxtest.NewTC(t, gtxtest.TCOptions{
+		// NewTC's fast retries and recovery, and short phase-2 bounds.
 		Configure: func(cfg *tc.Config) {
 			cfg.ServerID = "tm-test-tc"
 			cfg.BranchTimeout = 5 * time.Second
 			cfg.Lease = 10 * time.Second
-			cfg.RetryInitial = 20 * time.Millisecond
-			cfg.RetryMax = 100 * time.Millisecond
 			cfg.TimeoutCheckInterval = 20 * time.Millisecond
-			cfg.RecoveryInterval = 50 * time.Millisecond
 		},
 		ServerOptions: []grpc.ServerOption{grpc.UnaryInterceptor(c.intercept)},
 	})
