@@ -45,23 +45,23 @@
 // # Group commit
 //
 // The writes of the coordinator's hot path (CreateGlobal, AddBranch,
-// AddBranchLocked, UpdateGlobal, Decide, FinishEmpty, UpdateBranch, AcquireLocks and the lock
-// releases) are batched: a caller that finds a write lane free runs the
-// oldest writes queued (up to Config.MaxBatch) in one transaction with one
-// COMMIT, so that under load many writes share one journal flush. A write
-// that finds its answer by reading before it writes (a status conflict, a
-// lock held by another transaction) leaves its batch going; any other
-// failure rolls the batch back and runs its writes again one by one, so a
-// write never commits or fails because of another. With no other writer
-// waiting, a write runs alone exactly as it would without batching.
-// Config.MaxBatch bounds a batch (1 turns batching off), Config.WriteLanes
-// the batches in flight: one on SQLite, whose file has one writer anyway;
-// MaxOpenConns on MySQL and PostgreSQL, so that batches form only when every
-// connection is busy writing. On MySQL a batch runs at READ COMMITTED, so
-// that each of its writes reads what it would alone; with the binary log on,
-// that needs binlog_format ROW or MIXED (under STATEMENT every batch fails
-// and its writes run one by one). A batch's transaction ends early only
-// when every caller in it has given up.
+// AddBranchLocked, UpdateGlobal, Decide, FinishEmpty, UpdateBranch,
+// AcquireLocks and the lock releases) are batched: a caller that finds a
+// write lane free runs the oldest writes queued (up to Config.MaxBatch) in
+// one transaction with one COMMIT, so that under load many writes share one
+// journal flush. A write that finds its answer by reading before it writes
+// (a status conflict, a lock held by another transaction) leaves its batch
+// going; any other failure rolls the batch back and runs its writes again
+// one by one, so a write never commits or fails because of another. With no
+// other writer waiting, a write runs alone exactly as it would without
+// batching. Config.MaxBatch bounds a batch (1 turns batching off),
+// Config.WriteLanes the batches in flight: one on SQLite, whose file has
+// one writer anyway; MaxOpenConns on MySQL and PostgreSQL, so that batches
+// form only when every connection is busy writing. On MySQL a batch runs at
+// READ COMMITTED, so that each of its writes reads what it would alone;
+// with the binary log on, that needs binlog_format ROW or MIXED (under
+// STATEMENT every batch fails and its writes run one by one). A batch's
+// transaction ends early only when every caller in it has given up.
 //
 // # SQLite
 //

@@ -43,11 +43,15 @@ func isDuplicateKey(err error) bool {
 
 // isTransient reports whether err is a transaction the database aborted
 // because of contention (a deadlock, a serialization failure, a lock wait
-// that timed out, a busy SQLite file); running it again may succeed.
+// that timed out, a row changed since the snapshot, a busy SQLite file);
+// running it again may succeed.
 func isTransient(err error) bool {
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
-		return me.Number == 1213 || me.Number == 1205 // ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT
+		// ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT, and ER_CHECKREAD: with
+		// innodb_snapshot_isolation (MariaDB 11.6's default), a row changed
+		// since the transaction's snapshot cannot be updated in it.
+		return me.Number == 1213 || me.Number == 1205 || me.Number == 1020
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {

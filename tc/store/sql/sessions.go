@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/gtx-io/gtx"
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
@@ -193,9 +194,19 @@ func (s *Store) updateGlobal(ctx context.Context, xid string, from []tcv1.Global
 // statusConflict explains why a conditional UPDATE of xid matched no row:
 // tc.ErrNotFound, or a *tc.StatusError with the current status, as a
 // refusal (nothing was written).
+//
+// On MySQL the row is read with a locking read, which sees the latest
+// committed row as the UPDATE did: a transaction that read before it (at
+// the default REPEATABLE READ, as AddBranchLocked reads the lock rows) has
+// a snapshot from then, and a plain read would answer the status the
+// UPDATE waited to see changed.
 func (s *Store) statusConflict(db *gorm.DB, xid string) error {
 	var row globalRow
-	if err := db.Select("status").Where("xid = ?", xid).Take(&row).Error; err != nil {
+	q := db.Select("status").Where("xid = ?", xid)
+	if s.dialect == DriverMySQL {
+		q = q.Clauses(shareLock{})
+	}
+	if err := q.Take(&row).Error; err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return refuse(tc.ErrNotFound)
 		}
@@ -203,6 +214,16 @@ func (s *Store) statusConflict(db *gorm.DB, xid string) error {
 	}
 	return refuse(&tc.StatusError{XID: xid, Status: tcv1.GlobalStatus(row.Status)})
 }
+
+// shareLock is the clause "LOCK IN SHARE MODE", which MariaDB (unlike
+// "FOR SHARE", which gorm writes) and MySQL both take.
+type shareLock struct{}
+
+func (shareLock) Name() string { return "FOR" }
+
+func (shareLock) Build(b clause.Builder) { b.WriteString("LOCK IN SHARE MODE") }
+
+func (shareLock) MergeClause(c *clause.Clause) { c.Name, c.Expression = "", shareLock{} }
 
 // FinishEmpty implements tc.EmptyFinisher: one conditional UPDATE moves a
 // BEGIN session with no branch, not past its deadline, to status.
