@@ -221,6 +221,22 @@ func (e *executor) updateOrDelete(ctx context.Context, st *Statement, args []any
 		return res, fmt.Errorf("%w: %q changed %d rows but its before image holds %d (rows appeared between the image and the statement; use REPEATABLE READ)",
 			ErrTxAborted, abbreviate(st.SQL, 200), res.rowsAffected, matched)
 	}
+	if returning {
+		// The rows changed are known: each must be one the before image
+		// holds, or their undo would be wrong (a WHERE that is not
+		// deterministic, or reads rows committed between the two).
+		img := undo.table(ts[0].meta)
+		imaged := make(map[string]bool, len(before[0]))
+		for _, r := range before[0] {
+			imaged[img.pkKey(r)] = true
+		}
+		for _, r := range returned {
+			if !imaged[img.pkKey(r)] {
+				return res, fmt.Errorf("%w: %q changed a row its before image does not hold (its WHERE matched other rows the second time: not deterministic, or rows changed between the image and the statement; use REPEATABLE READ)",
+					ErrTxAborted, abbreviate(st.SQL, 200))
+			}
+		}
+	}
 	for i, t := range ts {
 		var after []Row
 		switch {

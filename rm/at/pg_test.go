@@ -237,6 +237,33 @@ func TestPostgresReturning(t *testing.T) {
 	}
 }
 
+// TestPostgresUpdateOfOtherRows runs an UPDATE whose WHERE matches another
+// row each time it is evaluated: the rows it changed (as its RETURNING
+// tells) are not the ones its before image holds, so the statement must
+// abort the branch, and rolling back must leave every row as it was.
+func TestPostgresUpdateOfOtherRows(t *testing.T) {
+	c, b := pgSetup(t)
+	db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
+	attest.MustExec(t, b.Raw, "DROP SEQUENCE IF EXISTS pick", "CREATE SEQUENCE pick")
+	seed := dumpAll(t, b)
+	ctx := context.Background()
+	err := c.TM.WithGlobalTx(ctx, "moving where", func(ctx context.Context) error {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		if _, err := tx.ExecContext(ctx, "UPDATE acct SET balance = balance + 100 WHERE id = (SELECT nextval('pick'))"); err != nil {
+			return err
+		}
+		return tx.Commit()
+	})
+	if !errors.Is(err, at.ErrTxAborted) {
+		t.Fatalf("got %v, want at.ErrTxAborted", err)
+	}
+	compare(t, "after the aborted branch", dumpAll(t, b), seed)
+}
+
 // TestPostgresRefusedStatements checks what PostgreSQL SQL is refused in a
 // global transaction, leaving the data as it was.
 func TestPostgresRefusedStatements(t *testing.T) {
