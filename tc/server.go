@@ -85,7 +85,7 @@ func NewServer(cfg Config, store Store, locks LockStore) (*Server, error) {
 // and is the same value as locks, and nil otherwise.
 func lockingAdder(store Store, locks LockStore) LockingAdder {
 	la, ok := store.(LockingAdder)
-	if !ok || !reflect.TypeOf(store).Comparable() || any(store) != any(locks) {
+	if !ok || !reflect.ValueOf(store).Comparable() || any(store) != any(locks) {
 		return nil
 	}
 	return la

@@ -50,7 +50,9 @@ type TCOptions struct {
 	MaxBatch int
 	// Store, when set, returns the Store the coordinator uses, given the
 	// SQLite store (which stays its LockStore): a wrapper that watches or
-	// disturbs the calls.
+	// disturbs the calls. The Store then is not the LockStore, so the
+	// coordinator registers branches with AcquireLocks and AddBranch, not
+	// with the store's tc.LockingAdder.
 	Store func(*sqlstore.Store) tc.Store
 	// ServerOptions are passed to grpc.NewServer, e.g. an interceptor that
 	// watches or disturbs the calls.
@@ -104,6 +106,9 @@ func NewTC(t testing.TB, o TCOptions) *TC {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Closed by Stop once it exists; until then, by this cleanup (a second
+	// Close is harmless).
+	t.Cleanup(func() { _ = store.Close() })
 	var sessions tc.Store = store
 	if o.Store != nil {
 		sessions = o.Store(store)
