@@ -881,22 +881,12 @@ func testFinishEmptyRace(t *testing.T, s tc.Store) {
 		g := newGlobal("race", time.Now(), time.Minute)
 		mustCreate(t, s, g)
 		var (
-			wg       sync.WaitGroup
 			finished bool
 			finErr   error
-			addErr   error
 		)
-		start := make(chan struct{})
-		wg.Go(func() {
-			<-start
+		addErr := raceAddBranch(t, s, g.XID, func() {
 			finished, finErr = f.FinishEmpty(t.Context(), g.XID, tcv1.GlobalStatus_ROLLBACKED, time.Now())
 		})
-		wg.Go(func() {
-			<-start
-			addErr = s.AddBranch(t.Context(), newBranch(g.XID, time.Now(), nil))
-		})
-		close(start)
-		wg.Wait()
 		if finErr != nil {
 			t.Fatalf("FinishEmpty: %v", finErr)
 		}
@@ -917,6 +907,27 @@ func testFinishEmptyRace(t *testing.T, s tc.Store) {
 			}
 		}
 	}
+}
+
+// raceAddBranch runs op and an AddBranch of a new branch to xid at the same
+// moment, and returns AddBranch's error once both are done.
+func raceAddBranch(t *testing.T, s tc.Store, xid string, op func()) error {
+	var (
+		wg     sync.WaitGroup
+		addErr error
+	)
+	start := make(chan struct{})
+	wg.Go(func() {
+		<-start
+		op()
+	})
+	wg.Go(func() {
+		<-start
+		addErr = s.AddBranch(t.Context(), newBranch(xid, time.Now(), nil))
+	})
+	close(start)
+	wg.Wait()
+	return addErr
 }
 
 // testDecide checks tc.Decider where the store has it.
@@ -987,22 +998,10 @@ func testDecideRace(t *testing.T, s tc.Store) {
 		g := newGlobal("race", time.Now(), time.Minute)
 		mustCreate(t, s, g)
 		mustAddBranch(t, s, newBranch(g.XID, time.Now(), nil))
-		var (
-			wg        sync.WaitGroup
-			decideErr error
-			addErr    error
-		)
-		start := make(chan struct{})
-		wg.Go(func() {
-			<-start
+		var decideErr error
+		addErr := raceAddBranch(t, s, g.XID, func() {
 			decideErr = d.Decide(t.Context(), g.XID, 1, tc.GlobalUpdate{Status: tcv1.GlobalStatus_ROLLBACKING})
 		})
-		wg.Go(func() {
-			<-start
-			addErr = s.AddBranch(t.Context(), newBranch(g.XID, time.Now(), nil))
-		})
-		close(start)
-		wg.Wait()
 		after := mustGet(t, s, g.XID)
 		switch {
 		case decideErr == nil && addErr == nil:
