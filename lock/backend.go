@@ -38,8 +38,9 @@ type Grant struct {
 	// Acquired is true when the token now holds the lock.
 	Acquired bool
 	// Fence is the lock name's fencing counter for this acquisition: it
-	// grows with every acquisition of the name from the backend and starts
-	// at 1. The Client makes Lease.Fence from it (see HandoffBits), so it
+	// grows strictly with every acquisition of the name from the backend,
+	// and never goes backwards, also when the backend loses state (see
+	// "Fencing tokens" in the package documentation). It is at least 0. The Client makes Lease.Fence from it (see HandoffBits), so it
 	// must stay below 2^(63-HandoffBits).
 	Fence int64
 	// Validity is how long, counted from the call, the lock is known held.

@@ -26,6 +26,7 @@ type Client struct {
 	log     *slog.Logger
 	id      string
 	seq     atomic.Uint64
+	epoch   time.Time // the origin of now: its monotonic reading counts
 
 	mu      sync.Mutex
 	keys    map[string]*key
@@ -87,6 +88,7 @@ func New(backend Backend, cfg Config) (*Client, error) {
 		cfg:     cfg,
 		log:     log,
 		id:      hex.EncodeToString(b[:]),
+		epoch:   time.Now(),
 		keys:    make(map[string]*key),
 		closing: make(chan struct{}),
 	}, nil
@@ -216,6 +218,10 @@ func (k *key) dequeue(w *waiter) bool {
 	return false
 }
 
+// now is the monotonic time since the Client was made; validities are
+// counted on it, so wall-clock steps do not move them.
+func (c *Client) now() time.Duration { return time.Since(c.epoch) }
+
 func (c *Client) newToken() string {
 	return c.id + ":" + strconv.FormatUint(c.seq.Add(1), 36)
 }
@@ -240,7 +246,7 @@ func (c *Client) contend(ctx context.Context, k *key, owner string, wait, yield 
 	}()
 	for {
 		if !yield {
-			start := time.Now()
+			start := c.now()
 			g, err := c.backend.Acquire(ctx, k.name, token, c.cfg.TTL)
 			if err == nil && g.Acquired {
 				return c.acquired(ctx, k, owner, token, g, start)
@@ -308,13 +314,14 @@ func (c *Client) abandon(ctx context.Context, name, token string) {
 
 // acquired records the acquisition of k from the backend as a new claim
 // with its first holding, and starts the claim's watchdog.
-func (c *Client) acquired(ctx context.Context, k *key, owner, token string, g Grant, start time.Time) (*Lease, error) {
+func (c *Client) acquired(ctx context.Context, k *key, owner, token string, g Grant, start time.Duration) (*Lease, error) {
 	if g.Fence < 0 || g.Fence > maxFenceBase {
 		c.abandon(ctx, k.name, token)
 		c.pass(k, turn{})
 		return nil, fmt.Errorf("lock: acquire %q: the backend's fence %d is outside [0, %d]; reset its fencing counter", k.name, g.Fence, maxFenceBase)
 	}
 	cl := &claim{c: c, k: k, token: token, base: g.Fence}
+	cl.validFrom(start, g.Validity)
 	h := newHolding(ctx, cl, owner, g.Fence<<HandoffBits)
 	c.mu.Lock()
 	cl.holder = h
@@ -326,7 +333,7 @@ func (c *Client) acquired(ctx context.Context, k *key, owner, token string, g Gr
 		h.cancel(ErrClosed)
 		return &Lease{h: h}, nil
 	}
-	cl.startWatchdog(start.Add(g.Validity - c.cfg.driftMargin()))
+	cl.startWatchdog()
 	return &Lease{h: h}, nil
 }
 
@@ -357,7 +364,9 @@ func (c *Client) receive(ctx context.Context, k *key, owner string, cl *claim) *
 // whose context carries the values of ctx but not its cancellation.
 func newHolding(ctx context.Context, cl *claim, owner string, fence int64) *holding {
 	hctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	return &holding{cl: cl, owner: owner, fence: fence, count: 1, ctx: hctx, cancel: cancel}
+	h := &holding{cl: cl, owner: owner, fence: fence, count: 1, cancel: cancel}
+	h.ctx = &leaseCtx{Context: hctx, h: h}
+	return h
 }
 
 // Close ends every lease of the Client (their contexts are cancelled with

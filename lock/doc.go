@@ -9,7 +9,8 @@
 //   - re-entrancy for one owner, carried in the context (WithOwner);
 //   - a watchdog that renews the lock every TTL/3 while this process holds
 //     it (across local hand-offs), and a lease context cancelled the moment
-//     the lock is known lost;
+//     the lock is known lost or its known validity ends (Lease.Validity,
+//     Lease.Do);
 //   - fencing tokens that grow with every holding of a name (Lease.Fence),
 //     so storage can refuse a holder that lost the lock without knowing;
 //   - waiting by release notification (pub/sub on Redis) with a bounded
@@ -48,22 +49,77 @@
 // fencing token is what protects storage in that window, as it does for a
 // holder whose process pauses.
 //
+// # Validity, and what fencing must still cover
+//
+// A holder knows its lock is held until the end of its known validity:
+// the send time of the acquisition or of the last successful renewal, plus
+// the TTL the backend granted, minus the drift margin. Lease.Validity
+// returns what is left of it; the lease's context is cancelled with
+// ErrLockLost when it ends (and every check of the context compares the
+// clock first, so a holder resumed after a pause longer than the TTL sees
+// the loss at its first check, before any timer runs); Lease.Do runs a
+// write only while at least a given validity is left, under a context that
+// ends with the validity.
+//
+// None of that can make a write safe on its own. Between the check and the
+// moment a write takes effect in storage, the holder can pause (garbage
+// collection, a stopped or swapped-out process, a VM migration), the write
+// can sit in the network or a connection pool, and the lock can be lost in
+// the backend behind the holder's back (a Redis restart without
+// persistence, a failover to a replica that had not received the lock, a
+// key deleted by hand). The fencing token covers all of these: storage
+// that refuses tokens below the largest it has accepted refuses every
+// write of an earlier holding that arrives after a later holding's write.
+// What it cannot cover is a stale write that lands before the new holder
+// writes anything; that write is then the last one of the old holding, as
+// if it had arrived in time. Validity checks make that window short; they
+// do not close it.
+//
 // # Fencing tokens
 //
 // Lease.Fence is F<<HandoffBits | h: F is the lock name's fencing counter
-// in the backend, which grows with every acquisition from the backend (INCR
-// on Redis, raised to the largest of the quorum on RedLock, an UPDATE on
-// MySQL), and h is the hand-off number, 0 for the holding that acquired the
-// claim and 1 to MaxHandoffs for the holdings handed off after it
-// (MaxHandoffs is at most MaxHandoffsLimit, so h never reaches the next F).
-// Every later acquisition, in any process, gets a larger F, so tokens grow
-// strictly with every holding of a name, across hand-offs and processes.
-// Storage only needs to compare tokens as int64 (or uint64) numbers and
-// refuse one below the largest it has accepted. Stores that compare in
-// double precision (Lua, JavaScript) are exact while F < 2^37. Tokens of
-// versions that gave every hand-off its own INCR are smaller than the new
-// ones, so an upgrade keeps them growing; do not run both versions against
-// one lock name at once.
+// in the backend, which grows with every acquisition from the backend, and
+// h is the hand-off number, 0 for the holding that acquired the claim and
+// 1 to MaxHandoffs for the holdings handed off after it (MaxHandoffs is at
+// most MaxHandoffsLimit, so h never reaches the next F). Every later
+// acquisition, in any process, gets a larger F, so tokens grow strictly
+// with every holding of a name, across hand-offs and processes. Storage
+// needs to compare tokens as int64 (or uint64) numbers and refuse one
+// below the largest it has accepted. Stores that compare in double
+// precision (Lua, JavaScript) cannot tell close tokens apart: compare them
+// as decimal strings there (the shorter is smaller, then by digits).
+//
+// The counter never goes backwards, even where the backend can lose it:
+//
+//   - Redis keeps F as the larger of the old F plus one and the server's
+//     clock in 100 µs steps since 1970, set at every acquisition, so a
+//     counter lost to a restart without persistence, a failover to a
+//     replica that lagged, or a flush starts again above every value it had
+//     (unless one name was acquired from Redis more than 10,000 times a
+//     second on average until just before the loss, which lets F run ahead
+//     of the clock by the excess, and a loss shorter than that lead repeats
+//     it; see lock/redislock);
+//   - RedLock takes the largest F of its quorum and counts an acquisition
+//     only when a quorum of nodes is known to hold that F (raising the
+//     others), so every later quorum shares a node with it;
+//   - MySQL keeps F in a durable row (an UPDATE of it).
+//
+// Tokens of versions before the clock floor (counters starting at 1) are
+// smaller than the new Redis ones, so an upgrade keeps them growing; do not
+// run both versions against one lock name at once.
+//
+// # Backends
+//
+// A Backend is a small interface (Acquire, Renew, Release, Watch by name
+// and token). Backends that are not here, and why: Nacos has no server that can be run
+// in gtx's tests (no Debian package, no Go server), so no backend is
+// shipped untested. A Nacos backend would need: a configuration item or
+// an ephemeral instance per lock name created only if absent (Nacos's
+// config API has CAS by MD5), a heartbeat or TTL to renew it, a
+// listener for its deletion to wake waiters, and a strictly increasing
+// durable counter for fencing (Nacos has none built in; a config item
+// updated by CAS at every acquisition would do, or a fencing counter kept
+// in another backend).
 //
 // Layout: this package holds what every backend shares (Client, Lease,
 // Config, the Backend interface, owner helpers, errors); each backend is a
@@ -88,6 +144,7 @@
 //	lease, err := locks.Lock(ctx, "account:42")
 //	if err != nil { ... }
 //	defer lease.Unlock(ctx)
-//	ctx := lease.Context() // cancelled if the lock is lost
-//	err = store.Write(ctx, lease.Fence(), value)
+//	err = lease.Do(ctx, time.Second, func(ctx context.Context, fence int64) error {
+//		return store.Write(ctx, fence, value) // refuses fences below the largest seen
+//	})
 package lock

@@ -14,6 +14,9 @@ var (
 	// renewal found another holder or the lock expired before it could be
 	// renewed. Unlock of a lost lease returns it too.
 	ErrLockLost = errors.New("lock: lock lost (expired or taken over); stop using what it protects")
+	// ErrValidityShort is returned by Lease.Do when the lock is known held
+	// for less than the time the caller asked for.
+	ErrValidityShort = errors.New("lock: too little of the lock's validity is left for the work; ask Do for less, or renew sooner (Config.RenewInterval)")
 	// ErrUnlocked is the cause of a lease's context after Unlock.
 	ErrUnlocked = errors.New("lock: lease unlocked")
 	// ErrClosed is returned after Client.Close, and is the cause of the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -32,14 +33,20 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	// Work under lease.Context(): it is cancelled if the lock is lost. Pass
-	// lease.Fence() to storage that can refuse stale holders: the first
-	// acquisition of a name gets 1<<lock.HandoffBits.
-	fmt.Println("fence", lease.Fence(), "alive", lease.Context().Err() == nil)
+	// Work under lease.Context(): it is cancelled if the lock is lost. Do
+	// runs a write only while the lock is known held for long enough, and
+	// passes lease.Fence() to storage that can refuse stale holders.
+	err = lease.Do(ctx, time.Second, func(ctx context.Context, fence int64) error {
+		fmt.Println("alive", ctx.Err() == nil, "fenced", fence > 0)
+		return nil // store.Write(ctx, fence, value)
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
 	if err := lease.Unlock(ctx); err != nil {
 		log.Fatal(err)
 	}
-	// Output: fence 65536 alive true
+	// Output: alive true fenced true
 }
 
 func ExampleWithOwner() {

@@ -45,11 +45,41 @@ type claim struct {
 
 	rmu sync.Mutex // serialises renewals by the watchdog and by hand-offs
 
-	wmu        sync.Mutex // guards the watchdog fields below
-	timer      *time.Timer
-	validUntil time.Time
-	stopped    bool
-	renewing   sync.WaitGroup
+	// validUntil is the end of the known validity on the monotonic clock,
+	// in nanoseconds since the Client's epoch: the send time of the
+	// acquisition or of the last successful renewal, plus the validity the
+	// backend granted, minus the drift margin. It is read without locks by
+	// every check of a holding's context.
+	validUntil atomic.Int64
+
+	wmu      sync.Mutex // guards the watchdog fields below
+	timer    *time.Timer
+	stopped  bool
+	renewing sync.WaitGroup
+}
+
+// leaseCtx is a holding's context. Besides being cancelled by the
+// watchdog, every check of it (Err, Done, Value, and so context.Cause)
+// first compares the clock with the end of the known validity and cancels
+// it with ErrLockLost once that has passed, so a holder that resumes after
+// a pause longer than the TTL finds its context cancelled at its first
+// check, before any timer of the process has had a chance to run.
+type leaseCtx struct {
+	context.Context
+	h *holding
+}
+
+func (c *leaseCtx) Done() <-chan struct{} { c.h.expire(); return c.Context.Done() }
+func (c *leaseCtx) Err() error            { c.h.expire(); return c.Context.Err() }
+func (c *leaseCtx) Value(key any) any     { c.h.expire(); return c.Context.Value(key) }
+
+// expire cancels the holding with ErrLockLost when its claim's known
+// validity has ended. It takes no lock of the Client, so it is safe under
+// c.mu; the watchdog marks the claim lost at its next run.
+func (h *holding) expire() {
+	if h.cl.remaining() <= 0 {
+		h.cancel(ErrLockLost)
+	}
 }
 
 // Name returns the name of the lock.
@@ -66,10 +96,66 @@ func (l *Lease) Fence() int64 { return l.h.fence }
 
 // Context returns a context that carries the values of the context given to
 // Lock and is cancelled the moment the lock is known lost (cause
-// ErrLockLost), when the lease is unlocked (cause ErrUnlocked), or when the
+// ErrLockLost): when a renewal finds another holder, or at the end of the
+// known validity (the send time of the acquisition or of the last
+// successful renewal, plus TTL, minus the drift margin) if no renewal
+// extended it. Every call of its Err, Done or Value methods (and so
+// context.Cause) checks the clock first, so a holder resumed after a pause
+// longer than the validity sees it cancelled at its first check. It is also
+// cancelled when the lease is unlocked (cause ErrUnlocked), or when the
 // Client is closed (cause ErrClosed). Use context.Cause to tell them apart.
 // It is not cancelled by the context given to Lock.
+//
+// A context that is not cancelled says the lock was valid when it was
+// checked, not when a write reaches storage: see Do and the package
+// documentation on what fencing must still cover.
 func (l *Lease) Context() context.Context { return l.h.ctx }
+
+// Validity returns for how much longer the lock is known held: the end of
+// the known validity minus now, or 0 once the lease's context is cancelled
+// (lost, unlocked, closed). The watchdog extends it with every renewal, so
+// while renewals succeed it stays between TTL − RenewInterval and TTL, less
+// the drift margin.
+func (l *Lease) Validity() time.Duration {
+	if l.h.ctx.Err() != nil {
+		return 0
+	}
+	return max(0, l.h.cl.remaining())
+}
+
+// Do runs fn with the lease's fencing token if the lock is known held for
+// at least need more, and otherwise returns an error matching
+// ErrValidityShort (or the cause of the lease's context, ErrLockLost,
+// ErrUnlocked or ErrClosed) without calling fn. fn's context ends at the
+// end of the validity known when Do was called (with cause ErrLockLost),
+// when the lease's context is cancelled (with its cause), or when ctx
+// ends, whichever is first; pass it to the write so the write is abandoned rather than sent
+// late. Choose need to cover the write's round trip; it must not exceed
+// TTL − RenewInterval, the least validity a healthy lease has left.
+//
+// Do narrows the window in which a stale holder writes to the time between
+// its check and the write reaching storage; the fencing token passed to fn
+// is what closes it.
+func (l *Lease) Do(ctx context.Context, need time.Duration, fn func(ctx context.Context, fence int64) error) error {
+	name := l.Name()
+	if l.unlocked.Load() {
+		return fmt.Errorf("lock: do under %q: %w", name, ErrNotHeld)
+	}
+	left := l.Validity()
+	if cause := context.Cause(l.h.ctx); cause != nil {
+		return fmt.Errorf("lock: do under %q: %w", name, cause)
+	}
+	if left < need {
+		return fmt.Errorf("lock: do under %q: %w: %v left, %v needed", name, ErrValidityShort, left, need)
+	}
+	lctx, lcancel := context.WithCancelCause(ctx)
+	defer lcancel(nil)
+	stop := context.AfterFunc(l.h.ctx, func() { lcancel(context.Cause(l.h.ctx)) })
+	defer stop()
+	wctx, cancel := context.WithDeadlineCause(lctx, time.Now().Add(left), ErrLockLost)
+	defer cancel()
+	return fn(wctx, l.h.fence)
+}
 
 // Unlock ends the lease. When it is the last lease of its holding, the lock
 // is handed to a waiter of this process, or released in the backend. A
@@ -155,14 +241,13 @@ func (l *Lease) Unlock(ctx context.Context) error {
 // startWatchdog records until when the claim is known valid and schedules
 // the first renewal. Renewals run on timer goroutines (time.AfterFunc), one
 // at a time: each schedules the next.
-func (cl *claim) startWatchdog(validUntil time.Time) {
+func (cl *claim) startWatchdog() {
 	cl.wmu.Lock()
 	defer cl.wmu.Unlock()
-	cl.validUntil = validUntil
 	if cl.stopped {
 		return
 	}
-	cl.timer = time.AfterFunc(min(cl.c.cfg.renewInterval(), time.Until(validUntil)), cl.tick)
+	cl.timer = time.AfterFunc(min(cl.c.cfg.renewInterval(), cl.remaining()), cl.tick)
 }
 
 // stopWatchdog cancels the next renewal and waits for one in progress.
@@ -182,15 +267,18 @@ func (cl *claim) schedule(d time.Duration) {
 	cl.wmu.Lock()
 	defer cl.wmu.Unlock()
 	if !cl.stopped && cl.timer != nil {
-		cl.timer.Reset(max(0, min(d, time.Until(cl.validUntil))))
+		cl.timer.Reset(max(0, min(d, cl.remaining())))
 	}
 }
 
 // remaining returns for how long the claim is still known valid.
 func (cl *claim) remaining() time.Duration {
-	cl.wmu.Lock()
-	defer cl.wmu.Unlock()
-	return time.Until(cl.validUntil)
+	return time.Duration(cl.validUntil.Load()) - cl.c.now()
+}
+
+// validFrom records that the backend granted validity counted from start.
+func (cl *claim) validFrom(start, validity time.Duration) {
+	cl.validUntil.Store(int64(start + validity - cl.c.cfg.driftMargin()))
 }
 
 // tick is the watchdog: it renews the claim and schedules the next renewal,
@@ -254,23 +342,19 @@ func (cl *claim) renew() error {
 	if lost {
 		return ErrLockLost
 	}
-	cl.wmu.Lock()
-	validUntil := cl.validUntil
-	cl.wmu.Unlock()
-	start := time.Now()
-	if !start.Before(validUntil) {
+	start := c.now()
+	left := cl.remaining()
+	if left <= 0 {
 		c.log.Warn("lock: lock expired before it could be renewed", "name", cl.k.name, "fence", cl.base)
 		cl.lose()
 		return ErrLockLost
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), validUntil)
+	ctx, cancel := context.WithTimeout(context.Background(), left)
 	validity, err := c.backend.Renew(ctx, cl.k.name, cl.token, c.cfg.TTL)
 	cancel()
 	switch {
 	case err == nil:
-		cl.wmu.Lock()
-		cl.validUntil = start.Add(validity - c.cfg.driftMargin())
-		cl.wmu.Unlock()
+		cl.validFrom(start, validity)
 		return nil
 	case errors.Is(err, ErrNotHeld):
 		c.log.Warn("lock: lock lost: renewal found it no longer held", "name", cl.k.name, "fence", cl.base)

@@ -59,10 +59,13 @@ func run64(fn func() error) error {
 }
 
 // fenceStore is a token-checking store: it refuses writes carrying a fencing
-// token lower than the highest one it has accepted.
+// token lower than the highest one it has accepted. Tokens are compared as
+// decimal strings (shorter is smaller, then by digits): Lua's numbers are
+// doubles, which cannot tell apart tokens above 2^53.
 var fenceStore = redis.NewScript(`
-local last = tonumber(redis.call('get', KEYS[1]) or '0')
-if tonumber(ARGV[1]) < last then
+local last = redis.call('get', KEYS[1]) or '0'
+local t = ARGV[1]
+if #t < #last or (#t == #last and t < last) then
 	return 0
 end
 redis.call('set', KEYS[1], ARGV[1])
@@ -113,7 +116,21 @@ func TestHelperProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 		fmt.Println("FENCE", lease.Fence())
-		<-lease.Context().Done()
+		// The test stops this process here, past the TTL, and resumes it
+		// with the line already written: the first check after the read
+		// must see the lock lost, whether or not a timer has run yet.
+		if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		lost := lease.Context().Err() != nil
+		validity := lease.Validity()
+		called := false
+		doErr := lease.Do(ctx, 0, func(ctx context.Context, fence int64) error {
+			called = true
+			_, err := fencedWrite(ctx, p.rdb, prefix, fence, "stale-do")
+			return err
+		})
+		fmt.Println("CHECK", lost, validity == 0, !called && errors.Is(doErr, lock.ErrLockLost))
 		fmt.Println("LOST", context.Cause(lease.Context()) == lock.ErrLockLost)
 		ok, err := fencedWrite(ctx, p.rdb, prefix, lease.Fence(), "stale")
 		if err != nil {
@@ -189,6 +206,11 @@ func waitFor(t *testing.T, lines *bufio.Scanner, prefix string) string {
 	return ""
 }
 
+// TestStoppedHolderLosesLockAndIsFenced stops a holder (SIGSTOP) past its
+// TTL, lets another process take the lock and write, and resumes the holder:
+// its very first check finds its context cancelled and its validity gone,
+// Do refuses to run its write, and a write it sends anyway is refused by
+// the fencing token.
 func TestStoppedHolderLosesLockAndIsFenced(t *testing.T) {
 	prefix := newPrefix(t)
 	ctx := context.Background()
@@ -197,6 +219,10 @@ func TestStoppedHolderLosesLockAndIsFenced(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), helperEnv+"=stop", "GTX_LOCK_PREFIX="+prefix)
 	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -227,8 +253,14 @@ func TestStoppedHolderLosesLockAndIsFenced(t *testing.T) {
 	if ok, err := fencedWrite(ctx, p.rdb, prefix, lease.Fence(), "fresh"); err != nil || !ok {
 		t.Fatalf("write of the current holder: accepted=%v err=%v", ok, err)
 	}
+	if _, err := fmt.Fprintln(stdin, "check"); err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
+	}
+	if got := waitFor(t, lines, "CHECK"); got != "true true true" {
+		t.Fatalf("resumed holder's first check: context cancelled, validity 0, Do refused = %s, want true true true", got)
 	}
 	if got := waitFor(t, lines, "LOST"); got != "true" {
 		t.Fatalf("stopped holder's context cause is ErrLockLost: %s", got)

@@ -115,8 +115,9 @@ func (ws *waiters) mode(token string) string {
 
 // Backend is a lock.Backend on one Redis server (or cluster): SET NX PX with
 // a unique token, Lua compare-and-delete release and compare-and-pexpire
-// renewal, an INCR fencing counter per lock name (kept after release so that
-// fences keep growing), and a queue of waiters per lock name of which a
+// renewal, a fencing counter per lock name (kept after release, and floored
+// by the server's clock so that it keeps growing even when it is lost; see
+// the package documentation), and a queue of waiters per lock name of which a
 // release wakes the first over pub/sub.
 type Backend struct {
 	rdb     redis.UniversalClient

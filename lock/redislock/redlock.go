@@ -31,11 +31,16 @@ type RedLockConfig struct {
 // every node at once.
 //
 // The fencing counter of an acquisition is the largest of the quorum's
-// counters, and the counters of the quorum are raised to it, so that every
-// later quorum, which shares a node with this one, returns a larger counter
-// (and lock.Client a larger fencing token). That holds while nodes keep
-// their data: run them with persistence (appendonly with fsync), or keep a
-// restarted node out of service for a TTL, as the RedLock description asks.
+// counters, and the counters of the quorum are raised to it; the
+// acquisition only counts when a quorum of nodes is known to hold a counter
+// that large (a node whose raise fails does not count, and without a
+// quorum the lock is released and the contender retries), so every later
+// quorum, which shares a node with it, returns a larger counter (and
+// lock.Client a larger fencing token). A node that lost its counter (a
+// restart without persistence) starts again from its clock (see Backend),
+// above every counter issued before. Mutual exclusion across a restart
+// still needs what the RedLock description asks: persistence (appendonly
+// with fsync), or a restarted node kept out of service for a TTL.
 type RedLock struct {
 	nodes   []redis.UniversalClient
 	notes   []*notifier
@@ -166,21 +171,33 @@ func granted(rs []result) (ok int, fence int64, retry time.Duration) {
 	return ok, fence, retry
 }
 
-// raise lifts the fence counters of the nodes that granted to fence, when
-// their answers differ.
-func (r *RedLock) raise(ctx context.Context, n names, rs []result, fence int64) {
-	differ := false
+// raise lifts the fence counters of the nodes that granted with a smaller
+// counter to fence, and returns how many nodes are known to hold a counter
+// of at least fence: those that granted with it and those raised. A node
+// whose raise failed or timed out does not count.
+func (r *RedLock) raise(ctx context.Context, n names, rs []result, fence int64) int {
+	at, below := 0, false
 	for _, res := range rs {
-		if res.err == nil && res.grant.Acquired && res.grant.Fence != fence {
-			differ = true
+		if res.err == nil && res.grant.Acquired {
+			if res.grant.Fence == fence {
+				at++
+			} else {
+				below = true
+			}
 		}
 	}
-	if !differ {
-		return
+	if !below {
+		return at
 	}
-	r.each(ctx, func(ctx context.Context, rdb redis.UniversalClient) result {
+	raised := r.each(ctx, func(ctx context.Context, rdb redis.UniversalClient) result {
 		return result{err: raiseFenceScript.Run(ctx, rdb, []string{n.fence}, fence).Err()}
 	})
+	for i, res := range rs {
+		if res.err == nil && res.grant.Acquired && res.grant.Fence != fence && raised[i].err == nil {
+			at++
+		}
+	}
+	return at
 }
 
 // releaseAll releases every token on every node, ignoring answers: it
@@ -204,8 +221,9 @@ func (r *RedLock) Acquire(ctx context.Context, name, token string, ttl time.Dura
 		return result{grant: g, err: err}
 	})
 	ok, fence, retry := granted(rs)
-	if ok >= r.quorum {
-		r.raise(ctx, n, rs, fence)
+	// A quorum must hold a counter of at least fence, so that every later
+	// quorum, which shares a node with it, returns a larger one.
+	if ok >= r.quorum && r.raise(ctx, n, rs, fence) >= r.quorum {
 		if v := r.validity(ttl, start); v > 0 {
 			return lock.Grant{Acquired: true, Fence: fence, Validity: v}, nil
 		}
