@@ -48,6 +48,7 @@ type tcConfig struct {
 	TLSClientCA    string        `yaml:"tls_client_ca"`
 	AuthTokensFile string        `yaml:"auth_tokens_file"`
 	MetricsListen  string        `yaml:"metrics_listen"`
+	HealthListen   string        `yaml:"health_listen"`
 	HealthInterval time.Duration `yaml:"health_interval"`
 	TraceExporter  string        `yaml:"trace_exporter"`
 	OTLPEndpoint   string        `yaml:"otlp_endpoint"`
@@ -250,6 +251,13 @@ func runTC(ctx context.Context, c tcConfig) error {
 	storeHealth := tc.NewStoreHealth(store, hs, c.HealthInterval, log)
 	storeHealth.Start(ctx)
 	defer storeHealth.Close()
+	if c.HealthListen != "" {
+		stopHealth, err := serveHealth(c.HealthListen, hs, log)
+		if err != nil {
+			return err
+		}
+		defer stopHealth()
+	}
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ import (
 
 func (c *tcConfig) bindObservability(fs *pflag.FlagSet) {
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "HTTP address serving Prometheus /metrics, e.g. 127.0.0.1:9091; empty is off (GTX_METRICS_LISTEN)")
+	fs.StringVar(&c.HealthListen, "health-listen", c.HealthListen, "plaintext gRPC address serving only the health service, for probes that cannot use TLS (a kubelet's); empty is off (GTX_HEALTH_LISTEN)")
 	fs.DurationVar(&c.HealthInterval, "health-interval", c.HealthInterval, "how often the store is pinged for gRPC health (GTX_HEALTH_INTERVAL)")
 	fs.StringVar(&c.TraceExporter, "trace-exporter", c.TraceExporter, "OpenTelemetry span exporter: none, stdout or otlp (GTX_TRACE_EXPORTER)")
 	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", c.OTLPEndpoint, "OTLP/gRPC collector host:port for --trace-exporter otlp; empty takes OTEL_EXPORTER_OTLP_ENDPOINT (GTX_OTLP_ENDPOINT)")
