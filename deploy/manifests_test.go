@@ -8,13 +8,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -25,16 +28,24 @@ import (
 
 // manifests are the decoded objects of one kustomization.
 type manifests struct {
-	deployments []*appsv1.Deployment
-	services    []*corev1.Service
-	configMaps  map[string]*corev1.ConfigMap
-	secrets     map[string]*corev1.Secret
-	pdbs        []*policyv1.PodDisruptionBudget
-	namespaces  []*corev1.Namespace
+	deployments     []*appsv1.Deployment
+	services        []*corev1.Service
+	configMaps      map[string]*corev1.ConfigMap
+	secrets         map[string]*corev1.Secret
+	pdbs            []*policyv1.PodDisruptionBudget
+	namespaces      []*corev1.Namespace
+	serviceAccounts map[string]*corev1.ServiceAccount
+	networkPolicies []*networkingv1.NetworkPolicy
+	hpas            []*autoscalingv2.HorizontalPodAutoscaler
+	certificates    []*certificate
+	issuers         []*issuer
+	serviceMonitors []*serviceMonitor
+	rules           []*prometheusRule
 }
 
 func newManifests() *manifests {
-	return &manifests{configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{}}
+	return &manifests{configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{},
+		serviceAccounts: map[string]*corev1.ServiceAccount{}}
 }
 
 // decode splits data into YAML documents and decodes each strictly (unknown
@@ -79,6 +90,28 @@ func (m *manifests) decode(t *testing.T, name string, data []byte) {
 		case "v1 Namespace":
 			n := &corev1.Namespace{}
 			m.namespaces, obj = append(m.namespaces, n), n
+		case "v1 ServiceAccount":
+			a := &corev1.ServiceAccount{}
+			obj = a
+			defer func() { m.serviceAccounts[a.Name] = a }()
+		case "networking.k8s.io/v1 NetworkPolicy":
+			p := &networkingv1.NetworkPolicy{}
+			m.networkPolicies, obj = append(m.networkPolicies, p), p
+		case "autoscaling/v2 HorizontalPodAutoscaler":
+			h := &autoscalingv2.HorizontalPodAutoscaler{}
+			m.hpas, obj = append(m.hpas, h), h
+		case "cert-manager.io/v1 Certificate":
+			c := &certificate{}
+			m.certificates, obj = append(m.certificates, c), c
+		case "cert-manager.io/v1 Issuer":
+			i := &issuer{}
+			m.issuers, obj = append(m.issuers, i), i
+		case "monitoring.coreos.com/v1 ServiceMonitor":
+			sm := &serviceMonitor{}
+			m.serviceMonitors, obj = append(m.serviceMonitors, sm), sm
+		case "monitoring.coreos.com/v1 PrometheusRule":
+			r := &prometheusRule{}
+			m.rules, obj = append(m.rules, r), r
 		default:
 			t.Fatalf("%s document %d: unexpected kind %q %q", name, i, tm.APIVersion, tm.Kind)
 		}
@@ -88,29 +121,108 @@ func (m *manifests) decode(t *testing.T, name string, data []byte) {
 	}
 }
 
-// kustomization is the part of kustomization.yaml these manifests use.
+// kustomization is the part of kustomization.yaml (or of a Component's)
+// these manifests use.
 type kustomization struct {
 	APIVersion string   `json:"apiVersion"`
 	Kind       string   `json:"kind"`
 	Namespace  string   `json:"namespace,omitempty"`
-	Resources  []string `json:"resources"`
+	Resources  []string `json:"resources,omitempty"`
+	Components []string `json:"components,omitempty"`
 	Patches    []struct {
 		Path string `json:"path"`
 	} `json:"patches,omitempty"`
 	Labels []struct {
 		Pairs map[string]string `json:"pairs"`
 	} `json:"labels,omitempty"`
-	Images []struct {
+	ConfigMapGenerator []generator `json:"configMapGenerator,omitempty"`
+	SecretGenerator    []generator `json:"secretGenerator,omitempty"`
+	Images             []struct {
 		Name    string `json:"name"`
-		NewName string `json:"newName"`
-		NewTag  string `json:"newTag"`
+		NewName string `json:"newName,omitempty"`
+		NewTag  string `json:"newTag,omitempty"`
 	} `json:"images,omitempty"`
 }
 
-// load decodes the kustomization in dir and every manifest it lists,
-// following other kustomizations it lists; patches are decoded strictly but
-// not added, since they only change objects already there.
-func load(t *testing.T, dir string, m *manifests) {
+// generator is a configMapGenerator or secretGenerator entry.
+type generator struct {
+	Name     string   `json:"name"`
+	Behavior string   `json:"behavior,omitempty"`
+	Files    []string `json:"files,omitempty"`
+	Literals []string `json:"literals,omitempty"`
+}
+
+// The cert-manager and Prometheus Operator kinds, as far as these
+// manifests use them; decoding is strict, so a misspelt field fails.
+type (
+	objectMeta  = metav1.ObjectMeta
+	certificate struct {
+		metav1.TypeMeta `json:",inline"`
+		Metadata        objectMeta `json:"metadata"`
+		Spec            struct {
+			IsCA        bool     `json:"isCA,omitempty"`
+			CommonName  string   `json:"commonName,omitempty"`
+			SecretName  string   `json:"secretName"`
+			Duration    string   `json:"duration,omitempty"`
+			RenewBefore string   `json:"renewBefore,omitempty"`
+			DNSNames    []string `json:"dnsNames,omitempty"`
+			Usages      []string `json:"usages,omitempty"`
+			PrivateKey  struct {
+				Algorithm      string `json:"algorithm"`
+				Size           int    `json:"size"`
+				RotationPolicy string `json:"rotationPolicy,omitempty"`
+			} `json:"privateKey"`
+			IssuerRef struct {
+				Name string `json:"name"`
+				Kind string `json:"kind"`
+			} `json:"issuerRef"`
+		} `json:"spec"`
+	}
+	issuer struct {
+		metav1.TypeMeta `json:",inline"`
+		Metadata        objectMeta `json:"metadata"`
+		Spec            struct {
+			SelfSigned *struct{} `json:"selfSigned,omitempty"`
+			CA         *struct {
+				SecretName string `json:"secretName"`
+			} `json:"ca,omitempty"`
+		} `json:"spec"`
+	}
+	serviceMonitor struct {
+		metav1.TypeMeta `json:",inline"`
+		Metadata        objectMeta `json:"metadata"`
+		Spec            struct {
+			Selector  metav1.LabelSelector `json:"selector"`
+			Endpoints []struct {
+				Port     string `json:"port"`
+				Path     string `json:"path"`
+				Interval string `json:"interval"`
+			} `json:"endpoints"`
+		} `json:"spec"`
+	}
+	prometheusRule struct {
+		metav1.TypeMeta `json:",inline"`
+		Metadata        objectMeta `json:"metadata"`
+		Spec            struct {
+			Groups []struct {
+				Name  string `json:"name"`
+				Rules []struct {
+					Alert       string            `json:"alert"`
+					Expr        string            `json:"expr"`
+					For         string            `json:"for,omitempty"`
+					Labels      map[string]string `json:"labels"`
+					Annotations map[string]string `json:"annotations"`
+				} `json:"rules"`
+			} `json:"groups"`
+		} `json:"spec"`
+	}
+)
+
+// load decodes the kustomization (or Component) in dir strictly, and every
+// manifest, patch and generator file it lists, following the directories
+// it lists, and fails t for a YAML file in dir that it does not list. What
+// fits together is checked on kustomize's output (TestKustomizeBuild).
+func load(t *testing.T, dir string) {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
 	if err != nil {
@@ -120,18 +232,20 @@ func load(t *testing.T, dir string, m *manifests) {
 	if err := yaml.UnmarshalStrict(data, &k); err != nil {
 		t.Fatalf("%s/kustomization.yaml: %v", dir, err)
 	}
-	if k.APIVersion != "kustomize.config.k8s.io/v1beta1" || k.Kind != "Kustomization" {
+	switch k.APIVersion + " " + k.Kind {
+	case "kustomize.config.k8s.io/v1beta1 Kustomization", "kustomize.config.k8s.io/v1alpha1 Component":
+	default:
 		t.Fatalf("%s/kustomization.yaml: apiVersion %q kind %q", dir, k.APIVersion, k.Kind)
 	}
 	listed := map[string]bool{"kustomization.yaml": true}
-	for _, r := range k.Resources {
+	for _, r := range append(slices.Clone(k.Resources), k.Components...) {
 		p := filepath.Join(dir, r)
 		st, err := os.Stat(p)
 		if err != nil {
 			t.Fatalf("%s lists %s: %v", dir, r, err)
 		}
 		if st.IsDir() {
-			load(t, p, m)
+			load(t, p)
 			continue
 		}
 		listed[r] = true
@@ -139,7 +253,7 @@ func load(t *testing.T, dir string, m *manifests) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m.decode(t, p, b)
+		newManifests().decode(t, p, b)
 	}
 	for _, pt := range k.Patches {
 		b, err := os.ReadFile(filepath.Join(dir, pt.Path))
@@ -148,6 +262,18 @@ func load(t *testing.T, dir string, m *manifests) {
 		}
 		listed[pt.Path] = true
 		newManifests().decode(t, pt.Path, b)
+	}
+	for _, g := range append(slices.Clone(k.ConfigMapGenerator), k.SecretGenerator...) {
+		for _, f := range g.Files {
+			_, path, ok := strings.Cut(f, "=")
+			if !ok {
+				path = f
+			}
+			if _, err := os.Stat(filepath.Join(dir, path)); err != nil {
+				t.Errorf("%s: generator %s lists %s: %v", dir, g.Name, path, err)
+			}
+			listed[path] = true
+		}
 	}
 	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil {
@@ -248,6 +374,10 @@ func (m *manifests) check(t *testing.T) {
 				if _, ok := m.configMaps[v.ConfigMap.Name]; !ok {
 					t.Errorf("deployment %s volume %s: no config map %s", d.Name, v.Name, v.ConfigMap.Name)
 				}
+			case v.Secret != nil && m.issued(v.Secret.SecretName):
+				// cert-manager makes it, with tls.crt, tls.key and ca.crt.
+			case v.Secret != nil && externalSecrets[v.Secret.SecretName] && len(m.certificates) == 0:
+				// Made by hand before deploying (docs/operations.md).
 			case v.Secret != nil:
 				for _, it := range v.Secret.Items {
 					if !m.secretHas(v.Secret.SecretName, it.Key) {
@@ -317,6 +447,218 @@ func (m *manifests) check(t *testing.T) {
 	}
 	m.checkCoordinator(t)
 	m.checkSamples(t)
+	m.checkHardening(t)
+	m.checkTLS(t)
+	m.checkMonitoring(t)
+}
+
+// externalSecrets are Secrets the base mounts but does not hold: an overlay
+// issues them with components/cert-manager, or the operator makes them.
+var externalSecrets = map[string]bool{"gtx-tc-tls": true}
+
+// issued reports whether a cert-manager Certificate writes Secret name.
+func (m *manifests) issued(name string) bool {
+	return slices.ContainsFunc(m.certificates, func(c *certificate) bool { return c.Spec.SecretName == name })
+}
+
+// generatedName matches the names kustomize's generators give: the
+// generator's name, a dash and a 10-character hash of the content.
+var generatedName = regexp.MustCompile(`-[bcdfghkmt2-9]{10}$`)
+
+// gtxPods are the Deployments of the base (the coordinator and the sample),
+// not the development databases an overlay adds.
+func (m *manifests) gtxPods() []*appsv1.Deployment {
+	var out []*appsv1.Deployment
+	for _, d := range m.deployments {
+		if d.Labels["app.kubernetes.io/part-of"] == "gtx" {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// checkHardening checks what makes the deployment safe by default: pinned
+// images, a service account without a token, a NetworkPolicy for every pod,
+// configuration whose edits roll the pods, and gRPC health probes.
+func (m *manifests) checkHardening(t *testing.T) {
+	t.Helper()
+	for _, d := range m.deployments {
+		for _, c := range d.Spec.Template.Spec.Containers {
+			_, tag, ok := strings.Cut(c.Image[strings.LastIndex(c.Image, "/")+1:], ":")
+			if !ok || tag == "" || tag == "latest" {
+				t.Errorf("deployment %s container %s: image %q has no pinned tag", d.Name, c.Name, c.Image)
+			}
+		}
+	}
+	pods := m.gtxPods()
+	if len(pods) != 4 {
+		t.Errorf("%d deployments of the base, want gtx-tc and the three sample services", len(pods))
+	}
+	for _, d := range pods {
+		pod := d.Spec.Template.Spec
+		if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
+			t.Errorf("deployment %s: mounts a service account token it does not need", d.Name)
+		}
+		sa, ok := m.serviceAccounts[pod.ServiceAccountName]
+		if pod.ServiceAccountName == "" || !ok {
+			t.Errorf("deployment %s: service account %q is not in the manifests (the default one is shared)", d.Name, pod.ServiceAccountName)
+		} else if sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken {
+			t.Errorf("service account %s: automountServiceAccountToken must be false", sa.Name)
+		}
+		podLabels := labels.Set(d.Spec.Template.Labels)
+		if !slices.ContainsFunc(m.networkPolicies, func(p *networkingv1.NetworkPolicy) bool {
+			sel, err := metav1.LabelSelectorAsSelector(&p.Spec.PodSelector)
+			return err == nil && !sel.Empty() && sel.Matches(podLabels) && slices.Contains(p.Spec.PolicyTypes, networkingv1.PolicyTypeIngress)
+		}) {
+			t.Errorf("deployment %s: no NetworkPolicy restricts who connects to its pods", d.Name)
+		}
+		for _, v := range pod.Volumes {
+			switch {
+			case v.ConfigMap != nil && !generatedName.MatchString(v.ConfigMap.Name):
+				t.Errorf("deployment %s volume %s: config map %s is not generated, so editing it does not roll the pods", d.Name, v.Name, v.ConfigMap.Name)
+			case v.Secret != nil && !m.issued(v.Secret.SecretName) && !externalSecrets[v.Secret.SecretName] && !generatedName.MatchString(v.Secret.SecretName):
+				t.Errorf("deployment %s volume %s: secret %s is not generated, so editing it does not roll the pods", d.Name, v.Name, v.Secret.SecretName)
+			}
+		}
+		for _, c := range pod.Containers {
+			for _, e := range c.Env {
+				if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && !generatedName.MatchString(e.ValueFrom.SecretKeyRef.Name) {
+					t.Errorf("deployment %s env %s: secret %s is not generated, so editing it does not roll the pods", d.Name, e.Name, e.ValueFrom.SecretKeyRef.Name)
+				}
+			}
+			if d.Spec.Template.Labels["app.kubernetes.io/component"] == "sample" {
+				for _, p := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe} {
+					if p == nil || p.GRPC == nil {
+						t.Errorf("deployment %s: readiness and liveness must be gRPC health checks, got %+v", d.Name, p)
+					}
+				}
+			}
+		}
+	}
+	for _, s := range m.services {
+		var grpcPort, metricsPort bool
+		for _, p := range s.Spec.Ports {
+			grpcPort = grpcPort || p.Name == "grpc"
+			metricsPort = metricsPort || p.Name == "metrics"
+		}
+		if grpcPort && metricsPort {
+			t.Errorf("service %s: exposes the metrics port to the clients of its gRPC port", s.Name)
+		}
+	}
+	for _, h := range m.hpas {
+		ref := h.Spec.ScaleTargetRef
+		if ref.Kind != "Deployment" || !slices.ContainsFunc(pods, func(d *appsv1.Deployment) bool { return d.Name == ref.Name }) {
+			t.Errorf("autoscaler %s: scales %s %s, which is not here", h.Name, ref.Kind, ref.Name)
+		}
+		if ref.Name == "gtx-tc" {
+			t.Errorf("autoscaler %s: the coordinator is not autoscaled", h.Name)
+		}
+	}
+}
+
+// mountedAt returns the Secret and key that container c of d sees at path.
+func mountedAt(d *appsv1.Deployment, c corev1.Container, path string) (secret, key string, ok bool) {
+	for _, vm := range c.VolumeMounts {
+		rest, found := strings.CutPrefix(path, strings.TrimSuffix(vm.MountPath, "/")+"/")
+		if !found {
+			continue
+		}
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			if v.Name != vm.Name || v.Secret == nil {
+				continue
+			}
+			for _, it := range v.Secret.Items {
+				if it.Path == rest {
+					return v.Secret.SecretName, it.Key, true
+				}
+			}
+		}
+	}
+	return "", "", false
+}
+
+// checkTLS checks that the coordinator serves TLS from a mounted Secret,
+// that every sample service trusts its CA, and that an issued certificate
+// names every Service clients reach it by.
+func (m *manifests) checkTLS(t *testing.T) {
+	t.Helper()
+	tc, settings := m.coordinator(t)
+	c := tc.Spec.Template.Spec.Containers[0]
+	for _, key := range []string{"tls_cert", "tls_key"} {
+		path, _ := settings[key].(string)
+		if _, _, ok := mountedAt(tc, c, path); path == "" || !ok {
+			t.Errorf("gtx-tc: %s %q is not a file mounted from a Secret; the coordinator must serve TLS", key, path)
+		}
+	}
+	certSecret, _, _ := mountedAt(tc, c, settings["tls_cert"].(string))
+	for _, d := range m.gtxPods() {
+		if d.Spec.Template.Labels["app.kubernetes.io/component"] != "sample" {
+			continue
+		}
+		sc := d.Spec.Template.Spec.Containers[0]
+		var ca string
+		for _, e := range sc.Env {
+			if e.Name == "GTX_TC_CA" {
+				ca = e.Value
+			}
+		}
+		if secret, key, ok := mountedAt(d, sc, ca); !ok || secret != certSecret || key != "ca.crt" {
+			t.Errorf("deployment %s: GTX_TC_CA %q must be ca.crt of the coordinator's Secret %s, mounted", d.Name, ca, certSecret)
+		}
+	}
+	tcPods := labels.Set(tc.Spec.Template.Labels)
+	for _, cert := range m.certificates {
+		if !slices.ContainsFunc(m.issuers, func(i *issuer) bool { return i.Metadata.Name == cert.Spec.IssuerRef.Name }) {
+			t.Errorf("certificate %s: issuer %s is not here", cert.Metadata.Name, cert.Spec.IssuerRef.Name)
+		}
+		if cert.Spec.SecretName != certSecret {
+			continue
+		}
+		for _, s := range m.services {
+			if labels.SelectorFromSet(s.Spec.Selector).Matches(tcPods) && slices.ContainsFunc(s.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == "grpc" }) &&
+				!slices.Contains(cert.Spec.DNSNames, s.Name) {
+				t.Errorf("certificate %s: does not name service %s, by which clients reach the coordinator", cert.Metadata.Name, s.Name)
+			}
+		}
+	}
+}
+
+// checkMonitoring checks that a ServiceMonitor scrapes a Service with its
+// port, and that every alert uses metrics the coordinator exports.
+func (m *manifests) checkMonitoring(t *testing.T) {
+	t.Helper()
+	for _, sm := range m.serviceMonitors {
+		sel, err := metav1.LabelSelectorAsSelector(&sm.Spec.Selector)
+		if err != nil {
+			t.Errorf("service monitor %s: %v", sm.Metadata.Name, err)
+			continue
+		}
+		for _, ep := range sm.Spec.Endpoints {
+			if !slices.ContainsFunc(m.services, func(s *corev1.Service) bool {
+				return sel.Matches(labels.Set(s.Labels)) && slices.ContainsFunc(s.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == ep.Port })
+			}) {
+				t.Errorf("service monitor %s: no service it selects has port %s", sm.Metadata.Name, ep.Port)
+			}
+		}
+	}
+	if len(m.rules) == 0 {
+		return
+	}
+	src, err := os.ReadFile(filepath.Join("..", "tc", "metrics.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range m.rules {
+		for _, g := range r.Spec.Groups {
+			for _, rule := range g.Rules {
+				for _, name := range regexp.MustCompile(`gtx_tc_[a-z0-9_]+`).FindAllString(rule.Expr, -1) {
+					if !bytes.Contains(src, []byte(`Name: "`+strings.TrimPrefix(name, "gtx_tc_")+`"`)) {
+						t.Errorf("alert %s: metric %s is not one tc/metrics.go exports", rule.Alert, name)
+					}
+				}
+			}
+		}
+	}
 }
 
 // secretValue returns key of Secret name, from stringData or data.
@@ -366,10 +708,17 @@ func (m *manifests) headlessTC(target string) bool {
 // set.
 func (m *manifests) checkSamples(t *testing.T) {
 	t.Helper()
-	raw, _ := m.secretValue("gtx-tc", "tokens.yaml")
+	tc, _ := m.coordinator(t)
+	var tokensSecret string
+	for _, v := range tc.Spec.Template.Spec.Volumes {
+		if v.Name == "secrets" && v.Secret != nil {
+			tokensSecret = v.Secret.SecretName
+		}
+	}
+	raw, _ := m.secretValue(tokensSecret, "tokens.yaml")
 	var tokens map[string]string
 	if err := yaml.UnmarshalStrict([]byte(raw), &tokens); err != nil || len(tokens) == 0 {
-		t.Fatalf("gtx-tc secret: tokens.yaml is not a mapping of application to token: %v", err)
+		t.Fatalf("gtx-tc secret %s: tokens.yaml is not a mapping of application to token: %v", tokensSecret, err)
 	}
 	var samples int
 	for _, d := range m.deployments {
@@ -404,6 +753,33 @@ func (m *manifests) checkSamples(t *testing.T) {
 	}
 }
 
+// coordinator returns the gtx-tc Deployment and the settings of the
+// tc.yaml its config volume mounts.
+func (m *manifests) coordinator(t *testing.T) (*appsv1.Deployment, map[string]any) {
+	t.Helper()
+	i := slices.IndexFunc(m.deployments, func(d *appsv1.Deployment) bool { return d.Name == "gtx-tc" })
+	if i < 0 {
+		t.Fatal("no gtx-tc deployment")
+	}
+	tc := m.deployments[i]
+	for _, v := range tc.Spec.Template.Spec.Volumes {
+		if v.Name != "config" || v.ConfigMap == nil {
+			continue
+		}
+		cfg := m.configMaps[v.ConfigMap.Name]
+		if cfg == nil {
+			t.Fatalf("gtx-tc: no config map %s", v.ConfigMap.Name)
+		}
+		var settings map[string]any
+		if err := yaml.UnmarshalStrict([]byte(cfg.Data["tc.yaml"]), &settings); err != nil {
+			t.Fatalf("gtx-tc config map tc.yaml: %v", err)
+		}
+		return tc, settings
+	}
+	t.Fatal("gtx-tc: no config volume")
+	return nil, nil
+}
+
 // checkCoordinator checks what running replicas of gtx tc needs.
 func (m *manifests) checkCoordinator(t *testing.T) {
 	t.Helper()
@@ -416,8 +792,13 @@ func (m *manifests) checkCoordinator(t *testing.T) {
 		t.Errorf("gtx-tc: %v replicas, want at least 2", tc.Spec.Replicas)
 	}
 	c := tc.Spec.Template.Spec.Containers[0]
-	if p := c.ReadinessProbe; p == nil || p.GRPC == nil || p.GRPC.Port != 8091 {
-		t.Errorf("gtx-tc: readiness must be the gRPC health check on 8091, got %+v", p)
+	_, settings := m.coordinator(t)
+	healthListen, _ := settings["health_listen"].(string)
+	_, healthPort, _ := strings.Cut(healthListen, ":")
+	for name, p := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "startup": c.StartupProbe} {
+		if p == nil || p.GRPC == nil || strconv.Itoa(int(p.GRPC.Port)) != healthPort {
+			t.Errorf("gtx-tc: %s must be the gRPC health check on the plaintext health_listen port %q, got %+v", name, healthPort, p)
+		}
 	}
 	var serverID bool
 	for _, e := range c.Env {
@@ -443,14 +824,6 @@ func (m *manifests) checkCoordinator(t *testing.T) {
 	if !headless || !pdb {
 		t.Errorf("gtx-tc: headless service %v, pod disruption budget %v; want both", headless, pdb)
 	}
-	cfg := m.configMaps["gtx-tc"]
-	if cfg == nil {
-		t.Fatal("gtx-tc: no config map")
-	}
-	var settings map[string]any
-	if err := yaml.UnmarshalStrict([]byte(cfg.Data["tc.yaml"]), &settings); err != nil {
-		t.Fatalf("gtx-tc config map tc.yaml: %v", err)
-	}
 	for key := range settings {
 		flag := "--" + strings.ReplaceAll(key, "_", "-")
 		if !knownTCFlags[flag] {
@@ -466,43 +839,63 @@ var knownTCFlags = map[string]bool{
 	"--retry-initial": true, "--retry-max": true, "--retry-budget": true, "--max-attempts": true, "--lease": true, "--workers": true,
 	"--retention": true, "--log-level": true, "--tls-cert": true, "--tls-key": true, "--tls-client-ca": true,
 	"--auth-tokens-file": true, "--metrics-listen": true, "--health-interval": true, "--trace-exporter": true,
-	"--otlp-endpoint": true,
+	"--otlp-endpoint": true, "--health-listen": true,
 }
 
+// TestManifests decodes every kustomization and every file it lists
+// strictly, so a misspelt field or an unlisted file fails without kubectl.
 func TestManifests(t *testing.T) {
-	for _, dir := range []string{"base", "overlays/dev"} {
-		t.Run(dir, func(t *testing.T) {
-			m := newManifests()
-			load(t, dir, m)
-			m.check(t)
-		})
+	for _, dir := range []string{"base", "overlays/dev", "overlays/prod"} {
+		t.Run(dir, func(t *testing.T) { load(t, dir) })
 	}
 }
 
 // TestKustomizeBuild renders each kustomization with kubectl, when it is
-// installed, and checks the result the same way.
+// installed, checks that the objects fit together and are safe by default,
+// and that each overlay deploys the images it means to.
 func TestKustomizeBuild(t *testing.T) {
 	kubectl, err := exec.LookPath("kubectl")
 	if err != nil {
 		t.Skip("kubectl is not installed")
 	}
-	for _, dir := range []string{"base", "overlays/dev"} {
-		t.Run(dir, func(t *testing.T) {
-			out, err := exec.Command(kubectl, "kustomize", dir).Output()
+	release := func(name string) string { return "ghcr.io/gtx-io/" + name + ":0.1.0" }
+	tests := []struct {
+		dir       string
+		namespace string
+		images    map[string]string
+		dsn       string
+	}{
+		{"base", "", map[string]string{"gtx-tc": release("gtx"), "order": release("gtx-sample-order"),
+			"inventory": release("gtx-sample-inventory"), "account": release("gtx-sample-account")}, "gtx:CHANGE-ME@tcp(mariadb:3306)/gtx_tc"},
+		{"overlays/dev", "gtx-dev", map[string]string{"gtx-tc": "gtx:dev", "order": "gtx-sample-order:dev",
+			"inventory": "gtx-sample-inventory:dev", "account": "gtx-sample-account:dev"}, "root:gtx-dev@tcp(mariadb:3306)/gtx_tc"},
+		{"overlays/prod", "gtx", map[string]string{"gtx-tc": release("gtx"), "order": release("gtx-sample-order"),
+			"inventory": release("gtx-sample-inventory"), "account": release("gtx-sample-account")}, "gtx:CHANGE-ME@tcp(mariadb:3306)/gtx_tc"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.dir, func(t *testing.T) {
+			out, err := exec.Command(kubectl, "kustomize", tt.dir).Output()
 			if err != nil {
-				t.Fatalf("kubectl kustomize %s: %v", dir, err)
+				t.Fatalf("kubectl kustomize %s: %v", tt.dir, err)
 			}
 			m := newManifests()
-			m.decode(t, dir+" (built)", out)
+			m.decode(t, tt.dir+" (built)", out)
 			m.check(t)
-			if dir == "overlays/dev" {
-				for _, d := range m.deployments {
-					if d.Namespace != "gtx-dev" {
-						t.Errorf("deployment %s in namespace %q, want gtx-dev", d.Name, d.Namespace)
-					}
+			for _, d := range m.gtxPods() {
+				if d.Namespace != tt.namespace {
+					t.Errorf("deployment %s in namespace %q, want %q", d.Name, d.Namespace, tt.namespace)
 				}
-				if !strings.Contains(string(out), "root:gtx-dev@tcp(mariadb:3306)/gtx_tc") {
-					t.Error("the dev overlay did not patch the store DSN")
+				if got := d.Spec.Template.Spec.Containers[0].Image; got != tt.images[d.Name] {
+					t.Errorf("deployment %s runs image %s, want %s", d.Name, got, tt.images[d.Name])
+				}
+			}
+			tc, _ := m.coordinator(t)
+			for _, e := range tc.Spec.Template.Spec.Containers[0].Env {
+				if e.Name != "GTX_STORE_DSN" {
+					continue
+				}
+				if got, _ := m.secretValue(e.ValueFrom.SecretKeyRef.Name, e.ValueFrom.SecretKeyRef.Key); got != tt.dsn {
+					t.Errorf("the coordinator's store DSN is %q, want %q", got, tt.dsn)
 				}
 			}
 		})
