@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -32,8 +33,11 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// --version prints what `gtx version` prints.
+	root.Version = buildVersion(debug.ReadBuildInfo())
+	root.SetVersionTemplate("{{.Version}}\n")
 	bench := newBenchCmd()
 	bench.AddCommand(newBenchOrderCmd())
-	root.AddCommand(newTCCmd(), newTxCmd(), newDemoCmd(), bench)
+	root.AddCommand(newTCCmd(), newTxCmd(), newDemoCmd(), bench, newVersionCmd())
 	return root
 }
