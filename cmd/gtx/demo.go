@@ -76,7 +76,15 @@ func runDemo(ctx context.Context, out io.Writer, verbose, keep bool) error {
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	defer os.RemoveAll(dir)
+	defer func() {
+		// The files of a --keep run stay for inspection; the paths were
+		// printed at the start.
+		if keep {
+			fmt.Fprintf(out, "kept the demo's files in %s\n", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	}()
 	st, err := local.Start(ctx, local.Config{Dir: dir, Logger: log})
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
@@ -136,7 +144,11 @@ func runDemo(ctx context.Context, out io.Writer, verbose, keep bool) error {
 		return fmt.Errorf("demo: %w", err)
 	}
 	fmt.Fprintf(out, "summary: %d orders committed (%d units of A, %d cents from u1), the others rolled back\n", report.Orders, report.Units, report.Cents)
-	fmt.Fprint(out, report)
+	if report.OK() {
+		fmt.Fprintln(out, "invariants: PASS (stock and balances changed by exactly the committed orders)")
+	} else {
+		fmt.Fprint(out, report)
+	}
 	if !report.OK() || report.Units != committed {
 		return fmt.Errorf("demo: the invariants do not hold")
 	}

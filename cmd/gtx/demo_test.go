@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -36,6 +39,23 @@ func TestDemo(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}
 	}
+	if n := strings.Count(out.String(), "orders committed"); n != 1 {
+		t.Errorf("the demo printed its summary %d times, want once:\n%s", n, out.String())
+	}
+	if _, err := os.Stat(demoDir(t, out.String())); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the demo left its files behind without --keep: %v", err)
+	}
+}
+
+// demoDir is the directory the demo said it keeps its files in.
+func demoDir(t *testing.T, out string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(out, " on SQLite in ")
+	dir, _, _ := strings.Cut(rest, "\n")
+	if !ok || dir == "" {
+		t.Fatalf("the demo did not say where its files are:\n%s", out)
+	}
+	return dir
 }
 
 // cancelOn cancels when the output contains marker.
@@ -68,5 +88,10 @@ func TestDemoKeep(t *testing.T) {
 		if !strings.Contains(w.buf.String(), want) {
 			t.Errorf("demo --keep output lacks %q:\n%s", want, w.buf.String())
 		}
+	}
+	dir := demoDir(t, w.buf.String())
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if _, err := os.Stat(dir); err != nil {
+		t.Errorf("demo --keep removed its files: %v", err)
 	}
 }
