@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/gtx-io/gtx"
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 )
@@ -36,7 +38,10 @@ func addResource(r resource) *tcv1.AttachRequest {
 
 // attachLoop keeps c attached until ctx is done, waiting between attempts
 // with exponential backoff and jitter; the backoff starts over after a
-// stream that got as far as Welcome.
+// stream that got as far as Welcome. While the coordinator is unreachable
+// an attempt waits for the connection to be ready (see attach), so the
+// backoff only spaces out attempts that reached a coordinator which
+// refused or ended the stream.
 func (m *Manager) attachLoop(ctx context.Context, c *coordinator) {
 	defer m.wg.Done()
 	wait := m.cfg.ReconnectInitial
@@ -44,6 +49,13 @@ func (m *Manager) attachLoop(ctx context.Context, c *coordinator) {
 		welcomed, err := m.attach(ctx, c)
 		if ctx.Err() != nil {
 			return
+		}
+		if errors.Is(err, errNotReady) {
+			// Nothing refused the stream: the coordinator is still
+			// unreachable. Wait for it again at once, or a coordinator
+			// coming back during a backoff would be seen late.
+			m.log.Warn("coordinator unreachable, still waiting for it", "coordinator", c.index, "err", err)
+			continue
 		}
 		if welcomed {
 			wait = m.cfg.ReconnectInitial
@@ -61,12 +73,32 @@ func (m *Manager) attachLoop(ctx context.Context, c *coordinator) {
 	}
 }
 
+// welcomeWait bounds how long one attach attempt waits for the connection
+// to be ready and the coordinator's Welcome, so that an unreachable
+// coordinator is logged every so often with the connection's last error.
+const welcomeWait = 10 * time.Second
+
+// errNotReady is how attach reports that welcomeWait ran out.
+var errNotReady = errors.New("rm: no welcome from the coordinator yet")
+
 // attach runs one Attach stream: Hello, Welcome, then branch commands until
 // the stream ends. It reports whether the coordinator welcomed it.
+//
+// The stream waits for the connection to be ready instead of failing while
+// the coordinator is unreachable: it opens the moment the connection's own
+// reconnect attempts (FastReconnect) get through, rather than at the next
+// turn of attachLoop's backoff.
 func (m *Manager) attach(ctx context.Context, c *coordinator) (welcomed bool, err error) {
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := c.client.Attach(sctx)
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	timer := time.AfterFunc(welcomeWait, func() { cancel(errNotReady) })
+	defer func() {
+		if timer.Stop() || context.Cause(sctx) != errNotReady {
+			return
+		}
+		err = fmt.Errorf("%w after %v: %w", errNotReady, welcomeWait, err)
+	}()
+	stream, err := c.client.Attach(sctx, grpc.WaitForReady(true))
 	if err != nil {
 		return false, err
 	}
@@ -88,6 +120,10 @@ func (m *Manager) attach(ctx context.Context, c *coordinator) (welcomed bool, er
 	welcome := first.GetWelcome()
 	if welcome == nil {
 		return false, fmt.Errorf("rm: the coordinator answered hello with %T, want a welcome", first.GetMsg())
+	}
+	if !timer.Stop() {
+		// The wait ran out as the Welcome came, and cancelled the stream.
+		return false, errors.New("the welcome came as the wait for it ran out")
 	}
 	m.publish(c, a, announced)
 	defer m.unpublish(c, a)

@@ -31,7 +31,11 @@ type Config struct {
 	// Either Coordinators or Discovery must be given.
 	Discovery *Discovery
 	// ReconnectInitial and ReconnectMax bound the exponential backoff, with
-	// jitter, between attempts to re-attach to a coordinator.
+	// jitter, between attempts to re-attach to a coordinator that refused
+	// or ended the stream. While a coordinator is unreachable no backoff
+	// applies: the attempt waits for its connection, whose own reconnect
+	// policy (FastReconnect) decides how soon a coordinator that is back is
+	// seen.
 	ReconnectInitial time.Duration
 	ReconnectMax     time.Duration
 	// BranchTimeout bounds one call of a Handler.
@@ -45,13 +49,13 @@ type Config struct {
 }
 
 // DefaultConfig returns a Config with a generated ClientID, re-attach backoff
-// from 100ms to 10s, a 10s branch timeout and 16 workers. Application and
+// from 100ms to 1s, a 10s branch timeout and 16 workers. Application and
 // Coordinators are left for the caller.
 func DefaultConfig() Config {
 	return Config{
 		ClientID:         defaultClientID(),
 		ReconnectInitial: 100 * time.Millisecond,
-		ReconnectMax:     10 * time.Second,
+		ReconnectMax:     time.Second,
 		BranchTimeout:    10 * time.Second,
 		Workers:          16,
 	}

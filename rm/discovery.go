@@ -102,8 +102,9 @@ func (d *Discovery) interval() time.Duration {
 }
 
 // GRPCDialer returns a Discovery.Dial that opens a gRPC client connection
-// with opts (transport credentials among them).
+// with FastReconnect and then opts (transport credentials among them).
 func GRPCDialer(opts ...grpc.DialOption) func(addr string) (tcv1.CoordinatorClient, io.Closer, error) {
+	opts = append([]grpc.DialOption{FastReconnect()}, opts...)
 	return func(addr string) (tcv1.CoordinatorClient, io.Closer, error) {
 		conn, err := grpc.NewClient(addr, opts...)
 		if err != nil {

@@ -34,6 +34,19 @@
 //		Dial:     rm.GRPCDialer(grpc.WithTransportCredentials(creds)),
 //	}
 //
+// # Reconnecting
+//
+// A Manager re-attaches within a second of a coordinator being reachable
+// again, however long it was away: each attach attempt waits for the
+// connection to be ready (gRPC's WaitForReady) rather than failing while
+// the coordinator is down, and the connection retries connecting at least
+// every 960ms when dialed with FastReconnect, which GRPCDialer does. gRPC's
+// default would back off to two minutes between attempts; dial the clients
+// of Config.Coordinators, and the transaction manager's, with
+// FastReconnect too. A stream the coordinator refused or ended (shutting
+// down, a bad token) is attached again after ReconnectInitial, backing off
+// to ReconnectMax.
+//
 // A coordinator whose host vanishes without closing its connections is only
 // noticed by the transport: dial coordinators with gRPC keepalive
 // (grpc.WithKeepaliveParams), so that the stream breaks and the Manager

@@ -4,7 +4,8 @@
 //
 // A Manager talks to the coordinator (package tc) over its gRPC protocol:
 //
-//	conn, err := grpc.NewClient("tc:8091", grpc.WithTransportCredentials(insecure.NewCredentials()))
+//	conn, err := grpc.NewClient("tc:8091", grpc.WithTransportCredentials(insecure.NewCredentials()),
+//		rm.FastReconnect()) // reconnect within a second of a restarted coordinator
 //	...
 //	cfg := tm.DefaultConfig()
 //	cfg.Application = "order-service"

@@ -80,7 +80,11 @@ const roundRobin = `{"loadBalancingConfig":[{"round_robin":{}}]}`
 
 // dial opens the connection the transaction manager and the lock checks
 // use: one address directly, several or a DNS name balanced round robin.
+// It reconnects as the resource manager's connections do
+// (rm.FastReconnect), so transactions begin again within a second of a
+// coordinator being back.
 func (c Coordinators) dial(opts []grpc.DialOption) (*grpc.ClientConn, error) {
+	opts = append([]grpc.DialOption{rm.FastReconnect()}, opts...)
 	switch {
 	case c.DNSName != "":
 		target := dnsScheme + net.JoinHostPort(c.DNSName, strconv.Itoa(c.DNSPort))
