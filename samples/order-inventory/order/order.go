@@ -36,6 +36,7 @@ import (
 	"github.com/gtx-io/gtx/samples/order-inventory/api/samplev1"
 	"github.com/gtx-io/gtx/samples/order-inventory/inventory"
 	"github.com/gtx-io/gtx/samples/order-inventory/service"
+	"github.com/gtx-io/gtx/tm"
 )
 
 // Operations of the order service's HTTP routes. OpPlace carries the
@@ -251,7 +252,7 @@ func (s *Service) place(c khttp.Context) error {
 	}
 	khttp.SetOperation(c, op)
 	h := c.Middleware(func(ctx context.Context, _ any) (any, error) {
-		return nil, run(ctx, &in, res)
+		return nil, run(service.RecordBegun(ctx, &res.XID), &in, res)
 	})
 	_, err = h(c, &in)
 	if err == nil {
@@ -262,10 +263,12 @@ func (s *Service) place(c khttp.Context) error {
 	if ke := kerrors.FromError(err); ke != nil && ke.Message != "" {
 		res.Error = ke.Message
 	}
+	// res.XID is set once a transaction began: by the annotation's (modes
+	// at and tcc) or by the saga's, through RecordBegun.
 	switch {
 	case res.XID == "":
 		return service.Fail(c, http.StatusServiceUnavailable, "order: no global transaction began: "+res.Error)
-	case kerrors.Reason(err) == kratosgtx.ReasonGlobalTxUnknown:
+	case kerrors.Reason(err) == kratosgtx.ReasonGlobalTxUnknown || errors.Is(err, tm.ErrOutcomeUnknown):
 		res.Status = "unknown"
 		return c.JSON(http.StatusInternalServerError, res)
 	}
@@ -301,7 +304,6 @@ func (s *Service) placeSaga(ctx context.Context, in *PlaceRequest, res *PlaceRes
 	var amount int64
 	sg := saga.Define("place-order-saga").
 		Then(saga.Step{Name: "reserve-stock", Compensation: "release-stock", Action: func(ctx context.Context, c saga.Call) error {
-			res.XID = c.XID
 			var out inventory.Reserved
 			err := s.steps.Do(ctx, inventory.StepReserve, c, inventory.Reserve{SKU: in.SKU, Quantity: in.Quantity, Fail: in.Fail == "inventory"}, &out)
 			if err != nil {

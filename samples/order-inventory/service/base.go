@@ -119,6 +119,7 @@ func Open(ctx context.Context, cfg Config, extra ...func(*Base) (middleware.Midd
 	tcfg := tm.DefaultConfig()
 	tcfg.Application = cfg.Name
 	tcfg.DefaultTimeout = cfg.TxTimeout
+	tcfg.Hooks.AfterBegin = recordBegun
 	tcfg.Logger = b.Log
 	if b.TM, err = tm.New(b.TC, tcfg); err != nil {
 		return b, fmt.Errorf("service %s: %w", cfg.Name, err)
