@@ -263,13 +263,17 @@ func (c *cluster) args(name string) []string {
 			"--branch-timeout", "2s", "--lease", "5s", "--retry-initial", "50ms", "--retry-max", "1s", "--log-level", "warn"}
 	}
 	a := []string{"-http", c.ports[name+"-http"], "-grpc", c.ports[name+"-grpc"], "-tc", c.ports["tc"],
-		"-db-driver", c.db.driver, "-db-dsn", c.db.dsn(c.prefix + name), "-tx-timeout", "10s", "-log-level", "warn"}
+		"-db-driver", c.db.driver, "-db-dsn-file", c.dsnFile(name), "-tx-timeout", "10s", "-log-level", "warn"}
 	a = append(a, c.nats.flags()...)
 	if name == "order" {
 		a = append(a, "-inventory", c.ports["inventory-grpc"], "-account", c.ports["account-grpc"])
 	}
 	return a
 }
+
+// dsnFile is where tryStart writes the DSN of name's database, as a
+// deployment keeps it out of the command line.
+func (c *cluster) dsnFile(name string) string { return filepath.Join(c.logs, name+".dsn") }
 
 // start starts name and waits until it answers; it fails the test on
 // error, so call it only from the test's goroutine.
@@ -289,6 +293,12 @@ func (c *cluster) tryStart(name string) error {
 	log, err := os.OpenFile(filepath.Join(c.logs, name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
+	}
+	if name != "tc" {
+		if err := os.WriteFile(c.dsnFile(name), []byte(c.db.dsn(c.prefix+name)), 0o600); err != nil {
+			_ = log.Close()
+			return err
+		}
 	}
 	cmd := exec.Command(exe, c.args(name)...)
 	cmd.Stdout, cmd.Stderr = log, log

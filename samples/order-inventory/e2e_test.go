@@ -122,7 +122,8 @@ func TestPostgresWithoutCgo(t *testing.T) {
 		t.Fatalf("build without cgo: %v\n%s", err, out)
 	}
 	run := exec.Command(filepath.Join(dir, "inventory"), "-http", "127.0.0.1:0", "-grpc", "127.0.0.1:0", "-tc", "127.0.0.1:1",
-		"-db-driver", "postgres", "-db-dsn", "postgres://postgres@127.0.0.1:5432/gtx_oi_nocgo")
+		"-db-driver", "postgres")
+	run.Env = append(os.Environ(), "GTX_DB_DSN=postgres://postgres@127.0.0.1:5432/gtx_oi_nocgo")
 	out, err := run.CombinedOutput()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "built without cgo") {

@@ -28,8 +28,11 @@
 #   GTX_NATS_STREAM, GTX_NATS_SUBJECT  stream and subject prefix of the saga
 #                    steps [GTX_SAMPLE_<run>, gtx.sample.<run>: new at each
 #                    start, the stream deleted at stop]
-# Ports: coordinator 8091; HTTP order 8001, inventory 8002, account 8003;
-# gRPC order 9001, inventory 9002, account 9003.
+#   GTX_TC_PORT      first coordinator port; replicas take the next ones [8091]
+#   GTX_HTTP_BASE    HTTP ports: order +1, inventory +2, account +3 [8000]
+#   GTX_GRPC_BASE    gRPC ports: order +1, inventory +2, account +3 [9000]
+# DSNs reach the processes in their environment (GTX_STORE_DSN, GTX_DB_DSN),
+# never on the command line, where ps would show their passwords.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -46,6 +49,11 @@ redis_url="${GTX_REDIS_URL:-redis://127.0.0.1:6379/0}"
 timeout="${GTX_TX_TIMEOUT:-30s}"
 replicas="${GTX_TC_REPLICAS:-1}"
 nats_url="${GTX_NATS_URL:-nats://127.0.0.1:4222}"
+tc_port="${GTX_TC_PORT:-8091}"
+http_base="${GTX_HTTP_BASE:-8000}"
+grpc_base="${GTX_GRPC_BASE:-9000}"
+order_http="127.0.0.1:$((http_base + 1))" inventory_http="127.0.0.1:$((http_base + 2))" account_http="127.0.0.1:$((http_base + 3))"
+order_grpc="127.0.0.1:$((grpc_base + 1))" inventory_grpc="127.0.0.1:$((grpc_base + 2))" account_grpc="127.0.0.1:$((grpc_base + 3))"
 
 # js_delete_stream stream: deletes a JetStream stream on $nats_url with the
 # NATS text protocol (no client needed) and prints the server's answer.
@@ -185,35 +193,33 @@ start() {
 	echo "saga steps over $nats_url, stream $stream, subjects $subject.>"
 	local tcs="" i
 	if [ "$store" = redis ]; then
-		start_one tc "$dir/bin/gtx" tc --listen 127.0.0.1:8091 --server-id sample-tc \
-			--store-driver redis --store-dsn "$redis_url" --store-prefix "${prefix}tc:"
-		tcs=127.0.0.1:8091
+		GTX_STORE_DSN="$redis_url" start_one tc "$dir/bin/gtx" tc --listen "127.0.0.1:$tc_port" --server-id sample-tc \
+			--store-driver redis --store-prefix "${prefix}tc:"
+		tcs="127.0.0.1:$tc_port"
 	else
 		for i in $(seq 0 $((replicas - 1))); do
-			start_one "$(tc_name "$i")" "$dir/bin/gtx" tc --listen "127.0.0.1:$((8091 + i))" --server-id "sample-tc-$i" \
-				--node-id -1 --store-driver "$db" --store-dsn "$(db_dsn tc)" \
+			GTX_STORE_DSN="$(db_dsn tc)" start_one "$(tc_name "$i")" "$dir/bin/gtx" tc --listen "127.0.0.1:$((tc_port + i))" \
+				--server-id "sample-tc-$i" --node-id -1 --store-driver "$db" \
 				${GTX_LOCK_STORE:+--lock-store "$GTX_LOCK_STORE" --store-prefix "${prefix}locks:"}
-			tcs="${tcs:+$tcs,}127.0.0.1:$((8091 + i))"
+			tcs="${tcs:+$tcs,}127.0.0.1:$((tc_port + i))"
 		done
 	fi
 	sleep 0.5
 	local common=(-tc "$tcs" -nats "$nats_url" -nats-stream "$stream" -nats-subject "$subject" -tx-timeout "$timeout" -db-driver "$db")
-	start_one inventory "$dir/bin/inventory" -http 127.0.0.1:8002 -grpc 127.0.0.1:9002 "${common[@]}" \
-		-db-dsn "$(db_dsn inventory)"
-	start_one account "$dir/bin/account" -http 127.0.0.1:8003 -grpc 127.0.0.1:9003 "${common[@]}" \
-		-db-dsn "$(db_dsn account)"
-	wait_http http://127.0.0.1:8002/v1/stock/A
-	wait_http http://127.0.0.1:8003/v1/accounts/u1
-	start_one order "$dir/bin/order" -http 127.0.0.1:8001 -grpc 127.0.0.1:9001 "${common[@]}" \
-		-inventory 127.0.0.1:9002 -account 127.0.0.1:9003 -db-dsn "$(db_dsn order)"
-	wait_http "http://127.0.0.1:8001/v1/orders?user=u1"
+	GTX_DB_DSN="$(db_dsn inventory)" start_one inventory "$dir/bin/inventory" -http "$inventory_http" -grpc "$inventory_grpc" "${common[@]}"
+	GTX_DB_DSN="$(db_dsn account)" start_one account "$dir/bin/account" -http "$account_http" -grpc "$account_grpc" "${common[@]}"
+	wait_http "http://$inventory_http/v1/stock/A"
+	wait_http "http://$account_http/v1/accounts/u1"
+	GTX_DB_DSN="$(db_dsn order)" start_one order "$dir/bin/order" -http "$order_http" -grpc "$order_grpc" "${common[@]}" \
+		-inventory "$inventory_grpc" -account "$account_grpc"
+	wait_http "http://$order_http/v1/orders?user=u1"
 	cat <<MSG
 all running. Try:
-  curl -s -XPOST http://127.0.0.1:8001/v1/orders -d '{"user":"u1","sku":"A","quantity":2,"mode":"tcc"}'
-  curl -s http://127.0.0.1:8002/v1/stock/A
-  curl -s http://127.0.0.1:8003/v1/accounts/u1
-  $dir/bin/gtx bench order --order http://127.0.0.1:8001 --inventory http://127.0.0.1:8002 --account http://127.0.0.1:8003 -d 10s
-  $dir/bin/gtx tx list --tc 127.0.0.1:8091
+  curl -s -XPOST http://$order_http/v1/orders -d '{"user":"u1","sku":"A","quantity":2,"mode":"tcc"}'
+  curl -s http://$inventory_http/v1/stock/A
+  curl -s http://$account_http/v1/accounts/u1
+  $dir/bin/gtx bench order --order http://$order_http --inventory http://$inventory_http --account http://$account_http -d 10s
+  $dir/bin/gtx tx list --tc 127.0.0.1:$tc_port
 MSG
 }
 

@@ -167,7 +167,7 @@ func (s *Service) getAccount(c khttp.Context) error {
 	a := Account{User: user}
 	err := s.Plain.QueryRowContext(c, s.Rebind("SELECT balance, frozen FROM accounts WHERE user_id = ?"), user).Scan(&a.Balance, &a.Frozen)
 	if errors.Is(err, sql.ErrNoRows) {
-		return service.Fail(c, http.StatusNotFound, fmt.Sprintf("account: no user %q", user))
+		return service.Fail(c, http.StatusNotFound, fmt.Sprintf("account: no user %q", service.Clip(user)))
 	}
 	if err != nil {
 		return service.Fail(c, http.StatusInternalServerError, "account: read the balance: "+err.Error())
@@ -305,11 +305,25 @@ func (s *Service) debit(ctx context.Context, tx *sql.Tx, user string, amount int
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
 		var one int
 		if err := tx.QueryRowContext(ctx, s.Rebind("SELECT 1 FROM accounts WHERE user_id = ?"), user).Scan(&one); errors.Is(err, sql.ErrNoRows) {
-			return kerrors.NotFound(ReasonUnknownUser, fmt.Sprintf("account: no user %q", user))
+			return kerrors.NotFound(ReasonUnknownUser, fmt.Sprintf("account: no user %q", service.Clip(user)))
 		}
 		return kerrors.Conflict(ReasonInsufficient, fmt.Sprintf("account: %s has less than %d cents", user, amount))
 	}
 	return nil
+}
+
+// CheckUser implements samplev1.AccountServer: NotFound (ReasonUnknownUser)
+// when user has no account.
+func (s *Service) CheckUser(ctx context.Context, r *samplev1.CheckUserRequest) (*samplev1.CheckUserResponse, error) {
+	var one int
+	err := s.Plain.QueryRowContext(ctx, s.Rebind("SELECT 1 FROM accounts WHERE user_id = ?"), r.GetUser()).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, kerrors.NotFound(ReasonUnknownUser, fmt.Sprintf("account: no user %q", service.Clip(r.GetUser())))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("account: look up user: %w", err)
+	}
+	return &samplev1.CheckUserResponse{}, nil
 }
 
 // Refund implements samplev1.AccountServer: the compensation of a saga

@@ -121,7 +121,7 @@ func (s *Service) getStock(c khttp.Context) error {
 	st := Stock{SKU: sku}
 	err := s.Plain.QueryRowContext(c, s.Rebind("SELECT available, price FROM stock WHERE sku = ?"), sku).Scan(&st.Available, &st.Price)
 	if errors.Is(err, sql.ErrNoRows) {
-		return service.Fail(c, http.StatusNotFound, fmt.Sprintf("inventory: no SKU %q", sku))
+		return service.Fail(c, http.StatusNotFound, fmt.Sprintf("inventory: no SKU %q", service.Clip(sku)))
 	}
 	if err != nil {
 		return service.Fail(c, http.StatusInternalServerError, "inventory: read stock: "+err.Error())
@@ -259,12 +259,21 @@ func (s *Service) price(ctx context.Context, sku string) (int64, error) {
 	var price int64
 	err := s.Plain.QueryRowContext(ctx, s.Rebind("SELECT price FROM stock WHERE sku = ?"), sku).Scan(&price)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, kerrors.NotFound(ReasonUnknownSKU, fmt.Sprintf("inventory: no SKU %q", sku))
+		return 0, kerrors.NotFound(ReasonUnknownSKU, fmt.Sprintf("inventory: no SKU %q", service.Clip(sku)))
 	}
 	if err != nil {
 		return 0, fmt.Errorf("inventory: read the price of %s: %w", sku, err)
 	}
 	return price, nil
+}
+
+// CheckSKU implements samplev1.InventoryServer: NotFound (ReasonUnknownSKU)
+// when the inventory does not hold sku.
+func (s *Service) CheckSKU(ctx context.Context, r *samplev1.CheckSKURequest) (*samplev1.CheckSKUResponse, error) {
+	if _, err := s.price(ctx, r.GetSku()); err != nil {
+		return nil, err
+	}
+	return &samplev1.CheckSKUResponse{}, nil
 }
 
 // Restore implements samplev1.InventoryServer: the compensation of a saga

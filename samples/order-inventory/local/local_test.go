@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,6 +98,29 @@ func TestBadRequests(t *testing.T) {
 		}
 		if code != http.StatusBadRequest || res.Error == "" || res.XID != "" {
 			t.Errorf("%s: answer %d %+v, want 400 with an error and no XID", body, code, res)
+		}
+	}
+	huge := strings.Repeat("é", 50_000)
+	for _, tt := range []struct {
+		name string
+		body []byte
+		code int
+	}{
+		{"a body over 1 MiB", []byte(`{"user":"u1","sku":"A","quantity":1,"mode":"` + strings.Repeat("x", order.MaxBody) + `"}`), http.StatusRequestEntityTooLarge},
+		{"an unknown SKU", []byte(`{"user":"u1","sku":"Z9","quantity":1}`), http.StatusNotFound},
+		{"an unknown user", []byte(`{"user":"nobody","sku":"A","quantity":1,"mode":"saga"}`), http.StatusNotFound},
+		{"a 100 KB user name", []byte(`{"user":"` + huge + `","sku":"A","quantity":1}`), http.StatusBadRequest},
+		{"a 100 KB mode", []byte(`{"user":"u1","sku":"A","quantity":1,"mode":"` + huge + `"}`), http.StatusBadRequest},
+	} {
+		code, res, err := c.PlaceRaw(t.Context(), tt.body)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if code != tt.code || res.Error == "" || res.XID != "" {
+			t.Errorf("%s: answer %d %+v, want %d with an error and no XID", tt.name, code, res, tt.code)
+		}
+		if len(res.Error) > 200 {
+			t.Errorf("%s: the error echoes %d bytes of input", tt.name, len(res.Error))
 		}
 	}
 	if n := count(); n != before {

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	kerrors "github.com/go-kratos/kratos/v2/errors"
@@ -108,10 +109,13 @@ type Orders struct {
 // Service is a running order service.
 type Service struct {
 	*service.Base
-	inv   samplev1.InventoryClient
-	acc   samplev1.AccountClient
-	steps *service.StepClient
-	saga  *saga.Orchestrator
+	inv samplev1.InventoryClient
+	acc samplev1.AccountClient
+	// skus and users hold the SKUs and users inventory and account said
+	// exist (rows are never deleted), so each is checked once.
+	skus, users sync.Map
+	steps       *service.StepClient
+	saga        *saga.Orchestrator
 }
 
 // New opens the service's database (creating its table), connects to the
@@ -207,6 +211,12 @@ func (s *Service) setup(ctx context.Context, cfg Config) error {
 // MaxQuantity bounds PlaceRequest.Quantity, so that no amount overflows.
 const MaxQuantity = 1_000_000
 
+// MaxNameLen bounds PlaceRequest.User and SKU, in bytes.
+const MaxNameLen = 64
+
+// MaxBody bounds the body of POST /v1/orders; a larger one is answered 413.
+const MaxBody = 1 << 20
+
 // Validate sets an empty Mode to "at" and reports what is wrong with r, or
 // nil.
 func (r *PlaceRequest) Validate() error {
@@ -218,12 +228,14 @@ func (r *PlaceRequest) Validate() error {
 		return errors.New("order: user is empty")
 	case r.SKU == "":
 		return errors.New("order: sku is empty")
+	case len(r.User) > MaxNameLen || len(r.SKU) > MaxNameLen:
+		return fmt.Errorf("order: user and sku must be at most %d bytes, got %d and %d", MaxNameLen, len(r.User), len(r.SKU))
 	case r.Quantity <= 0 || r.Quantity > MaxQuantity:
 		return fmt.Errorf("order: quantity must be between 1 and %d, got %d", MaxQuantity, r.Quantity)
 	case !slices.Contains(Modes, r.Mode):
-		return fmt.Errorf("order: mode %q is not one of %s", r.Mode, strings.Join(Modes, ", "))
+		return fmt.Errorf("order: mode %q is not one of %s", service.Clip(r.Mode), strings.Join(Modes, ", "))
 	case !slices.Contains(Failures, r.Fail):
-		return fmt.Errorf("order: fail %q is not one of \"\", inventory, account, order", r.Fail)
+		return fmt.Errorf("order: fail %q is not one of \"\", inventory, account, order", service.Clip(r.Fail))
 	case r.DelayMS < 0 || r.DelayMS > MaxDelay.Milliseconds():
 		return fmt.Errorf("order: delay_ms must be between 0 and %d, got %d", MaxDelay.Milliseconds(), r.DelayMS)
 	}
@@ -235,15 +247,24 @@ var errFailedAsAsked = kerrors.Conflict("FAILED_AS_ASKED", "order: recorded the 
 
 func (s *Service) place(c khttp.Context) error {
 	var in PlaceRequest
-	body, err := io.ReadAll(io.LimitReader(c.Request().Body, 1<<20))
+	body, err := io.ReadAll(io.LimitReader(c.Request().Body, MaxBody+1))
 	if err != nil {
 		return service.Fail(c, http.StatusBadRequest, "order: read the body: "+err.Error())
+	}
+	if len(body) > MaxBody {
+		return service.Fail(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("order: the body is larger than %d bytes", MaxBody))
 	}
 	if err := json.Unmarshal(body, &in); err != nil {
 		return service.Fail(c, http.StatusBadRequest, "order: malformed JSON: "+err.Error())
 	}
 	if err := in.Validate(); err != nil {
 		return service.Fail(c, http.StatusBadRequest, err.Error())
+	}
+	if err := s.known(c, &in); err != nil {
+		if kerrors.IsNotFound(err) {
+			return service.Fail(c, http.StatusNotFound, kerrors.FromError(err).Message)
+		}
+		return service.Fail(c, http.StatusServiceUnavailable, "order: check the sku and the user: "+err.Error())
 	}
 	res := &PlaceResult{OrderID: newID()}
 	op, run := OpPlace, s.placeTx
@@ -274,6 +295,25 @@ func (s *Service) place(c khttp.Context) error {
 	}
 	res.Status = "rolled_back"
 	return c.JSON(http.StatusConflict, res)
+}
+
+// known checks that in's SKU and user exist before any transaction begins,
+// so an unknown one is answered 404 without touching the coordinator; an
+// error of kind NotFound says which.
+func (s *Service) known(ctx context.Context, in *PlaceRequest) error {
+	if _, ok := s.skus.Load(in.SKU); !ok {
+		if _, err := s.inv.CheckSKU(ctx, &samplev1.CheckSKURequest{Sku: in.SKU}); err != nil {
+			return err
+		}
+		s.skus.Store(in.SKU, struct{}{})
+	}
+	if _, ok := s.users.Load(in.User); !ok {
+		if _, err := s.acc.CheckUser(ctx, &samplev1.CheckUserRequest{User: in.User}); err != nil {
+			return err
+		}
+		s.users.Store(in.User, struct{}{})
+	}
+	return nil
 }
 
 // placeTx is the handler body of modes "at" and "tcc", run inside the

@@ -123,13 +123,19 @@ func (c *Config) dialOptions() (opts []grpc.DialOption, insecureToken bool, err 
 // ReadToken returns the token in the file at path, without surrounding
 // white space.
 func ReadToken(path string) (string, error) {
+	return readSecret(path, "coordinator token")
+}
+
+// readSecret reads the secret what from the file path, without the
+// surrounding white space; an empty file is an error.
+func readSecret(path, what string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("service: read the coordinator token: %w", err)
+		return "", fmt.Errorf("service: read the %s: %w", what, err)
 	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		return "", fmt.Errorf("%w: the token file %s is empty", ErrInvalidConfig, path)
+	v := strings.TrimSpace(string(b))
+	if v == "" {
+		return "", fmt.Errorf("%w: the %s file %s is empty", ErrInvalidConfig, what, path)
 	}
-	return tok, nil
+	return v, nil
 }

@@ -3,6 +3,7 @@ package service
 import (
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -162,6 +163,64 @@ func TestFlagsToken(t *testing.T) {
 			}
 			if c.TCToken != tt.want || c.TC != "a:1,b:2" || c.NATSURL != "nats://n:4222" {
 				t.Fatalf("token %q, tc %q, nats %q; want token %q", c.TCToken, c.TC, c.NATSURL, tt.want)
+			}
+		})
+	}
+}
+
+// The DSN comes from GTX_DB_DSN or the file -db-dsn-file names, never from
+// the command line, where it would show in process listings.
+func TestFlagsDSN(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "dsn")
+	if err := os.WriteFile(file, []byte("app:pw@tcp(db:3306)/from_file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, env string
+		args      []string
+		want      string
+		parseErr  bool
+		readErr   bool
+	}{
+		{"default", "", nil, DefaultConfig("order").DSN, false, false},
+		{"env", "app:pw@tcp(db:3306)/from_env", nil, "app:pw@tcp(db:3306)/from_env", false, false},
+		{"file", "", []string{"-db-dsn-file", file}, "app:pw@tcp(db:3306)/from_file", false, false},
+		{"file wins", "app:pw@tcp(db:3306)/from_env", []string{"-db-dsn-file", file}, "app:pw@tcp(db:3306)/from_file", false, false},
+		{"empty file", "", []string{"-db-dsn-file", empty}, "", false, true},
+		{"on the command line", "", []string{"-db-dsn", "app:pw@tcp(db:3306)/x"}, "", true, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.env != "" {
+				t.Setenv("GTX_DB_DSN", tt.env)
+			}
+			c := DefaultConfig("order")
+			fs := flag.NewFlagSet("order", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			read, _ := Flags(fs, &c)
+			err := fs.Parse(tt.args)
+			if tt.parseErr {
+				// The flag package formats the refusal with %v.
+				if err == nil || !strings.Contains(err.Error(), errDSNFlag.Error()) {
+					t.Fatalf("parse %v: %v, want the -db-dsn refusal", tt.args, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = read()
+			if tt.readErr {
+				if !errors.Is(err, ErrInvalidConfig) {
+					t.Fatalf("read: %v, want ErrInvalidConfig", err)
+				}
+				return
+			}
+			if err != nil || c.DSN != tt.want {
+				t.Fatalf("DSN %q, %v; want %q", c.DSN, err, tt.want)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -16,12 +17,14 @@ import (
 // an environment variable when it is set: -http (GTX_HTTP_ADDR), -grpc
 // (GTX_GRPC_ADDR), -tc (GTX_TC), -tc-ca (GTX_TC_CA), -nats (GTX_NATS_URL),
 // -nats-stream (GTX_NATS_STREAM), -nats-subject (GTX_NATS_SUBJECT),
-// -db-driver (GTX_DB_DRIVER), -db-dsn (GTX_DB_DSN), -tx-timeout
-// (GTX_TX_TIMEOUT). The coordinator token has no flag, which would show in
-// process listings: it comes from GTX_TC_TOKEN, or from the file
-// -tc-token-file (GTX_TC_TOKEN_FILE) names; call the returned function
-// after parsing to read it. The second value is the log level flag
-// (-log-level, GTX_LOG_LEVEL).
+// -db-driver (GTX_DB_DRIVER), -tx-timeout (GTX_TX_TIMEOUT). Secrets have no
+// flag, which would show in process listings: the coordinator token comes
+// from GTX_TC_TOKEN or the file -tc-token-file (GTX_TC_TOKEN_FILE) names,
+// and the database DSN (which may hold a password) from GTX_DB_DSN or the
+// file -db-dsn-file (GTX_DB_DSN_FILE) names; -db-dsn is refused with a
+// message saying so. Call the returned function after parsing to read the
+// files. The second value is the log level flag (-log-level,
+// GTX_LOG_LEVEL).
 func Flags(fs *flag.FlagSet, c *Config) (token func() error, level *string) {
 	fs.StringVar(&c.HTTPAddr, "http", Env("GTX_HTTP_ADDR", c.HTTPAddr), "HTTP listen address (GTX_HTTP_ADDR)")
 	fs.StringVar(&c.GRPCAddr, "grpc", Env("GTX_GRPC_ADDR", c.GRPCAddr), "gRPC listen address (GTX_GRPC_ADDR)")
@@ -32,7 +35,11 @@ func Flags(fs *flag.FlagSet, c *Config) (token func() error, level *string) {
 	fs.StringVar(&c.NATSStream, "nats-stream", Env("GTX_NATS_STREAM", c.NATSStream), "JetStream stream of the saga steps (GTX_NATS_STREAM)")
 	fs.StringVar(&c.NATSSubject, "nats-subject", Env("GTX_NATS_SUBJECT", c.NATSSubject), "subject prefix of the saga steps; the stream holds prefix.> (GTX_NATS_SUBJECT)")
 	fs.StringVar(&c.Driver, "db-driver", Env("GTX_DB_DRIVER", c.Driver), "database driver: mysql (MySQL/MariaDB), postgres (PostgreSQL; needs a binary built with cgo) or sqlite (GTX_DB_DRIVER)")
-	fs.StringVar(&c.DSN, "db-dsn", Env("GTX_DB_DSN", c.DSN), "the service's database: user@tcp(host:3306)/db for mysql, postgres://user@host:5432/db or host=... dbname=... for postgres, a file path for sqlite (GTX_DB_DSN)")
+	c.DSN = Env("GTX_DB_DSN", c.DSN)
+	dsnFile := fs.String("db-dsn-file", Env("GTX_DB_DSN_FILE", ""), "file holding the service's database DSN: user:pass@tcp(host:3306)/db for mysql, postgres://user@host:5432/db or host=... dbname=... for postgres, a file path for sqlite; GTX_DB_DSN gives it directly (GTX_DB_DSN_FILE)")
+	fs.Func("db-dsn", "refused: a DSN on the command line shows in process listings; use GTX_DB_DSN or -db-dsn-file", func(string) error {
+		return errDSNFlag
+	})
 	timeout := c.TxTimeout
 	if v, err := time.ParseDuration(os.Getenv("GTX_TX_TIMEOUT")); err == nil {
 		timeout = v
@@ -40,6 +47,13 @@ func Flags(fs *flag.FlagSet, c *Config) (token func() error, level *string) {
 	fs.DurationVar(&c.TxTimeout, "tx-timeout", timeout, "timeout of the global transactions this service begins (GTX_TX_TIMEOUT)")
 	level = fs.String("log-level", Env("GTX_LOG_LEVEL", "info"), "debug, info, warn or error (GTX_LOG_LEVEL)")
 	token = func() error {
+		if *dsnFile != "" {
+			dsn, err := readSecret(*dsnFile, "database DSN")
+			if err != nil {
+				return err
+			}
+			c.DSN = dsn
+		}
 		c.TCToken = os.Getenv("GTX_TC_TOKEN")
 		if *tokenFile == "" {
 			return nil
@@ -50,6 +64,9 @@ func Flags(fs *flag.FlagSet, c *Config) (token func() error, level *string) {
 	}
 	return token, level
 }
+
+// errDSNFlag is what -db-dsn answers.
+var errDSNFlag = errors.New("a DSN on the command line shows in process listings, with its password: set GTX_DB_DSN or put it in a file named by -db-dsn-file")
 
 // Env returns the environment variable key, or def when it is unset.
 func Env(key, def string) string {

@@ -418,6 +418,166 @@ func (*RefundResponse) Descriptor() ([]byte, []int) {
 	return file_sample_proto_rawDescGZIP(), []int{7}
 }
 
+type CheckSKURequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sku           string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckSKURequest) Reset() {
+	*x = CheckSKURequest{}
+	mi := &file_sample_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckSKURequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckSKURequest) ProtoMessage() {}
+
+func (x *CheckSKURequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sample_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckSKURequest.ProtoReflect.Descriptor instead.
+func (*CheckSKURequest) Descriptor() ([]byte, []int) {
+	return file_sample_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *CheckSKURequest) GetSku() string {
+	if x != nil {
+		return x.Sku
+	}
+	return ""
+}
+
+type CheckSKUResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckSKUResponse) Reset() {
+	*x = CheckSKUResponse{}
+	mi := &file_sample_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckSKUResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckSKUResponse) ProtoMessage() {}
+
+func (x *CheckSKUResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sample_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckSKUResponse.ProtoReflect.Descriptor instead.
+func (*CheckSKUResponse) Descriptor() ([]byte, []int) {
+	return file_sample_proto_rawDescGZIP(), []int{9}
+}
+
+type CheckUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckUserRequest) Reset() {
+	*x = CheckUserRequest{}
+	mi := &file_sample_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckUserRequest) ProtoMessage() {}
+
+func (x *CheckUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sample_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckUserRequest.ProtoReflect.Descriptor instead.
+func (*CheckUserRequest) Descriptor() ([]byte, []int) {
+	return file_sample_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *CheckUserRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type CheckUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckUserResponse) Reset() {
+	*x = CheckUserResponse{}
+	mi := &file_sample_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckUserResponse) ProtoMessage() {}
+
+func (x *CheckUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sample_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckUserResponse.ProtoReflect.Descriptor instead.
+func (*CheckUserResponse) Descriptor() ([]byte, []int) {
+	return file_sample_proto_rawDescGZIP(), []int{11}
+}
+
 var File_sample_proto protoreflect.FileDescriptor
 
 const file_sample_proto_rawDesc = "" +
@@ -443,13 +603,21 @@ const file_sample_proto_rawDesc = "" +
 	"\rDebitResponse\"!\n" +
 	"\rRefundRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\"\x10\n" +
-	"\x0eRefundResponse2\x8c\x01\n" +
+	"\x0eRefundResponse\"#\n" +
+	"\x0fCheckSKURequest\x12\x10\n" +
+	"\x03sku\x18\x01 \x01(\tR\x03sku\"\x12\n" +
+	"\x10CheckSKUResponse\"&\n" +
+	"\x10CheckUserRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\"\x13\n" +
+	"\x11CheckUserResponse2\xd1\x01\n" +
 	"\tInventory\x12=\n" +
 	"\x06Deduct\x12\x18.sample.v1.DeductRequest\x1a\x19.sample.v1.DeductResponse\x12@\n" +
-	"\aRestore\x12\x19.sample.v1.RestoreRequest\x1a\x1a.sample.v1.RestoreResponse2\x84\x01\n" +
+	"\aRestore\x12\x19.sample.v1.RestoreRequest\x1a\x1a.sample.v1.RestoreResponse\x12C\n" +
+	"\bCheckSKU\x12\x1a.sample.v1.CheckSKURequest\x1a\x1b.sample.v1.CheckSKUResponse2\xcc\x01\n" +
 	"\aAccount\x12:\n" +
 	"\x05Debit\x12\x17.sample.v1.DebitRequest\x1a\x18.sample.v1.DebitResponse\x12=\n" +
-	"\x06Refund\x12\x18.sample.v1.RefundRequest\x1a\x19.sample.v1.RefundResponseBEZCgithub.com/gtx-io/gtx/samples/order-inventory/api/samplev1;samplev1b\x06proto3"
+	"\x06Refund\x12\x18.sample.v1.RefundRequest\x1a\x19.sample.v1.RefundResponse\x12F\n" +
+	"\tCheckUser\x12\x1b.sample.v1.CheckUserRequest\x1a\x1c.sample.v1.CheckUserResponseBEZCgithub.com/gtx-io/gtx/samples/order-inventory/api/samplev1;samplev1b\x06proto3"
 
 var (
 	file_sample_proto_rawDescOnce sync.Once
@@ -463,31 +631,39 @@ func file_sample_proto_rawDescGZIP() []byte {
 	return file_sample_proto_rawDescData
 }
 
-var file_sample_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_sample_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_sample_proto_goTypes = []any{
-	(*DeductRequest)(nil),   // 0: sample.v1.DeductRequest
-	(*DeductResponse)(nil),  // 1: sample.v1.DeductResponse
-	(*RestoreRequest)(nil),  // 2: sample.v1.RestoreRequest
-	(*RestoreResponse)(nil), // 3: sample.v1.RestoreResponse
-	(*DebitRequest)(nil),    // 4: sample.v1.DebitRequest
-	(*DebitResponse)(nil),   // 5: sample.v1.DebitResponse
-	(*RefundRequest)(nil),   // 6: sample.v1.RefundRequest
-	(*RefundResponse)(nil),  // 7: sample.v1.RefundResponse
+	(*DeductRequest)(nil),     // 0: sample.v1.DeductRequest
+	(*DeductResponse)(nil),    // 1: sample.v1.DeductResponse
+	(*RestoreRequest)(nil),    // 2: sample.v1.RestoreRequest
+	(*RestoreResponse)(nil),   // 3: sample.v1.RestoreResponse
+	(*DebitRequest)(nil),      // 4: sample.v1.DebitRequest
+	(*DebitResponse)(nil),     // 5: sample.v1.DebitResponse
+	(*RefundRequest)(nil),     // 6: sample.v1.RefundRequest
+	(*RefundResponse)(nil),    // 7: sample.v1.RefundResponse
+	(*CheckSKURequest)(nil),   // 8: sample.v1.CheckSKURequest
+	(*CheckSKUResponse)(nil),  // 9: sample.v1.CheckSKUResponse
+	(*CheckUserRequest)(nil),  // 10: sample.v1.CheckUserRequest
+	(*CheckUserResponse)(nil), // 11: sample.v1.CheckUserResponse
 }
 var file_sample_proto_depIdxs = []int32{
-	0, // 0: sample.v1.Inventory.Deduct:input_type -> sample.v1.DeductRequest
-	2, // 1: sample.v1.Inventory.Restore:input_type -> sample.v1.RestoreRequest
-	4, // 2: sample.v1.Account.Debit:input_type -> sample.v1.DebitRequest
-	6, // 3: sample.v1.Account.Refund:input_type -> sample.v1.RefundRequest
-	1, // 4: sample.v1.Inventory.Deduct:output_type -> sample.v1.DeductResponse
-	3, // 5: sample.v1.Inventory.Restore:output_type -> sample.v1.RestoreResponse
-	5, // 6: sample.v1.Account.Debit:output_type -> sample.v1.DebitResponse
-	7, // 7: sample.v1.Account.Refund:output_type -> sample.v1.RefundResponse
-	4, // [4:8] is the sub-list for method output_type
-	0, // [0:4] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	0,  // 0: sample.v1.Inventory.Deduct:input_type -> sample.v1.DeductRequest
+	2,  // 1: sample.v1.Inventory.Restore:input_type -> sample.v1.RestoreRequest
+	8,  // 2: sample.v1.Inventory.CheckSKU:input_type -> sample.v1.CheckSKURequest
+	4,  // 3: sample.v1.Account.Debit:input_type -> sample.v1.DebitRequest
+	6,  // 4: sample.v1.Account.Refund:input_type -> sample.v1.RefundRequest
+	10, // 5: sample.v1.Account.CheckUser:input_type -> sample.v1.CheckUserRequest
+	1,  // 6: sample.v1.Inventory.Deduct:output_type -> sample.v1.DeductResponse
+	3,  // 7: sample.v1.Inventory.Restore:output_type -> sample.v1.RestoreResponse
+	9,  // 8: sample.v1.Inventory.CheckSKU:output_type -> sample.v1.CheckSKUResponse
+	5,  // 9: sample.v1.Account.Debit:output_type -> sample.v1.DebitResponse
+	7,  // 10: sample.v1.Account.Refund:output_type -> sample.v1.RefundResponse
+	11, // 11: sample.v1.Account.CheckUser:output_type -> sample.v1.CheckUserResponse
+	6,  // [6:12] is the sub-list for method output_type
+	0,  // [0:6] is the sub-list for method input_type
+	0,  // [0:0] is the sub-list for extension type_name
+	0,  // [0:0] is the sub-list for extension extendee
+	0,  // [0:0] is the sub-list for field type_name
 }
 
 func init() { file_sample_proto_init() }
@@ -501,7 +677,7 @@ func file_sample_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sample_proto_rawDesc), len(file_sample_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -21,8 +21,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Inventory_Deduct_FullMethodName  = "/sample.v1.Inventory/Deduct"
-	Inventory_Restore_FullMethodName = "/sample.v1.Inventory/Restore"
+	Inventory_Deduct_FullMethodName   = "/sample.v1.Inventory/Deduct"
+	Inventory_Restore_FullMethodName  = "/sample.v1.Inventory/Restore"
+	Inventory_CheckSKU_FullMethodName = "/sample.v1.Inventory/CheckSKU"
 )
 
 // InventoryClient is the client API for Inventory service.
@@ -38,6 +39,9 @@ type InventoryClient interface {
 	// Restore undoes the saga deduction of key; with no such deduction it
 	// records key so a late Deduct is refused.
 	Restore(ctx context.Context, in *RestoreRequest, opts ...grpc.CallOption) (*RestoreResponse, error)
+	// CheckSKU answers NotFound (reason UNKNOWN_SKU) for a SKU the inventory
+	// does not hold, so the order service refuses it before any transaction.
+	CheckSKU(ctx context.Context, in *CheckSKURequest, opts ...grpc.CallOption) (*CheckSKUResponse, error)
 }
 
 type inventoryClient struct {
@@ -68,6 +72,16 @@ func (c *inventoryClient) Restore(ctx context.Context, in *RestoreRequest, opts 
 	return out, nil
 }
 
+func (c *inventoryClient) CheckSKU(ctx context.Context, in *CheckSKURequest, opts ...grpc.CallOption) (*CheckSKUResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckSKUResponse)
+	err := c.cc.Invoke(ctx, Inventory_CheckSKU_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // InventoryServer is the server API for Inventory service.
 // All implementations must embed UnimplementedInventoryServer
 // for forward compatibility.
@@ -81,6 +95,9 @@ type InventoryServer interface {
 	// Restore undoes the saga deduction of key; with no such deduction it
 	// records key so a late Deduct is refused.
 	Restore(context.Context, *RestoreRequest) (*RestoreResponse, error)
+	// CheckSKU answers NotFound (reason UNKNOWN_SKU) for a SKU the inventory
+	// does not hold, so the order service refuses it before any transaction.
+	CheckSKU(context.Context, *CheckSKURequest) (*CheckSKUResponse, error)
 	mustEmbedUnimplementedInventoryServer()
 }
 
@@ -96,6 +113,9 @@ func (UnimplementedInventoryServer) Deduct(context.Context, *DeductRequest) (*De
 }
 func (UnimplementedInventoryServer) Restore(context.Context, *RestoreRequest) (*RestoreResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Restore not implemented")
+}
+func (UnimplementedInventoryServer) CheckSKU(context.Context, *CheckSKURequest) (*CheckSKUResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CheckSKU not implemented")
 }
 func (UnimplementedInventoryServer) mustEmbedUnimplementedInventoryServer() {}
 func (UnimplementedInventoryServer) testEmbeddedByValue()                   {}
@@ -154,6 +174,24 @@ func _Inventory_Restore_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Inventory_CheckSKU_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckSKURequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InventoryServer).CheckSKU(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Inventory_CheckSKU_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InventoryServer).CheckSKU(ctx, req.(*CheckSKURequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Inventory_ServiceDesc is the grpc.ServiceDesc for Inventory service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -169,14 +207,19 @@ var Inventory_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Restore",
 			Handler:    _Inventory_Restore_Handler,
 		},
+		{
+			MethodName: "CheckSKU",
+			Handler:    _Inventory_CheckSKU_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "sample.proto",
 }
 
 const (
-	Account_Debit_FullMethodName  = "/sample.v1.Account/Debit"
-	Account_Refund_FullMethodName = "/sample.v1.Account/Refund"
+	Account_Debit_FullMethodName     = "/sample.v1.Account/Debit"
+	Account_Refund_FullMethodName    = "/sample.v1.Account/Refund"
+	Account_CheckUser_FullMethodName = "/sample.v1.Account/CheckUser"
 )
 
 // AccountClient is the client API for Account service.
@@ -190,6 +233,9 @@ type AccountClient interface {
 	Debit(ctx context.Context, in *DebitRequest, opts ...grpc.CallOption) (*DebitResponse, error)
 	// Refund undoes the saga debit of key, as Inventory.Restore.
 	Refund(ctx context.Context, in *RefundRequest, opts ...grpc.CallOption) (*RefundResponse, error)
+	// CheckUser answers NotFound (reason UNKNOWN_USER) for a user without an
+	// account, so the order service refuses it before any transaction.
+	CheckUser(ctx context.Context, in *CheckUserRequest, opts ...grpc.CallOption) (*CheckUserResponse, error)
 }
 
 type accountClient struct {
@@ -220,6 +266,16 @@ func (c *accountClient) Refund(ctx context.Context, in *RefundRequest, opts ...g
 	return out, nil
 }
 
+func (c *accountClient) CheckUser(ctx context.Context, in *CheckUserRequest, opts ...grpc.CallOption) (*CheckUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckUserResponse)
+	err := c.cc.Invoke(ctx, Account_CheckUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AccountServer is the server API for Account service.
 // All implementations must embed UnimplementedAccountServer
 // for forward compatibility.
@@ -231,6 +287,9 @@ type AccountServer interface {
 	Debit(context.Context, *DebitRequest) (*DebitResponse, error)
 	// Refund undoes the saga debit of key, as Inventory.Restore.
 	Refund(context.Context, *RefundRequest) (*RefundResponse, error)
+	// CheckUser answers NotFound (reason UNKNOWN_USER) for a user without an
+	// account, so the order service refuses it before any transaction.
+	CheckUser(context.Context, *CheckUserRequest) (*CheckUserResponse, error)
 	mustEmbedUnimplementedAccountServer()
 }
 
@@ -246,6 +305,9 @@ func (UnimplementedAccountServer) Debit(context.Context, *DebitRequest) (*DebitR
 }
 func (UnimplementedAccountServer) Refund(context.Context, *RefundRequest) (*RefundResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Refund not implemented")
+}
+func (UnimplementedAccountServer) CheckUser(context.Context, *CheckUserRequest) (*CheckUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CheckUser not implemented")
 }
 func (UnimplementedAccountServer) mustEmbedUnimplementedAccountServer() {}
 func (UnimplementedAccountServer) testEmbeddedByValue()                 {}
@@ -304,6 +366,24 @@ func _Account_Refund_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Account_CheckUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServer).CheckUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Account_CheckUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServer).CheckUser(ctx, req.(*CheckUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Account_ServiceDesc is the grpc.ServiceDesc for Account service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -318,6 +398,10 @@ var Account_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Refund",
 			Handler:    _Account_Refund_Handler,
+		},
+		{
+			MethodName: "CheckUser",
+			Handler:    _Account_CheckUser_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
