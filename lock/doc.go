@@ -1,6 +1,6 @@
 // Package lock provides distributed locks: mutual exclusion between
 // processes, kept in a shared Backend (Redis, a RedLock quorum of Redis
-// servers, or MySQL).
+// servers, MySQL, ZooKeeper or etcd).
 //
 // A Client combines what a distributed lock needs in practice:
 //
@@ -102,7 +102,10 @@
 //   - RedLock takes the largest F of its quorum and counts an acquisition
 //     only when a quorum of nodes is known to hold that F (raising the
 //     others), so every later quorum shares a node with it;
-//   - MySQL keeps F in a durable row (an UPDATE of it).
+//   - MySQL keeps F in a durable row (an UPDATE of it);
+//   - ZooKeeper uses the zxid that created the holder's node (lock/zklock),
+//     etcd the revision that created its key (lock/etcdlock): both are
+//     global, durable and strictly increasing in the ensemble or cluster.
 //
 // Tokens of versions before the clock floor (counters starting at 1) are
 // smaller than the new Redis ones, so an upgrade keeps them growing; do not
@@ -111,7 +114,8 @@
 // # Backends
 //
 // A Backend is a small interface (Acquire, Renew, Release, Watch by name
-// and token). Backends that are not here, and why: Nacos has no server that can be run
+// and token); lock/locktest is the conformance suite and the
+// mutual-exclusion checker every backend passes. Backends that are not here, and why: Nacos has no server that can be run
 // in gtx's tests (no Debian package, no Go server), so no backend is
 // shipped untested. A Nacos backend would need: a configuration item or
 // an ephemeral instance per lock name created only if absent (Nacos's
@@ -125,7 +129,9 @@
 // Config, the Backend interface, owner helpers, errors); each backend is a
 // sub-package, so a service imports only the drivers it uses:
 // lock/redislock (one Redis, and RedLock over several independent Redis
-// servers, which share Lua scripts) and lock/mysqllock (database/sql). Two
+// servers, which share Lua scripts), lock/mysqllock (database/sql),
+// lock/zklock (ZooKeeper, github.com/go-zookeeper/zk) and lock/etcdlock
+// (etcd, go.etcd.io/etcd/client/v3). Two
 // alternatives to a lock live beside them: lock/optimistic (a version
 // column through gorm) and lock/affinity (a gRPC balancer that routes every
 // request for one key to one backend, so a local mutex suffices).
