@@ -26,7 +26,7 @@ type Backend struct {
 
 	mu     sync.Mutex
 	leases map[holding]clientv3.LeaseID // while the token holds the name
-	ctx    context.Context             // ends with Close; bounds the watches
+	ctx    context.Context              // ends with Close; bounds the watches
 	stop   context.CancelFunc
 	wg     sync.WaitGroup // watch goroutines
 }
