@@ -2,6 +2,7 @@ package rm
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 
 	"google.golang.org/grpc/codes"
@@ -21,7 +22,10 @@ import (
 // (ErrTransactionNotActive) when the transaction is no longer in BEGIN,
 // ErrTransactionNotFound when the coordinator does not know it,
 // ErrInvalidArgument for bad input, and ErrCoordinatorUnavailable when no
-// coordinator answered. It does not need Start.
+// coordinator answered. It does not need Start. When a coordinator answers
+// Unavailable (which may mean the registration's outcome is unknown) the
+// call is retried on the next one with the same idempotency key, so it
+// returns the branch the first attempt created instead of a second one.
 //
 // Options: AsyncCommit.
 func (m *Manager) RegisterBranch(ctx context.Context, xid string, t tcv1.BranchType, resourceID, lockKeys string, data []byte, opts ...BranchOption) (int64, error) {
@@ -34,7 +38,11 @@ func (m *Manager) RegisterBranch(ctx context.Context, xid string, t tcv1.BranchT
 	if resourceID == "" {
 		return 0, fmt.Errorf("%w: register branch of %s: empty resource ID", ErrInvalidArgument, xid)
 	}
-	req := &tcv1.RegisterBranchRequest{Xid: xid, BranchType: t, ResourceId: resourceID, LockKeys: lockKeys, ApplicationData: data}
+	// One key per registration, kept across the retries below: a
+	// coordinator that answered Unavailable may have registered the branch
+	// all the same, and the next one then returns that branch.
+	req := &tcv1.RegisterBranchRequest{Xid: xid, BranchType: t, ResourceId: resourceID, LockKeys: lockKeys, ApplicationData: data,
+		IdempotencyKey: rand.Text()}
 	for _, o := range opts {
 		o(req)
 	}

@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 )
@@ -164,5 +168,31 @@ func (h *hub) command(ctx context.Context, action tcv1.BranchAction, b *BranchSe
 	case <-ctx.Done():
 		forget()
 		return nil, fmt.Errorf("resource manager %s did not answer: %w", c.clientID, ctx.Err())
+	}
+}
+
+// recvHello receives the first message of an Attach stream, or fails with
+// DeadlineExceeded when none arrives within Limits.HelloTimeout. The
+// receiving goroutine ends with the stream, which gRPC cancels once the
+// handler returns.
+func (s *Server) recvHello(stream tcv1.Coordinator_AttachServer) (*tcv1.AttachRequest, error) {
+	type received struct {
+		m   *tcv1.AttachRequest
+		err error
+	}
+	ch := make(chan received, 1)
+	go func() {
+		m, err := stream.Recv()
+		ch <- received{m, err}
+	}()
+	t := time.NewTimer(s.cfg.Limits.HelloTimeout)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		return r.m, r.err
+	case <-t.C:
+		return nil, status.Errorf(codes.DeadlineExceeded, "tc: no hello within %v of opening Attach; send hello first", s.cfg.Limits.HelloTimeout)
+	case <-s.closing:
+		return nil, status.Error(codes.Unavailable, "tc: coordinator shutting down, reconnect")
 	}
 }

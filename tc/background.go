@@ -220,24 +220,19 @@ func (s *Server) cleanup(ctx context.Context) {
 // Attach implements tcv1.CoordinatorServer: the stream of one resource
 // manager. Its first message must be Hello.
 func (s *Server) Attach(stream tcv1.Coordinator_AttachServer) error {
-	first, err := stream.Recv()
+	first, err := s.recvHello(stream)
 	if err != nil {
 		return err
 	}
 	hello := first.GetHello()
-	if hello == nil {
-		return status.Error(codes.InvalidArgument, "tc: the first message of Attach must be hello")
+	if err := s.cfg.Limits.checkHello(hello); err != nil {
+		return err
 	}
 	c := &rmConn{
 		application: hello.GetApplication(),
 		clientID:    hello.GetClientId(),
 		stream:      stream,
 		pending:     make(map[int64]chan *tcv1.BranchResult),
-	}
-	for _, r := range hello.GetResources() {
-		if r.GetResourceId() == "" {
-			return status.Error(codes.InvalidArgument, "tc: hello announces a resource with an empty resource_id")
-		}
 	}
 	if err := c.send(&tcv1.AttachResponse{Msg: &tcv1.AttachResponse_Welcome{Welcome: &tcv1.Welcome{ServerId: s.cfg.ServerID}}}); err != nil {
 		return err
@@ -280,7 +275,10 @@ func (s *Server) Attach(stream tcv1.Coordinator_AttachServer) error {
 			switch {
 			case m.GetResult() != nil:
 				c.deliver(m.GetResult())
-			case m.GetAddResource() != nil && m.GetAddResource().GetResourceId() != "":
+			case m.GetAddResource() != nil:
+				if err := s.cfg.Limits.checkResource(m.GetAddResource()); err != nil {
+					return err
+				}
 				s.hub.add(c, m.GetAddResource().GetResourceId())
 				s.wake()
 			default:

@@ -59,6 +59,8 @@ type Config struct {
 	// Retention keeps finished sessions this long for operators before they
 	// are deleted; zero keeps them forever.
 	Retention time.Duration
+	// Limits bounds what callers may ask; see Limits.
+	Limits Limits
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Metrics, when not nil, gets the coordinator's Prometheus metrics, one
@@ -93,6 +95,7 @@ func DefaultConfig() Config {
 		RecoveryInterval:     time.Second,
 		Workers:              16,
 		Retention:            7 * 24 * time.Hour,
+		Limits:               DefaultLimits(),
 	}
 }
 
@@ -128,7 +131,7 @@ func (c *Config) Validate() error {
 	case c.Retention < 0:
 		return bad("Retention must not be negative")
 	}
-	return nil
+	return c.Limits.validate()
 }
 
 // backoff returns the wait before phase-2 attempt number attempts+1.

@@ -241,9 +241,9 @@ func (s *Server) branch(ctx context.Context, action tcv1.BranchAction, b *Branch
 	case want:
 		return outcomeDone, ""
 	case tcv1.BranchStatus_PHASE2_COMMIT_FAILED_UNRETRYABLE, tcv1.BranchStatus_PHASE2_ROLLBACK_FAILED_UNRETRYABLE:
-		return outcomeUnretryable, fmt.Sprintf("branch %d (%s): %s", b.BranchID, b.ResourceID, res.GetMessage())
+		return outcomeUnretryable, fmt.Sprintf("branch %d (%s): %s", b.BranchID, b.ResourceID, logValue(res.GetMessage()))
 	default:
-		return outcomeRetry, fmt.Sprintf("branch %d (%s): %s", b.BranchID, b.ResourceID, res.GetMessage())
+		return outcomeRetry, fmt.Sprintf("branch %d (%s): %s", b.BranchID, b.ResourceID, logValue(res.GetMessage()))
 	}
 }
 
@@ -413,15 +413,6 @@ func raced(err error) bool {
 // maxLastError caps GlobalSession.LastError, which joins one reason per
 // failed branch.
 const maxLastError = 4096
-
-// truncate cuts s to at most n bytes, marking the cut.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	const mark = " …(truncated)"
-	return s[:n-len(mark)] + mark
-}
 
 // now is the coordinator's clock.
 func (s *Server) now() time.Time { return time.Now() }

@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"strconv"
 	"sync"
-	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -33,6 +32,8 @@ type Server struct {
 	log   *slog.Logger
 	hub   *hub
 	obs   *observer
+	// quota counts the lock keys registered through this replica.
+	quota *lockQuota
 
 	// driving holds the XIDs whose phase 2 this replica runs right now.
 	driving sync.Map
@@ -78,6 +79,7 @@ func NewServer(cfg Config, store Store, locks LockStore) (*Server, error) {
 		wakeCh:     make(chan struct{}, 1),
 		closing:    make(chan struct{}),
 		committers: make(chan struct{}, cfg.Workers),
+		quota:      newLockQuota(cfg.Limits, cfg.MaxTimeout),
 	}, nil
 }
 
@@ -93,17 +95,12 @@ func lockingAdder(store Store, locks LockStore) LockingAdder {
 
 // Begin implements tcv1.CoordinatorServer.
 func (s *Server) Begin(ctx context.Context, req *tcv1.BeginRequest) (*tcv1.BeginResponse, error) {
-	if len(req.GetName()) > maxNameLen || len(req.GetApplication()) > maxNameLen {
-		return nil, status.Errorf(codes.InvalidArgument, "name and application may be at most %d bytes long", maxNameLen)
+	if err := s.cfg.Limits.checkRequest(req); err != nil {
+		return nil, err
 	}
-	timeout := time.Duration(req.GetTimeoutMs()) * time.Millisecond
-	switch {
-	case req.GetTimeoutMs() < 0:
-		return nil, status.Errorf(codes.InvalidArgument, "timeout_ms must not be negative, got %d", req.GetTimeoutMs())
-	case timeout == 0:
-		timeout = s.cfg.DefaultTimeout
-	case timeout > s.cfg.MaxTimeout:
-		return nil, status.Errorf(codes.InvalidArgument, "timeout %v exceeds the coordinator's maximum %v", timeout, s.cfg.MaxTimeout)
+	timeout, err := s.beginTimeout(req.GetTimeoutMs())
+	if err != nil {
+		return nil, err
 	}
 	id, err := s.cfg.IDs.NextID()
 	if err != nil {
@@ -131,6 +128,10 @@ func (s *Server) Begin(ctx context.Context, req *tcv1.BeginRequest) (*tcv1.Begin
 // past its timeout is rolled back instead, and the answer is
 // FailedPrecondition with its rollback status.
 func (s *Server) Commit(ctx context.Context, req *tcv1.CommitRequest) (*tcv1.CommitResponse, error) {
+	if err := s.cfg.Limits.checkRequest(req); err != nil {
+		return nil, err
+	}
+	defer s.quota.forget(req.GetXid())
 	if done, err := s.finishEmpty(ctx, req.GetXid(), tcv1.GlobalStatus_COMMITTED); done || err != nil {
 		return &tcv1.CommitResponse{Status: tcv1.GlobalStatus_COMMITTED}, err
 	}
@@ -177,6 +178,10 @@ func (s *Server) Commit(ctx context.Context, req *tcv1.CommitRequest) (*tcv1.Com
 // is already rolling back or rolled back answers its status; rolling back one
 // that is committing or committed fails with FailedPrecondition.
 func (s *Server) Rollback(ctx context.Context, req *tcv1.RollbackRequest) (*tcv1.RollbackResponse, error) {
+	if err := s.cfg.Limits.checkRequest(req); err != nil {
+		return nil, err
+	}
+	defer s.quota.forget(req.GetXid())
 	if done, err := s.finishEmpty(ctx, req.GetXid(), tcv1.GlobalStatus_ROLLBACKED); done || err != nil {
 		return &tcv1.RollbackResponse{Status: tcv1.GlobalStatus_ROLLBACKED}, err
 	}
@@ -190,7 +195,7 @@ func (s *Server) Rollback(ctx context.Context, req *tcv1.RollbackRequest) (*tcv1
 			st, err := s.startPhase2(ctx, g, tcv1.GlobalStatus_ROLLBACKING)
 			if err == nil {
 				if req.GetReason() != "" {
-					s.log.Info("rollback", "xid", g.XID, "reason", req.GetReason(), "status", st.String())
+					s.log.Info("rollback", "xid", g.XID, "reason", logValue(req.GetReason()), "status", st.String())
 				}
 				return &tcv1.RollbackResponse{Status: st}, nil
 			}
@@ -246,6 +251,9 @@ func (s *Server) expired(g *GlobalSession) bool {
 
 // GetStatus implements tcv1.CoordinatorServer.
 func (s *Server) GetStatus(ctx context.Context, req *tcv1.GetStatusRequest) (*tcv1.GetStatusResponse, error) {
+	if err := s.cfg.Limits.checkRequest(req); err != nil {
+		return nil, err
+	}
 	g, err := s.load(ctx, req.GetXid())
 	if err != nil {
 		return nil, err
@@ -257,6 +265,10 @@ func (s *Server) GetStatus(ctx context.Context, req *tcv1.GetStatusRequest) (*tc
 // own phase 2 (a saga) records the final status of a transaction in BEGIN.
 // Reporting the status the transaction already has is accepted again.
 func (s *Server) Report(ctx context.Context, req *tcv1.ReportRequest) (*tcv1.ReportResponse, error) {
+	if err := s.cfg.Limits.checkRequest(req); err != nil {
+		return nil, err
+	}
+	defer s.quota.forget(req.GetXid())
 	to := req.GetStatus()
 	switch to {
 	case tcv1.GlobalStatus_COMMITTED, tcv1.GlobalStatus_ROLLBACKED, tcv1.GlobalStatus_COMMIT_FAILED, tcv1.GlobalStatus_ROLLBACK_FAILED:
@@ -285,23 +297,21 @@ func (s *Server) Report(ctx context.Context, req *tcv1.ReportRequest) (*tcv1.Rep
 // FailedPrecondition, and a lock held by another transaction answers
 // FailedPrecondition with reason LOCK_CONFLICT.
 func (s *Server) RegisterBranch(ctx context.Context, req *tcv1.RegisterBranchRequest) (*tcv1.RegisterBranchResponse, error) {
-	if req.GetBranchType() == tcv1.BranchType_BRANCH_TYPE_UNSPECIFIED || tcv1.BranchType_name[int32(req.GetBranchType())] == "" {
-		return nil, status.Errorf(codes.InvalidArgument, "branch_type %d is not a known branch type", req.GetBranchType())
+	if err := s.cfg.Limits.checkRequest(req); err != nil {
+		return nil, err
 	}
-	if req.GetResourceId() == "" || len(req.GetResourceId()) > maxNameLen {
-		return nil, status.Errorf(codes.InvalidArgument, "resource_id must be 1 to %d bytes long; name the resource the branch belongs to", maxNameLen)
-	}
-	locks, err := ParseLockKeys(req.GetResourceId(), req.GetLockKeys())
+	locks, err := s.cfg.Limits.parseLockKeys(req.GetResourceId(), req.GetLockKeys())
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, err
 	}
 	xid := req.GetXid()
-	if err := gtx.ValidateXID(xid); err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
-	branchID, err := s.cfg.IDs.NextID()
+	branchID, err := s.branchID(xid, req.GetIdempotencyKey())
 	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "tc: cannot generate a branch id, try another replica: %v", err)
+		return nil, err
+	}
+	release, err := s.takeQuota(ctx, req, len(locks))
+	if err != nil {
+		return nil, err
 	}
 	b := &BranchSession{
 		XID:             xid,
@@ -316,6 +326,11 @@ func (s *Server) RegisterBranch(ctx context.Context, req *tcv1.RegisterBranchReq
 	}
 	if len(locks) > 0 && s.adder != nil {
 		if err := s.adder.AddBranchLocked(ctx, b, locks); err != nil {
+			if done, rerr := s.registered(ctx, req, b); done || rerr != nil {
+				release()
+				return &tcv1.RegisterBranchResponse{BranchId: b.BranchID}, rerr
+			}
+			release()
 			if errors.Is(err, ErrTimedOut) {
 				s.wake()
 			}
@@ -328,10 +343,15 @@ func (s *Server) RegisterBranch(ctx context.Context, req *tcv1.RegisterBranchReq
 	// a refused branch are given back.
 	if len(locks) > 0 {
 		if err := s.locks.AcquireLocks(ctx, xid, b.BranchID, locks); err != nil {
+			release()
 			return nil, s.toStatus(s.withHolderStatus(ctx, err))
 		}
 	}
 	if err := s.store.AddBranch(ctx, b); err != nil {
+		release()
+		if done, rerr := s.registered(ctx, req, b); done || rerr != nil {
+			return &tcv1.RegisterBranchResponse{BranchId: b.BranchID}, rerr
+		}
 		if len(locks) > 0 {
 			if rerr := s.locks.ReleaseBranchLocks(context.WithoutCancel(ctx), xid, b.BranchID); rerr != nil {
 				s.log.Warn("release locks of refused branch", "xid", xid, "branch", b.BranchID, "err", rerr)
@@ -364,8 +384,8 @@ func (s *Server) withHolderStatus(ctx context.Context, err error) error {
 // ReportBranch implements tcv1.CoordinatorServer: a resource manager records
 // its branch's phase-1 outcome (PHASE1_DONE or PHASE1_FAILED).
 func (s *Server) ReportBranch(ctx context.Context, req *tcv1.ReportBranchRequest) (*tcv1.ReportBranchResponse, error) {
-	if err := gtx.ValidateXID(req.GetXid()); err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+	if err := s.cfg.Limits.checkRequest(req); err != nil {
+		return nil, err
 	}
 	switch req.GetStatus() {
 	case tcv1.BranchStatus_PHASE1_DONE, tcv1.BranchStatus_PHASE1_FAILED:
@@ -380,17 +400,12 @@ func (s *Server) ReportBranch(ctx context.Context, req *tcv1.ReportBranchRequest
 
 // QueryLocks implements tcv1.CoordinatorServer.
 func (s *Server) QueryLocks(ctx context.Context, req *tcv1.QueryLocksRequest) (*tcv1.QueryLocksResponse, error) {
-	if req.GetResourceId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "resource_id is empty")
+	if err := s.cfg.Limits.checkRequest(req); err != nil {
+		return nil, err
 	}
-	locks, err := ParseLockKeys(req.GetResourceId(), req.GetLockKeys())
+	locks, err := s.cfg.Limits.parseLockKeys(req.GetResourceId(), req.GetLockKeys())
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
-	if req.GetXid() != "" {
-		if err := gtx.ValidateXID(req.GetXid()); err != nil {
-			return nil, status.Error(codes.InvalidArgument, err.Error())
-		}
+		return nil, err
 	}
 	held, err := s.locks.QueryLocks(ctx, locks)
 	if err != nil {
@@ -428,13 +443,21 @@ func (s *Server) ListTransactions(ctx context.Context, req *tcv1.ListTransaction
 	}
 	resp := &tcv1.ListTransactionsResponse{}
 	for _, g := range list {
-		resp.Transactions = append(resp.Transactions, toProto(g))
+		t := toProto(g)
+		// ListGlobals leaves the branches out; count them.
+		if full, err := s.store.GetGlobal(ctx, g.XID); err == nil {
+			t.BranchCount = int32(len(full.Branches))
+		}
+		resp.Transactions = append(resp.Transactions, t)
 	}
 	return resp, nil
 }
 
 // GetTransaction implements tcv1.CoordinatorServer.
 func (s *Server) GetTransaction(ctx context.Context, req *tcv1.GetTransactionRequest) (*tcv1.GetTransactionResponse, error) {
+	if err := s.cfg.Limits.checkRequest(req); err != nil {
+		return nil, err
+	}
 	g, err := s.load(ctx, req.GetXid())
 	if err != nil {
 		return nil, err
@@ -447,6 +470,9 @@ func (s *Server) GetTransaction(ctx context.Context, req *tcv1.GetTransactionReq
 // reset. Config.RetryBudget still counts from Begin: once it has passed,
 // each retry gets a single attempt.
 func (s *Server) Retry(ctx context.Context, req *tcv1.RetryRequest) (*tcv1.RetryResponse, error) {
+	if err := s.cfg.Limits.checkRequest(req); err != nil {
+		return nil, err
+	}
 	g, err := s.load(ctx, req.GetXid())
 	if err != nil {
 		return nil, err
@@ -533,6 +559,7 @@ func toProto(g *GlobalSession) *tcv1.Transaction {
 		UpdatedUnixMs: g.UpdateTime.UnixMilli(),
 		Attempts:      int32(g.Attempts),
 		LastError:     g.LastError,
+		BranchCount:   int32(len(g.Branches)),
 	}
 	for _, b := range g.Branches {
 		t.Branches = append(t.Branches, &tcv1.Branch{

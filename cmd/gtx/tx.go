@@ -78,7 +78,7 @@ func newTxCmd() *cobra.Command {
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "XID\tNAME\tSTATUS\tBRANCHES\tBEGAN\tATTEMPTS")
 			for _, t := range resp.GetTransactions() {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%d\n", t.GetXid(), t.GetName(), t.GetStatus(), len(t.GetBranches()),
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%d\n", t.GetXid(), t.GetName(), t.GetStatus(), t.GetBranchCount(),
 					time.UnixMilli(t.GetBeginUnixMs()).Format(time.RFC3339), t.GetAttempts())
 			}
 			return w.Flush()

@@ -789,9 +789,14 @@ type RegisterBranchRequest struct {
 	// The branch's phase-2 commit may run after the coordinator has answered
 	// the TM's commit (AT branches always may). Set by TCC actions that accept
 	// that their Confirm lands after the caller was told "committed".
-	AsyncCommit   bool `protobuf:"varint,6,opt,name=async_commit,json=asyncCommit,proto3" json:"async_commit,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	AsyncCommit bool `protobuf:"varint,6,opt,name=async_commit,json=asyncCommit,proto3" json:"async_commit,omitempty"`
+	// Chosen by the client, unique per registration (a random 128-bit value
+	// in hex, say): a retry of the same registration with the same key, on
+	// any replica, returns the branch the first call created instead of
+	// creating another. Empty registers a new branch every time.
+	IdempotencyKey string `protobuf:"bytes,7,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RegisterBranchRequest) Reset() {
@@ -864,6 +869,13 @@ func (x *RegisterBranchRequest) GetAsyncCommit() bool {
 		return x.AsyncCommit
 	}
 	return false
+}
+
+func (x *RegisterBranchRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
 }
 
 type RegisterBranchResponse struct {
@@ -1334,8 +1346,10 @@ type Transaction struct {
 	// Phase-2 attempts so far.
 	Attempts int32 `protobuf:"varint,8,opt,name=attempts,proto3" json:"attempts,omitempty"`
 	// Last phase-2 error, for operators.
-	LastError     string    `protobuf:"bytes,9,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
-	Branches      []*Branch `protobuf:"bytes,10,rep,name=branches,proto3" json:"branches,omitempty"`
+	LastError string    `protobuf:"bytes,9,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	Branches  []*Branch `protobuf:"bytes,10,rep,name=branches,proto3" json:"branches,omitempty"`
+	// Number of branches, also where branches is left out (ListTransactions).
+	BranchCount   int32 `protobuf:"varint,11,opt,name=branch_count,json=branchCount,proto3" json:"branch_count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1438,6 +1452,13 @@ func (x *Transaction) GetBranches() []*Branch {
 		return x.Branches
 	}
 	return nil
+}
+
+func (x *Transaction) GetBranchCount() int32 {
+	if x != nil {
+		return x.BranchCount
+	}
+	return 0
 }
 
 type ListTransactionsRequest struct {
@@ -2256,7 +2277,7 @@ const file_tc_proto_rawDesc = "" +
 	"\x03xid\x18\x01 \x01(\tR\x03xid\x12/\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x17.gtx.tc.v1.GlobalStatusR\x06status\"A\n" +
 	"\x0eReportResponse\x12/\n" +
-	"\x06status\x18\x01 \x01(\x0e2\x17.gtx.tc.v1.GlobalStatusR\x06status\"\xed\x01\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x17.gtx.tc.v1.GlobalStatusR\x06status\"\x96\x02\n" +
 	"\x15RegisterBranchRequest\x12\x10\n" +
 	"\x03xid\x18\x01 \x01(\tR\x03xid\x126\n" +
 	"\vbranch_type\x18\x02 \x01(\x0e2\x15.gtx.tc.v1.BranchTypeR\n" +
@@ -2265,7 +2286,8 @@ const file_tc_proto_rawDesc = "" +
 	"resourceId\x12\x1b\n" +
 	"\tlock_keys\x18\x04 \x01(\tR\blockKeys\x12)\n" +
 	"\x10application_data\x18\x05 \x01(\fR\x0fapplicationData\x12!\n" +
-	"\fasync_commit\x18\x06 \x01(\bR\vasyncCommit\"5\n" +
+	"\fasync_commit\x18\x06 \x01(\bR\vasyncCommit\x12'\n" +
+	"\x0fidempotency_key\x18\a \x01(\tR\x0eidempotencyKey\"5\n" +
 	"\x16RegisterBranchResponse\x12\x1b\n" +
 	"\tbranch_id\x18\x01 \x01(\x03R\bbranchId\"\xa0\x01\n" +
 	"\x13ReportBranchRequest\x12\x10\n" +
@@ -2302,7 +2324,7 @@ const file_tc_proto_rawDesc = "" +
 	"\x10application_data\x18\x06 \x01(\fR\x0fapplicationData\x12/\n" +
 	"\x06status\x18\a \x01(\x0e2\x17.gtx.tc.v1.BranchStatusR\x06status\x12&\n" +
 	"\x0fcreated_unix_ms\x18\b \x01(\x03R\rcreatedUnixMs\x12!\n" +
-	"\fasync_commit\x18\t \x01(\bR\vasyncCommit\"\xdb\x02\n" +
+	"\fasync_commit\x18\t \x01(\bR\vasyncCommit\"\xfe\x02\n" +
 	"\vTransaction\x12\x10\n" +
 	"\x03xid\x18\x01 \x01(\tR\x03xid\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -2316,7 +2338,8 @@ const file_tc_proto_rawDesc = "" +
 	"\n" +
 	"last_error\x18\t \x01(\tR\tlastError\x12-\n" +
 	"\bbranches\x18\n" +
-	" \x03(\v2\x11.gtx.tc.v1.BranchR\bbranches\"d\n" +
+	" \x03(\v2\x11.gtx.tc.v1.BranchR\bbranches\x12!\n" +
+	"\fbranch_count\x18\v \x01(\x05R\vbranchCount\"d\n" +
 	"\x17ListTransactionsRequest\x123\n" +
 	"\bstatuses\x18\x01 \x03(\x0e2\x17.gtx.tc.v1.GlobalStatusR\bstatuses\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x05R\x05limit\"V\n" +

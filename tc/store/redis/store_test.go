@@ -16,6 +16,22 @@ func TestStoreConformance(t *testing.T) {
 	storetest.RunStore(t, func(t *testing.T) tc.Store { return newStore(t, redisstore.Config{}) })
 }
 
+func TestCoordinatorInput(t *testing.T) {
+	storetest.RunCoordinatorInput(t, func(t *testing.T) (tc.Store, tc.LockStore) {
+		rdb, prefix := newClient(t)
+		cfg := redisstore.Config{Prefix: prefix}
+		s, err := redisstore.NewStore(rdb, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := redisstore.NewLockStore(rdb, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, l
+	})
+}
+
 func TestStoreConformanceOneBucket(t *testing.T) {
 	storetest.RunStore(t, func(t *testing.T) tc.Store { return newStore(t, redisstore.Config{Buckets: 1}) })
 }

@@ -194,6 +194,12 @@ func TestConformance(t *testing.T) {
 				newStore := emptied(t, d)
 				storetest.RunLockStore(t, func(t *testing.T) tc.LockStore { return newStore(t) })
 			})
+			t.Run("CoordinatorInput", func(t *testing.T) {
+				storetest.RunCoordinatorInput(t, func(t *testing.T) (tc.Store, tc.LockStore) {
+					s := openStore(t, d)
+					return s, s
+				})
+			})
 		})
 	}
 }
