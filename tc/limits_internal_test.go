@@ -130,8 +130,7 @@ func TestLimitsValidate(t *testing.T) {
 		})
 	}
 	l := DefaultLimits()
-	l.BranchTypes = append(l.BranchTypes, tcv1.BranchType_XA)
 	if err := l.validate(); err != nil {
-		t.Fatalf("XA added: %v", err)
+		t.Fatalf("DefaultLimits: %v", err)
 	}
 }

@@ -15,7 +15,11 @@ import (
 // Attach refuses a bad Hello or add_resource, and closes a stream that
 // sends no Hello within Limits.HelloTimeout.
 func TestAttachBadInput(t *testing.T) {
-	e := startEnv(t, func(c *tc.Config) { c.Limits.HelloTimeout = 200 * time.Millisecond; c.Limits.MaxHelloResources = 2 }, "")
+	e := startEnv(t, func(c *tc.Config) {
+		c.Limits.HelloTimeout = 200 * time.Millisecond
+		c.Limits.MaxHelloResources = 2
+		c.Limits.BranchTypes = []tcv1.BranchType{tcv1.BranchType_AT, tcv1.BranchType_TCC}
+	}, "")
 	hello := func(h *tcv1.Hello) func(tcv1.Coordinator_AttachClient) error {
 		return func(s tcv1.Coordinator_AttachClient) error {
 			return s.Send(&tcv1.AttachRequest{Msg: &tcv1.AttachRequest_Hello{Hello: h}})
@@ -38,7 +42,7 @@ func TestAttachBadInput(t *testing.T) {
 		{"empty resource", hello(&tcv1.Hello{Resources: []*tcv1.Resource{res("", tcv1.BranchType_AT)}}), codes.InvalidArgument},
 		{"resource with a newline", hello(&tcv1.Hello{Resources: []*tcv1.Resource{res("db\n", tcv1.BranchType_AT)}}), codes.InvalidArgument},
 		{"too many resources", hello(&tcv1.Hello{Resources: []*tcv1.Resource{res("a", 1), res("b", 1), res("c", 1)}}), codes.InvalidArgument},
-		{"XA resource", hello(&tcv1.Hello{Resources: []*tcv1.Resource{res("db", tcv1.BranchType_XA)}}), codes.InvalidArgument},
+		{"resource of a branch type not accepted", hello(&tcv1.Hello{Resources: []*tcv1.Resource{res("db", tcv1.BranchType_XA)}}), codes.InvalidArgument},
 		{"add_resource with control characters", func(s tcv1.Coordinator_AttachClient) error {
 			if err := hello(&tcv1.Hello{ClientId: "rm"})(s); err != nil {
 				return err

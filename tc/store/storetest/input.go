@@ -29,6 +29,8 @@ func RunCoordinatorInput(t *testing.T, newStores func(t *testing.T) (tc.Store, t
 	cfg.ServerID = "storetest-input"
 	cfg.IDs = seqIDs{}
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	// A deployment that runs no XA: XA branches are refused.
+	cfg.Limits.BranchTypes = []tcv1.BranchType{tcv1.BranchType_AT, tcv1.BranchType_TCC, tcv1.BranchType_SAGA}
 	cfg.Limits.MaxLockKeysPerBranch = 10
 	cfg.Limits.MaxLockKeysPerTransaction = 15
 	cfg.Limits.MaxLockKeysPerApplication = 20
@@ -99,7 +101,7 @@ func RunCoordinatorInput(t *testing.T, newStores func(t *testing.T) (tc.Store, t
 			_, err := srv.Rollback(ctx, &tcv1.RollbackRequest{Xid: xid, Reason: strings.Repeat("r", 3<<20)})
 			return err
 		}, codes.InvalidArgument},
-		{"register XA, which no mode serves", func() error {
+		{"register XA, which this deployment does not run", func() error {
 			_, err := srv.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: xid, BranchType: tcv1.BranchType_XA, ResourceId: "r"})
 			return err
 		}, codes.InvalidArgument},
