@@ -18,7 +18,8 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRootCmd().ExecuteContext(ctx)
+	cmd, err := newRootCmd().ExecuteContextC(ctx)
+	err = explainRun(ctx, cmd, err)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gtx:", err)
@@ -39,5 +40,6 @@ func newRootCmd() *cobra.Command {
 	bench := newBenchCmd()
 	bench.AddCommand(newBenchOrderCmd())
 	root.AddCommand(newTCCmd(), newTxCmd(), newDemoCmd(), bench, newVersionCmd())
+	explainCommands(root)
 	return root
 }
