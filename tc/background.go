@@ -38,13 +38,45 @@ func (s *Server) Start(ctx context.Context) error {
 	s.started = true
 	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.runCtx = ctx
+	if l, ok := s.store.(Leader); ok {
+		s.wg.Add(1)
+		go s.whileLeading(ctx, l)
+		return nil
+	}
+	s.startLoops(ctx)
+	return nil
+}
+
+// startLoops starts the background work, which runs until ctx is done.
+func (s *Server) startLoops(ctx context.Context) {
 	s.wg.Add(4)
 	go s.loop(ctx, s.cfg.RecoveryInterval, s.wakeCh, s.resume)
 	go s.loop(ctx, s.cfg.TimeoutCheckInterval, nil, s.rollbackTimedOut)
 	go s.loop(ctx, time.Minute, nil, s.cleanup)
 	go s.loop(ctx, s.cfg.Lease/4, nil, s.releaseOrphanLocks)
 	s.wake()
-	return nil
+}
+
+// whileLeading runs the background work only while l says this node
+// leads, starting it at once on each new leadership: the recovery loop's
+// first claim then resumes every transaction in flight.
+func (s *Server) whileLeading(ctx context.Context, l Leader) {
+	defer s.wg.Done()
+	for {
+		leading, changed := l.Leading()
+		lctx, stop := context.WithCancel(ctx)
+		if leading {
+			s.log.Info("leading: background work starts")
+			s.startLoops(lctx)
+		}
+		select {
+		case <-ctx.Done():
+			stop()
+			return
+		case <-changed:
+			stop()
+		}
+	}
 }
 
 // Close ends every Attach stream, stops the background work and waits for

@@ -97,6 +97,18 @@ type LockHolderLister interface {
 	LockHolders(ctx context.Context, after string, limit int) ([]string, error)
 }
 
+// Leader is an optional Store capability of a replicated store whose every
+// node runs a coordinator: the background work (phase-2 recovery, timeouts,
+// cleanup, orphan locks) runs only on the node that leads, and a node that
+// becomes leader starts it at once, so it resumes every transaction in
+// flight. Without it the work runs on every replica, which the store's
+// conditional changes and leases make safe.
+type Leader interface {
+	// Leading reports whether this node leads now, and returns a channel
+	// that is closed at the next change.
+	Leading() (bool, <-chan struct{})
+}
+
 // ListFilter selects sessions for Store.ListGlobals.
 type ListFilter struct {
 	// Statuses, when not empty, keeps only these statuses.

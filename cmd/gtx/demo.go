@@ -24,9 +24,10 @@ func newDemoCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the order-inventory sample in one process: orders that commit and orders that roll back",
-		Long: `Run, in one process, a coordinator, an embedded NATS server with JetStream
-(which carries the saga steps) and the sample's order, inventory and account
-services (samples/order-inventory), each on a SQLite file in a temporary
+		Long: `Run, in one process, a coordinator (on its default store, a one-node
+raft cluster), an embedded NATS server with JetStream (which carries the saga
+steps) and the sample's order, inventory and account services
+(samples/order-inventory), each on a SQLite file, all in a temporary
 directory. Then place orders through the order service's HTTP API
 in each mode (at, tcc, saga): one that commits, and ones where a participant
 does its work and then fails, so the global transaction undoes real changes.
@@ -92,7 +93,7 @@ func runDemo(ctx context.Context, out io.Writer, verbose, keep bool) error {
 	defer st.Close()
 	c := load.NewClient(st.OrderURL, st.InventoryURL, st.AccountURL)
 
-	fmt.Fprintf(out, "gtx demo: a coordinator, NATS JetStream and the order, inventory and account services in this process, on SQLite in %s\n", dir)
+	fmt.Fprintf(out, "gtx demo: a coordinator, NATS JetStream and the order, inventory and account services in this process, in %s\n", dir)
 	fmt.Fprintf(out, "  coordinator gRPC %s   NATS %s (saga steps)\n  order %s   inventory %s   account %s\n\n", st.TCAddr, st.NATSURL, st.OrderURL, st.InventoryURL, st.AccountURL)
 	before, err := c.TakeSnapshot(ctx)
 	if err != nil {

@@ -53,10 +53,11 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// startTC runs `gtx tc` as a subprocess and waits until it serves.
-func startTC(t *testing.T, addr, db string) *exec.Cmd {
+// startTC runs `gtx tc` as a subprocess on its default store, a one-node
+// raft cluster in dataDir listening on raftAddr, and waits until it serves.
+func startTC(t *testing.T, addr, raftAddr, dataDir string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(gtxBin, "tc", "--listen", addr, "--store-dsn", db, "--server-id", "e2e",
+	cmd := exec.Command(gtxBin, "tc", "--listen", addr, "--data-dir", dataDir, "--raft-addr", raftAddr, "--server-id", "e2e",
 		"--retry-initial", "20ms", "--retry-max", "200ms", "--branch-timeout", "2s", "--lease", "10s")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -124,9 +125,9 @@ func (h *blockingHandler) count() int {
 // branch, and the TM, whose commit answer was lost, learns the outcome from
 // the coordinator instead of guessing.
 func TestCoordinatorKilledBetweenDecisionAndPhase2(t *testing.T) {
-	addr := freeAddr(t)
-	db := filepath.Join(t.TempDir(), "tc.db")
-	tcProc := startTC(t, addr, db)
+	addr, raftAddr := freeAddr(t), freeAddr(t)
+	db := filepath.Join(t.TempDir(), "tc")
+	tcProc := startTC(t, addr, raftAddr, db)
 
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -178,7 +179,7 @@ func TestCoordinatorKilledBetweenDecisionAndPhase2(t *testing.T) {
 	tcProc.Wait()
 	close(h.release)
 
-	startTC(t, addr, db)
+	startTC(t, addr, raftAddr, db)
 	select {
 	case err := <-done:
 		if err != nil {

@@ -28,6 +28,12 @@ type tcConfig struct {
 	ServerID       string        `yaml:"server_id"`
 	NodeID         int64         `yaml:"node_id"`
 	StoreDriver    string        `yaml:"store_driver"`
+	DataDir        string        `yaml:"data_dir"`
+	RaftAddr       string        `yaml:"raft_addr"`
+	RaftAdvertise  string        `yaml:"raft_advertise"`
+	RaftID         string        `yaml:"raft_id"`
+	RaftPeers      string        `yaml:"raft_peers"`
+	Join           string        `yaml:"join"`
 	StoreDSN       string        `yaml:"store_dsn"`
 	StorePrefix    string        `yaml:"store_prefix"`
 	LockStore      string        `yaml:"lock_store"`
@@ -59,8 +65,10 @@ func defaultTCConfig() tcConfig {
 	return tcConfig{
 		Listen:         "127.0.0.1:8091",
 		ServerID:       d.ServerID,
-		StoreDriver:    "sqlite",
+		StoreDriver:    "raft",
 		StoreDSN:       "gtx-tc.db",
+		DataDir:        "gtx-tc-data",
+		RaftAddr:       "127.0.0.1:8191",
 		DefaultTimeout: d.DefaultTimeout,
 		MaxTimeout:     d.MaxTimeout,
 		BranchTimeout:  d.BranchTimeout,
@@ -81,8 +89,14 @@ func (c *tcConfig) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", c.Listen, "gRPC listen address (GTX_LISTEN)")
 	fs.StringVar(&c.ServerID, "server-id", c.ServerID, "name of this replica, unique per replica sharing a store (GTX_SERVER_ID)")
 	fs.Int64Var(&c.NodeID, "node-id", c.NodeID, "snowflake node ID 0-1023 for XIDs, unique per replica; -1 leases one from the mysql, postgres or redis store (GTX_NODE_ID)")
-	fs.StringVar(&c.StoreDriver, "store-driver", c.StoreDriver, "session store: sqlite, mysql, postgres or redis (GTX_STORE_DRIVER)")
+	fs.StringVar(&c.StoreDriver, "store-driver", c.StoreDriver, "session store: raft (embedded and replicated, in --data-dir), sqlite, mysql, postgres or redis (GTX_STORE_DRIVER)")
 	fs.StringVar(&c.StoreDSN, "store-dsn", c.StoreDSN, "session store DSN; for sqlite a file path, for redis redis://host:port/db (GTX_STORE_DSN)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "raft store: this node's data directory, the Raft log and snapshots (GTX_DATA_DIR)")
+	fs.StringVar(&c.RaftAddr, "raft-addr", c.RaftAddr, "raft store: host:port this node listens on for Raft and for calls followers forward (GTX_RAFT_ADDR)")
+	fs.StringVar(&c.RaftAdvertise, "raft-advertise", c.RaftAdvertise, "raft store: host:port the other nodes reach --raft-addr at; empty means --raft-addr (GTX_RAFT_ADVERTISE)")
+	fs.StringVar(&c.RaftID, "raft-id", c.RaftID, "raft store: this node's ID in the cluster, stable across restarts; empty means --server-id (GTX_RAFT_ID)")
+	fs.StringVar(&c.RaftPeers, "raft-peers", c.RaftPeers, "raft store: bootstrap a new cluster of these voters, id=host:port,..., this node included, the same on each (GTX_RAFT_PEERS)")
+	fs.StringVar(&c.Join, "join", c.Join, "raft store: join the cluster of the node at this --raft-addr instead of bootstrapping (GTX_JOIN)")
 	fs.StringVar(&c.StorePrefix, "store-prefix", c.StorePrefix, "key prefix in a redis store; empty means gtx:tc: (GTX_STORE_PREFIX)")
 	fs.IntVar(&c.StoreMaxBatch, "store-max-batch", c.StoreMaxBatch, "most store writes one group commit takes in a sql store; 0 means the default (64), 1 turns group commit off (GTX_STORE_MAX_BATCH)")
 	fs.StringVar(&c.LockStore, "lock-store", c.LockStore, "keep the global row locks in Redis (redis://host:port/db) while sessions stay in the sql store; empty keeps them with the sessions (GTX_LOCK_STORE)")

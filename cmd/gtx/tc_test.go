@@ -32,7 +32,7 @@ func TestTCConfigLayers(t *testing.T) {
 		{"env beats file", got.Listen, "127.0.0.1:7001"},
 		{"file beats default", got.StoreDSN, "from-file.db"},
 		{"file duration", got.Lease, 90 * time.Second},
-		{"default stays", got.StoreDriver, "sqlite"},
+		{"default stays", got.StoreDriver, "raft"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {

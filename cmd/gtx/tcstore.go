@@ -16,6 +16,7 @@ import (
 	"github.com/gtx-io/gtx/idgen"
 
 	"github.com/gtx-io/gtx/tc"
+	"github.com/gtx-io/gtx/tc/store/raftstore"
 	redisstore "github.com/gtx-io/gtx/tc/store/redis"
 	sqlstore "github.com/gtx-io/gtx/tc/store/sql"
 )
@@ -23,6 +24,16 @@ import (
 // openStores opens the session and lock stores the configuration names and
 // returns them with the function that closes them.
 func openStores(ctx context.Context, c tcConfig, log *slog.Logger) (tc.Store, tc.LockStore, func() error, error) {
+	if c.StoreDriver == "raft" {
+		if c.LockStore != "" {
+			return nil, nil, nil, errors.New("--lock-store is for a sql session store; the raft store keeps its locks already")
+		}
+		store, err := openRaft(ctx, c, log)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return store, store, store.Close, nil
+	}
 	if c.StoreDriver != "redis" {
 		store, err := sqlstore.Open(ctx, sqlstore.Config{Driver: c.StoreDriver, DSN: c.StoreDSN, Logger: log, MaxBatch: c.StoreMaxBatch})
 		if err != nil {
@@ -61,6 +72,27 @@ func openStores(ctx context.Context, c tcConfig, log *slog.Logger) (tc.Store, tc
 		return nil, nil, nil, err
 	}
 	return store, locks, rdb.Close, nil
+}
+
+// openRaft starts this node of the raft store: a one-node cluster in
+// --data-dir unless --raft-peers or --join say otherwise.
+func openRaft(ctx context.Context, c tcConfig, log *slog.Logger) (*raftstore.Store, error) {
+	peers, err := raftstore.ParsePeers(c.RaftPeers)
+	if err != nil {
+		return nil, fmt.Errorf("--raft-peers: %w", err)
+	}
+	cfg := raftstore.DefaultConfig()
+	cfg.NodeID = c.RaftID
+	if cfg.NodeID == "" {
+		cfg.NodeID = c.ServerID
+	}
+	cfg.Dir = c.DataDir
+	cfg.Bind = c.RaftAddr
+	cfg.Advertise = c.RaftAdvertise
+	cfg.Peers = peers
+	cfg.Join = c.Join
+	cfg.Logger = log
+	return raftstore.Open(ctx, cfg)
 }
 
 // openRedisLocks opens the Redis lock store --lock-store names.

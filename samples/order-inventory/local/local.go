@@ -1,5 +1,5 @@
-// Package local runs the whole sample in one process: a coordinator on
-// SQLite, an embedded NATS server with JetStream for the saga steps, and
+// Package local runs the whole sample in one process: a coordinator on its
+// default store (a one-node raft cluster, see tc/store/raftstore), an embedded NATS server with JetStream for the saga steps, and
 // the order, inventory and account services, each on its own SQLite file,
 // all in one directory and on loopback ports. `gtx demo` and the sample's
 // tests use it; nothing needs to be installed.
@@ -30,13 +30,14 @@ import (
 	"github.com/gtx-io/gtx/samples/order-inventory/order"
 	"github.com/gtx-io/gtx/samples/order-inventory/service"
 	"github.com/gtx-io/gtx/tc"
-	sqlstore "github.com/gtx-io/gtx/tc/store/sql"
+	"github.com/gtx-io/gtx/tc/store/raftstore"
 )
 
 // Config configures a local run.
 type Config struct {
-	// Dir holds the SQLite files (tc.db, order.db, inventory.db,
-	// account.db) and the NATS server's JetStream store (nats/). Required.
+	// Dir holds the coordinator's data directory (tc/), the services'
+	// SQLite files (order.db, inventory.db, account.db) and the NATS
+	// server's JetStream store (nats/). Required.
 	Dir string
 	// TxTimeout is the global transactions' timeout; 0 means 30 s.
 	TxTimeout time.Duration
@@ -124,7 +125,9 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 }
 
 func (st *Stack) startTC(ctx context.Context, dir string, log *slog.Logger) error {
-	store, err := sqlstore.Open(ctx, sqlstore.Config{Driver: sqlstore.DriverSQLite, DSN: filepath.Join(dir, "tc.db"), Logger: log})
+	rcfg := raftstore.DefaultConfig()
+	rcfg.NodeID, rcfg.Dir, rcfg.Bind, rcfg.Logger = "local", filepath.Join(dir, "tc"), "127.0.0.1:0", log
+	store, err := raftstore.Open(ctx, rcfg)
 	if err != nil {
 		return fmt.Errorf("local: open the coordinator's store: %w", err)
 	}
