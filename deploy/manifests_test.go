@@ -839,7 +839,8 @@ var knownTCFlags = map[string]bool{
 	"--retry-initial": true, "--retry-max": true, "--retry-budget": true, "--max-attempts": true, "--lease": true, "--workers": true,
 	"--retention": true, "--log-level": true, "--tls-cert": true, "--tls-key": true, "--tls-client-ca": true,
 	"--auth-tokens-file": true, "--metrics-listen": true, "--health-interval": true, "--trace-exporter": true,
-	"--otlp-endpoint": true, "--health-listen": true,
+	"--otlp-endpoint": true, "--health-listen": true, "--data-dir": true, "--raft-addr": true, "--raft-advertise": true,
+	"--raft-id": true, "--raft-peers": true, "--join": true,
 }
 
 // TestManifests decodes every kustomization and every file it lists

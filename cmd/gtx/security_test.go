@@ -126,7 +126,7 @@ func TestSecurity(t *testing.T) {
 
 	c := defaultTCConfig()
 	c.Listen = freeAddr(t)
-	c.StoreDSN = filepath.Join(dir, "tc.db")
+	c.DataDir, c.RaftAddr = filepath.Join(dir, "tc"), freeAddr(t)
 	c.NodeID = 7
 	c.LogLevel = "error"
 	c.TLSCert = writeFile(t, dir, "tc.crt", srvCert)

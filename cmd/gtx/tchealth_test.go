@@ -24,7 +24,7 @@ func TestHealthListenPlaintextBesideTLS(t *testing.T) {
 	c := defaultTCConfig()
 	c.Listen = freeAddr(t)
 	c.HealthListen = freeAddr(t)
-	c.StoreDSN = filepath.Join(dir, "tc.db")
+	c.DataDir, c.RaftAddr = filepath.Join(dir, "tc"), freeAddr(t)
 	c.NodeID = 9
 	c.LogLevel = "error"
 	c.HealthInterval = 50 * time.Millisecond
