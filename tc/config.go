@@ -102,34 +102,74 @@ func DefaultConfig() Config {
 // ErrInvalidConfig is matched by every error Validate returns.
 var ErrInvalidConfig = errors.New("tc: invalid config")
 
-// Validate checks c and says what to fix.
+// FieldError is the error Validate returns for a setting out of range: it
+// names the field (and the other field the rule compares it with), so a
+// program that sets the fields from its own flags can say which flag to
+// fix (Describe). It matches ErrInvalidConfig.
+type FieldError struct {
+	Field string // the Config field, e.g. "MaxTimeout"
+	Value any    // its value
+	Rule  string // what it must be, e.g. "must not be below"
+	// Other is the field the rule compares Field with, and OtherValue its
+	// value; empty when the rule stands alone.
+	Other      string
+	OtherValue any
+}
+
+// Describe says what is wrong, naming each field as name gives it.
+func (e *FieldError) Describe(name func(field string) string) string {
+	msg := fmt.Sprintf("%s %v %s", name(e.Field), e.Value, e.Rule)
+	if e.Other != "" {
+		msg += fmt.Sprintf(" %s %v", name(e.Other), e.OtherValue)
+	}
+	return msg
+}
+
+func (e *FieldError) Error() string {
+	return ErrInvalidConfig.Error() + ": " + e.Describe(func(f string) string { return f })
+}
+
+// Unwrap makes a FieldError match ErrInvalidConfig.
+func (e *FieldError) Unwrap() error { return ErrInvalidConfig }
+
+// Validate checks c and says what to fix; a value out of range is a
+// *FieldError.
 func (c *Config) Validate() error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+	bad := func(field string, value any, rule string) error {
+		return &FieldError{Field: field, Value: value, Rule: rule}
+	}
+	cmp := func(field string, value any, rule, other string, otherValue any) error {
+		return &FieldError{Field: field, Value: value, Rule: rule, Other: other, OtherValue: otherValue}
 	}
 	switch {
 	case c.ServerID == "":
-		return bad("ServerID is empty; name this replica")
+		return bad("ServerID", `""`, "is empty; name this replica")
 	case c.IDs == nil:
-		return bad("IDs is nil; pass an *idgen.Generator")
+		return bad("IDs", "nil", "is not set; pass an *idgen.Generator")
 	case c.DefaultTimeout <= 0:
-		return bad("DefaultTimeout must be positive, got %v", c.DefaultTimeout)
+		return bad("DefaultTimeout", c.DefaultTimeout, "must be positive")
 	case c.MaxTimeout < c.DefaultTimeout:
-		return bad("MaxTimeout %v is below DefaultTimeout %v", c.MaxTimeout, c.DefaultTimeout)
+		return cmp("MaxTimeout", c.MaxTimeout, "must not be below", "DefaultTimeout", c.DefaultTimeout)
 	case c.BranchTimeout <= 0:
-		return bad("BranchTimeout must be positive, got %v", c.BranchTimeout)
-	case c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial:
-		return bad("need 0 < RetryInitial <= RetryMax, got %v and %v", c.RetryInitial, c.RetryMax)
-	case c.MaxAttempts < 0 || c.RetryBudget < 0:
-		return bad("MaxAttempts and RetryBudget must not be negative")
+		return bad("BranchTimeout", c.BranchTimeout, "must be positive")
+	case c.RetryInitial <= 0:
+		return bad("RetryInitial", c.RetryInitial, "must be positive")
+	case c.RetryMax < c.RetryInitial:
+		return cmp("RetryMax", c.RetryMax, "must not be below", "RetryInitial", c.RetryInitial)
+	case c.MaxAttempts < 0:
+		return bad("MaxAttempts", c.MaxAttempts, "must not be negative")
+	case c.RetryBudget < 0:
+		return bad("RetryBudget", c.RetryBudget, "must not be negative")
 	case c.Lease < 2*c.BranchTimeout:
-		return bad("Lease %v must be at least twice BranchTimeout %v", c.Lease, c.BranchTimeout)
-	case c.TimeoutCheckInterval <= 0 || c.RecoveryInterval <= 0:
-		return bad("TimeoutCheckInterval and RecoveryInterval must be positive")
+		return cmp("Lease", c.Lease, "must be at least twice", "BranchTimeout", c.BranchTimeout)
+	case c.TimeoutCheckInterval <= 0:
+		return bad("TimeoutCheckInterval", c.TimeoutCheckInterval, "must be positive")
+	case c.RecoveryInterval <= 0:
+		return bad("RecoveryInterval", c.RecoveryInterval, "must be positive")
 	case c.Workers <= 0:
-		return bad("Workers must be positive, got %d", c.Workers)
+		return bad("Workers", c.Workers, "must be positive")
 	case c.Retention < 0:
-		return bad("Retention must not be negative")
+		return bad("Retention", c.Retention, "must not be negative")
 	}
 	return c.Limits.validate()
 }

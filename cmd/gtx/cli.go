@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"strings"
 	"time"
 
@@ -12,6 +14,8 @@ import (
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/gtx-io/gtx/tc"
 )
 
 // examples are the Example sections of every command's help, by command
@@ -87,6 +91,18 @@ func explainCommands(root *cobra.Command) {
 	}
 }
 
+// flagOf names the Config field as c's flag for it (MaxTimeout is
+// --max-timeout), or as the field when c has no such flag.
+func flagOf(c *cobra.Command, field string) string {
+	name := strings.ToLower(camelBreak.ReplaceAllString(field, "$1-$2"))
+	if c.Flags().Lookup(name) != nil {
+		return "--" + name
+	}
+	return field
+}
+
+var camelBreak = regexp.MustCompile(`([a-z0-9])([A-Z])`)
+
 // envName is the environment variable of the flag name.
 func envName(flag string) string {
 	return "GTX_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
@@ -107,6 +123,10 @@ func (e usageError) Unwrap() error { return e.err }
 func explainRun(ctx context.Context, c *cobra.Command, err error) error {
 	if c == nil || err == nil {
 		return err
+	}
+	var fe *tc.FieldError
+	if errors.As(err, &fe) {
+		return fmt.Errorf("%s (see gtx %s --help)", fe.Describe(func(field string) string { return flagOf(c, field) }), c.Name())
 	}
 	tcFlag, caFlag := c.Flags().Lookup("tc"), c.Flags().Lookup("tls-ca")
 	if tcFlag == nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -87,6 +88,9 @@ func TestCLIErrorsInTheUsersTerms(t *testing.T) {
 		{"an unknown flag prints the usage", nil, []string{"tx", "list", "--nope"}, []string{"unknown flag: --nope", "Usage:"}},
 		{"no coordinator there", nil, []string{"tx", "list", "--tc", closed, "--timeout", "1s"}, []string{"no answer from the coordinator at " + closed}},
 		{"the address from GTX_TC", map[string]string{"GTX_TC": closed, "GTX_TIMEOUT": "1s"}, []string{"tx", "list"}, []string{"coordinator at " + closed}},
+		{"a setting out of range names the flags", nil, []string{"tc", "--listen", "127.0.0.1:0", "--node-id", "3", "--store-dsn", filepath.Join(t.TempDir(), "tc.db"),
+			"--store-driver", "sqlite", "--default-timeout", "1m", "--max-timeout", "10s"},
+			[]string{"--max-timeout 10s must not be below --default-timeout 1m0s"}},
 		{"plaintext against TLS names --tls-ca", nil, []string{"tx", "show", "tc-1:1", "--tc", lis.Addr().String(), "--timeout", "2s"},
 			[]string{"speaks TLS", "--tls-ca"}},
 	}
