@@ -262,7 +262,9 @@ func (r *RedLock) Renew(ctx context.Context, name, token string, ttl time.Durati
 	return 0, fmt.Errorf("redislock: renewal reached %d of %d nodes, quorum is %d", ok, len(r.nodes), r.quorum)
 }
 
-// Release implements lock.Backend: it releases on every node.
+// Release implements lock.Backend: it releases on every node. It returns
+// lock.ErrNotHeld when more than N − quorum nodes did not hold the token,
+// because then no quorum held it: the lock had been lost.
 func (r *RedLock) Release(ctx context.Context, name, token string) (bool, error) {
 	n := keyNames(r.prefix, name)
 	rs := r.each(ctx, func(ctx context.Context, rdb redis.UniversalClient) result {
@@ -284,10 +286,13 @@ func (r *RedLock) Release(ctx context.Context, name, token string) (bool, error)
 		}
 	}
 	switch {
+	case notHeld > len(r.nodes)-r.quorum:
+		// Too few nodes held the token for a quorum: the lock was lost
+		// before the release (expired, or a node restarted empty and
+		// another quorum formed), whatever the other nodes freed.
+		return false, lock.ErrNotHeld
 	case released > 0:
 		return contended, nil
-	case notHeld >= r.quorum:
-		return false, lock.ErrNotHeld
 	}
 	return false, fmt.Errorf("redislock: release reached no node: %w", errors.Join(errs...))
 }
