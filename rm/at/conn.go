@@ -21,6 +21,10 @@ type conn struct {
 	tx  *localTx
 	// stmts holds the proxy's prepared statements on raw.
 	stmts stmtCache
+	// setting is the session setting (Statement.Setting) a statement run
+	// on this connection outside a global transaction changed, or "":
+	// once set, global transactions are refused on the connection.
+	setting string
 }
 
 var (
@@ -40,6 +44,7 @@ func (c *conn) Prepare(query string) (driver.Stmt, error) {
 }
 
 func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	c.noteSetting(query)
 	raw, err := prepare(ctx, c.raw, query)
 	if err != nil {
 		return nil, err
@@ -95,6 +100,7 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 		if isDDL(query) {
 			c.res.cache.invalidate()
 		}
+		c.noteSetting(query)
 		if ec, ok := c.raw.(driver.ExecerContext); ok {
 			return ec.ExecContext(ctx, query, args)
 		}
@@ -117,6 +123,7 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	t, ok := c.guarded(ctx)
 	if !ok {
+		c.noteSetting(query)
 		if qc, ok := c.raw.(driver.QueryerContext); ok {
 			return qc.QueryContext(ctx, query, args)
 		}
@@ -178,6 +185,38 @@ func (c *conn) CheckNamedValue(nv *driver.NamedValue) error {
 		return ch.CheckNamedValue(nv)
 	}
 	return driver.ErrSkip
+}
+
+// noteSetting remembers, for a query run outside a global transaction,
+// the session setting it changes (see Statement.Setting). Only queries
+// that may hold a SET or RESET are parsed: those starting with either
+// word, and strings of several statements.
+func (c *conn) noteSetting(query string) {
+	if c.setting != "" || !maySet(query) {
+		return
+	}
+	stmts, err := c.cfg.Dialect.Parse(query)
+	if err != nil {
+		return
+	}
+	for _, st := range stmts {
+		if st.Setting != "" {
+			c.setting = st.Setting
+			return
+		}
+	}
+}
+
+// maySet reports whether query starts with SET or RESET (case-insensitive,
+// after blanks) or holds a semicolon.
+func maySet(query string) bool {
+	q := strings.TrimLeft(query, " \t\r\n")
+	for _, w := range []string{"SET", "RESET"} {
+		if len(q) > len(w) && strings.EqualFold(q[:len(w)], w) {
+			return true
+		}
+	}
+	return strings.Contains(query, ";")
 }
 
 // isDDL reports whether query starts like a schema change, so that cached

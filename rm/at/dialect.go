@@ -67,8 +67,7 @@ type ExtendedDialect interface {
 	// Bind numbers the "?" placeholders of query, a query the proxy built
 	// or a Statement's SQL, in the dialect's form.
 	Bind(query string) (string, error)
-	// SelectTyped is SelectColumn knowing the column's type.
-	SelectTyped(qualifier string, c Column) string
+	ColumnSelector
 	// LockOf is the suffix that locks the rows a SELECT reads from the
 	// tables known as aliases, and no others.
 	LockOf(aliases []string) string
@@ -76,6 +75,14 @@ type ExtendedDialect interface {
 	// when rollback puts a deleted row back with its own generated key
 	// ("OVERRIDING SYSTEM VALUE"), or "".
 	InsertOverride() string
+}
+
+// ColumnSelector is implemented by a Dialect that reads some types through
+// an expression, so that images keep them exactly whatever the protocol
+// (MySQL's FLOAT, PostgreSQL's text-only types).
+type ColumnSelector interface {
+	// SelectTyped is SelectColumn knowing the column's type.
+	SelectTyped(qualifier string, c Column) string
 }
 
 // bind numbers the placeholders of query for d.
@@ -88,7 +95,7 @@ func bind(d Dialect, query string) (string, error) {
 
 // selectColumn returns the select-list expression reading column c.
 func selectColumn(d Dialect, qualifier string, c Column) string {
-	if x, ok := d.(ExtendedDialect); ok {
+	if x, ok := d.(ColumnSelector); ok {
 		return x.SelectTyped(qualifier, c)
 	}
 	return d.SelectColumn(qualifier, c.Name)

@@ -35,6 +35,18 @@ func (d *mysqlDialect) SelectColumn(qualifier, col string) string {
 	return d.Quote(qualifier) + "." + d.Quote(col)
 }
 
+// SelectTyped reads FLOAT columns as DOUBLE (multiplied by 1e0, which is
+// exact), so that the text protocol, which prints a FLOAT with 6
+// significant digits, returns every bit of it: a DOUBLE is printed in the
+// shortest form that reads back the same. Every other type is read as
+// SelectColumn reads it.
+func (d *mysqlDialect) SelectTyped(qualifier string, c Column) string {
+	if c.DataType == "float" {
+		return "(" + d.SelectColumn(qualifier, c.Name) + " * 1e0)"
+	}
+	return d.SelectColumn(qualifier, c.Name)
+}
+
 func (d *mysqlDialect) ForUpdate() string { return " FOR UPDATE" }
 
 func (d *mysqlDialect) FirstInsertID(lastInsertID, n int64) int64 { return lastInsertID }
@@ -62,11 +74,13 @@ func (d *mysqlDialect) LoadTable(ctx context.Context, q Querier, ref TableRef) (
 	}
 	for _, r := range rows {
 		ctype := strings.ToLower(asString(r[2]))
+		extra := strings.ToLower(asString(r[3]))
 		m.Columns = append(m.Columns, Column{
 			Name:          asString(r[0]),
 			DataType:      strings.ToLower(asString(r[1])),
 			Unsigned:      strings.Contains(ctype, "unsigned"),
-			AutoIncrement: strings.Contains(strings.ToLower(asString(r[3])), "auto_increment"),
+			AutoIncrement: strings.Contains(extra, "auto_increment"),
+			Generated:     generatedExtra(extra),
 		})
 	}
 	idx, err := q.Query(ctx, "SELECT INDEX_NAME, COLUMN_NAME, NON_UNIQUE FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = "+
@@ -98,6 +112,20 @@ func (d *mysqlDialect) LoadTable(ctx context.Context, q Querier, ref TableRef) (
 		}
 	}
 	return m, nil
+}
+
+// generatedExtra reports whether information_schema.COLUMNS.EXTRA marks a
+// generated column: "VIRTUAL GENERATED" and "STORED GENERATED" (MySQL,
+// MariaDB), "VIRTUAL" and "PERSISTENT" (older MariaDB), but not MySQL's
+// "DEFAULT_GENERATED", an expression default.
+func generatedExtra(extra string) bool {
+	for _, w := range strings.Fields(extra) {
+		switch w {
+		case "virtual", "stored", "persistent":
+			return true
+		}
+	}
+	return false
 }
 
 func asString(v any) string {

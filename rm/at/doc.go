@@ -10,7 +10,7 @@
 //	cfg.Manager = rmManager     // *rm.Manager: registers branches, runs phase 2
 //	cfg.Locks = coordinator     // tcv1.CoordinatorClient: global lock queries
 //	db, err := at.Open(cfg)     // was sql.Open("mysql", dsn)
-//	err = at.Migrate(ctx, db, at.MySQL(), cfg.UndoTable) // once: the undo table
+//	err = at.Migrate(ctx, db, nil, "")  // once: the undo table, dialect and name from db
 //
 // or, after at.SetDefaults(cfg), sql.Open(at.DriverMySQL, dsn) and
 // sql.Open(at.DriverSQLite, path); package atgorm does the same for gorm.

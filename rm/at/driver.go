@@ -164,8 +164,15 @@ func init() {
 }
 
 // Migrate creates the undo log table of dialect d in db if it is missing.
-// Run it once per database, with the wrapped driver or the AT one.
+// Run it once per database, with the wrapped driver or the AT one. On a
+// database opened with the AT driver, d may be nil and undoTable "": the
+// resource's own dialect and undo table are used.
 func Migrate(ctx context.Context, db *sql.DB, d Dialect, undoTable string) error {
+	if d == nil {
+		if err := fromResource(ctx, db, &d, &undoTable); err != nil {
+			return err
+		}
+	}
 	if undoTable == "" {
 		undoTable = DefaultUndoTable
 	}
@@ -175,6 +182,27 @@ func Migrate(ctx context.Context, db *sql.DB, d Dialect, undoTable string) error
 		}
 	}
 	return nil
+}
+
+// fromResource sets *d to the dialect of the AT database db, and
+// *undoTable to its undo table when empty.
+func fromResource(ctx context.Context, db *sql.DB, d *Dialect, undoTable *string) error {
+	c, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("at: migrate: %w", err)
+	}
+	defer c.Close()
+	return c.Raw(func(dc any) error {
+		ac, ok := dc.(*conn)
+		if !ok {
+			return fmt.Errorf("%w: migrate with a nil Dialect needs a database opened with the AT driver; pass the dialect for %T", ErrInvalidConfig, dc)
+		}
+		*d = ac.cfg.Dialect
+		if *undoTable == "" {
+			*undoTable = ac.cfg.UndoTable
+		}
+		return nil
+	})
 }
 
 // PurgeDefended deletes the defense rows phase 2 left in the undo table

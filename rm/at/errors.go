@@ -54,6 +54,38 @@ func (e *RefusedError) Error() string {
 // Is makes errors.Is(err, ErrRefused) true.
 func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
 
+// LeadingKeywords names a statement in refusal messages by its first
+// keyword, or its first two for CREATE, ALTER, DROP, LOCK and the like
+// ("CALL", "CREATE TABLE", "LOAD DATA"), upper-cased, as the statement's
+// own SQL writes them. Dialect packages use it for their refusals.
+func LeadingKeywords(sql string) string {
+	words := strings.Fields(strings.TrimLeft(sql, " \t\r\n("))
+	if len(words) == 0 {
+		return "an empty statement"
+	}
+	first := strings.ToUpper(words[0])
+	switch first {
+	case "CREATE", "ALTER", "DROP", "LOCK", "UNLOCK", "LOAD", "RENAME", "GRANT", "REVOKE", "FLUSH", "HANDLER", "INSTALL", "UNINSTALL":
+		if len(words) > 1 && isWord(words[1]) {
+			return first + " " + strings.ToUpper(words[1])
+		}
+	}
+	if !isWord(first) {
+		return "this statement"
+	}
+	return first
+}
+
+// isWord reports whether s is a keyword: letters and underscores only.
+func isWord(s string) bool {
+	for _, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return s != ""
+}
+
 func abbreviate(s string, n int) string {
 	if len(s) <= n {
 		return s

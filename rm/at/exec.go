@@ -71,6 +71,30 @@ func (e *executor) run(ctx context.Context, st *Statement, args []any, undo *Und
 	return res, e.schemaChanged(err)
 }
 
+// check refuses st for what can be told before it runs: its kind, and
+// what its tables' metadata rule out. The statements of a string of
+// several are all checked before the first runs.
+func (e *executor) check(ctx context.Context, st *Statement, args []any) error {
+	var err error
+	switch st.Kind {
+	case KindRefused:
+		err = &RefusedError{SQL: st.SQL, Reason: st.Refusal}
+	case KindUpdate, KindDelete:
+		_, err = e.targets(ctx, st)
+	case KindSelectForUpdate:
+		for _, ref := range st.Targets {
+			if _, err = e.meta(ctx, st, ref); err != nil {
+				break
+			}
+		}
+	case KindInsert:
+		_, err = e.planInsert(ctx, st)
+	case KindUpsert:
+		_, _, _, err = e.planUpsert(ctx, st, args)
+	}
+	return err
+}
+
 // target pairs a written table with its metadata.
 type target struct {
 	ref  TableRef
@@ -194,55 +218,49 @@ func (e *executor) updateOrDelete(ctx context.Context, st *Statement, args []any
 			}
 		}
 	}
-	// The statement; with LIMIT it is rebuilt with the same key order.
-	query, qargs := st.SQL, pick(args, st.Args)
-	if !st.Limit.Empty() && !st.MultiTable {
-		query, qargs = e.rebuild(st, order, args)
-	}
-	var (
-		res       execResult
-		returned  []Row
-		returning = e.updateReturns(st, ts)
-	)
-	if returning {
-		returned, err = e.queryRows(ctx, query+" RETURNING "+selectList(e.d, ts[0].meta, ts[0].ref.Alias), qargs, ts[0].meta)
-		res.rowsAffected = int64(len(returned))
-	} else {
-		res, err = e.q.exec(ctx, query, qargs)
-	}
-	if err != nil {
-		return res, err
-	}
 	matched := 0
 	for _, b := range before {
 		matched += len(b)
 	}
-	if res.rowsAffected > int64(matched) {
-		return res, fmt.Errorf("%w: %q changed %d rows but its before image holds %d (rows appeared between the image and the statement; use REPEATABLE READ)",
-			ErrTxAborted, abbreviate(st.SQL, 200), res.rowsAffected, matched)
+	if _, ok := e.d.(ExtendedDialect); ok {
+		return e.runReturning(ctx, st, ts, before, args, undo)
 	}
-	if returning {
-		// The rows changed are known: each must be one the before image
-		// holds, or their undo would be wrong (a WHERE that is not
-		// deterministic, or reads rows committed between the two).
-		img := undo.table(ts[0].meta)
-		imaged := make(map[string]bool, len(before[0]))
-		for _, r := range before[0] {
-			imaged[img.pkKey(r)] = true
+	// The statement runs on exactly the rows of the before image: its
+	// WHERE is replaced (one table) or completed (a join) by their keys,
+	// so a WHERE that matches other rows the second time (RAND(), a
+	// subquery over rows committed in between) cannot change rows the
+	// image lacks.
+	var res execResult
+	if st.MultiTable {
+		query, qargs, err := e.constrainJoin(st, ts, before, args)
+		if err != nil {
+			return res, err
 		}
-		for _, r := range returned {
-			if !imaged[img.pkKey(r)] {
-				return res, fmt.Errorf("%w: %q changed a row its before image does not hold (its WHERE matched other rows the second time: not deterministic, or rows changed between the image and the statement; use REPEATABLE READ)",
-					ErrTxAborted, abbreviate(st.SQL, 200))
+		if res, err = e.q.exec(ctx, query, qargs); err != nil {
+			return res, err
+		}
+	} else {
+		for start := 0; start == 0 || start < len(before[0]); start += maxKeysPerQuery {
+			keys := before[0][start:min(start+maxKeysPerQuery, len(before[0]))]
+			query, qargs := e.constrainOne(st, ts[0], keys, args)
+			r, err := e.q.exec(ctx, query, qargs)
+			if err != nil {
+				return res, err
 			}
+			res.rowsAffected += r.rowsAffected
 		}
+	}
+	// An UPDATE may change fewer rows than it matched (MySQL counts the
+	// rows whose values changed), never more; a DELETE must delete every
+	// row of its image, or the rollback would insert rows that exist.
+	if res.rowsAffected > int64(matched) || st.Kind == KindDelete && res.rowsAffected != int64(matched) {
+		return res, fmt.Errorf("%w: %q changed %d rows but its before image holds %d, which it was limited to (its WHERE matched them differently the second time: not deterministic, or reading rows changed in between); make the WHERE deterministic, or select the rows first and write them by primary key",
+			ErrTxAborted, abbreviate(st.SQL, 200), res.rowsAffected, matched)
 	}
 	for i, t := range ts {
 		var after []Row
-		switch {
-		case returning:
-			after = returned
-		case st.Kind == KindUpdate && len(before[i]) > 0:
+		var err error
+		if st.Kind == KindUpdate && len(before[i]) > 0 {
 			if after, err = readByPK(ctx, e.d, e.q, t.meta, before[i], false); err != nil {
 				return res, err
 			}
@@ -258,54 +276,165 @@ func (e *executor) updateOrDelete(ctx context.Context, st *Statement, args []any
 	return res, nil
 }
 
-// updateReturns reports whether st, an UPDATE or DELETE of targets ts,
-// is an UPDATE of one table on a database that answers RETURNING
-// (ExtendedDialect): its after image then comes back with the statement,
-// in the same round trip, instead of from a read by primary key.
-func (e *executor) updateReturns(st *Statement, ts []target) bool {
-	_, ok := e.d.(ExtendedDialect)
-	return ok && st.Kind == KindUpdate && len(ts) == 1 && !st.MultiTable
+// keysOf returns the condition matching the primary keys of rows of t,
+// qualified by its alias, with its arguments; "1 = 0" for no rows.
+func (e *executor) keysOf(t target, rows []Row) (string, []any) {
+	if len(rows) == 0 {
+		return "1 = 0", nil
+	}
+	return pkCondition(e.d, t.meta, t.ref.Alias, len(rows)), pkArgs(t.meta, t.meta.PK, rows)
 }
 
-// queryRows runs query and decodes its rows, every column of m.
-func (e *executor) queryRows(ctx context.Context, query string, args []any, m *TableMeta) ([]Row, error) {
-	raw, err := e.q.Query(ctx, query, args)
-	if err != nil {
-		return nil, err
+// constrainOne writes a one-table UPDATE or DELETE again to change the
+// rows of keys and no others.
+func (e *executor) constrainOne(st *Statement, t target, keys []Row, args []any) (string, []any) {
+	ignore := ""
+	if st.Ignore {
+		ignore = "IGNORE "
 	}
-	rows := make([]Row, 0, len(raw))
-	for _, r := range raw {
-		row, err := decodeRow(e.d, m, r, 0)
-		if err != nil {
-			return nil, err
-		}
-		rows = append(rows, row)
+	cond, kargs := e.keysOf(t, keys)
+	if st.Kind == KindUpdate {
+		return "UPDATE " + ignore + st.From.SQL + " SET " + st.SetClause.SQL + " WHERE " + cond,
+			append(pick(args, st.From.Args, st.SetClause.Args), kargs...)
 	}
-	return rows, nil
+	return "DELETE " + ignore + "FROM " + st.From.SQL + " WHERE " + cond, append(pick(args, st.From.Args), kargs...)
 }
 
-// rebuild writes a single-table UPDATE or DELETE with LIMIT again, its
-// ORDER BY completed by the primary key.
-func (e *executor) rebuild(st *Statement, order Fragment, args []any) (string, []any) {
+// maxJoinKeys bounds the keys an UPDATE or DELETE over a join may be
+// limited to, in one statement (MySQL takes at most 65,535 placeholders).
+const maxJoinKeys = 20000
+
+// constrainJoin writes a MySQL UPDATE or DELETE over a join again, its
+// WHERE completed by the keys of the before image of every target.
+func (e *executor) constrainJoin(st *Statement, ts []target, before [][]Row, args []any) (string, []any, error) {
 	var sb strings.Builder
-	var idx [][]int
+	var qargs []any
 	ignore := ""
 	if st.Ignore {
 		ignore = "IGNORE "
 	}
 	if st.Kind == KindUpdate {
 		sb.WriteString("UPDATE " + ignore + st.From.SQL + " SET " + st.SetClause.SQL)
-		idx = append(idx, st.From.Args, st.SetClause.Args)
+		qargs = pick(args, st.From.Args, st.SetClause.Args)
 	} else {
-		sb.WriteString("DELETE " + ignore + "FROM " + st.From.SQL)
-		idx = append(idx, st.From.Args)
+		aliases := make([]string, len(ts))
+		for i, t := range ts {
+			aliases[i] = e.d.Quote(t.ref.Alias)
+		}
+		sb.WriteString("DELETE " + ignore + strings.Join(aliases, ", ") + " FROM " + st.From.SQL)
+		qargs = pick(args, st.From.Args)
 	}
+	sb.WriteString(" WHERE ")
 	if !st.Where.Empty() {
-		sb.WriteString(" WHERE " + st.Where.SQL)
+		sb.WriteString("(" + st.Where.SQL + ") AND ")
+		qargs = append(qargs, pick(args, st.Where.Args)...)
 	}
-	sb.WriteString(" ORDER BY " + order.SQL + " " + st.Limit.SQL)
-	idx = append(idx, st.Where.Args, order.Args, st.Limit.Args)
-	return sb.String(), pick(args, idx...)
+	n := 0
+	for i, t := range ts {
+		n += len(before[i]) * len(t.meta.PK)
+		if n > maxJoinKeys {
+			return "", nil, &RefusedError{SQL: st.SQL, Reason: fmt.Sprintf("a write over a join is limited to the rows of its before image, and this one matched more than %d key values; split it, or write the rows of each table by primary key", maxJoinKeys)}
+		}
+		if i > 0 {
+			sb.WriteString(" AND ")
+		}
+		cond, kargs := e.keysOf(t, before[i])
+		sb.WriteString(cond)
+		qargs = append(qargs, kargs...)
+	}
+	return sb.String(), qargs, nil
+}
+
+// runReturning runs an UPDATE or DELETE on a database that answers
+// RETURNING (ExtendedDialect): the rows it changed come back with it, in
+// the same round trip. Each must be one the before image holds, or its
+// undo would be wrong; a row the image holds that the statement left alone
+// is unchanged (its lock was held throughout).
+func (e *executor) runReturning(ctx context.Context, st *Statement, ts []target, before [][]Row, args []any, undo *UndoLog) (execResult, error) {
+	t := ts[0]
+	cols := selectList(e.d, t.meta, t.ref.Alias)
+	if st.Kind == KindDelete {
+		cols = pkList(e.d, t.meta, t.ref.Alias)
+	}
+	returned, err := e.queryRows(ctx, st.SQL+" RETURNING "+cols, pick(args, st.Args), t.meta, st.Kind == KindDelete)
+	if err != nil {
+		return execResult{}, err
+	}
+	img := undo.table(t.meta)
+	imaged := make(map[string]Row, len(before[0]))
+	for _, r := range before[0] {
+		imaged[img.pkKey(r)] = r
+	}
+	changed := make(map[string]Row, len(returned))
+	for _, r := range returned {
+		k := img.pkKey(r)
+		if imaged[k] == nil {
+			return execResult{rowsAffected: int64(len(returned))}, fmt.Errorf("%w: %q changed a row its before image does not hold (its WHERE matched other rows the second time: not deterministic, or reading rows changed in between); make the WHERE deterministic, or select the rows first and write them by primary key",
+				ErrTxAborted, abbreviate(st.SQL, 200))
+		}
+		changed[k] = r
+	}
+	res := execResult{rowsAffected: int64(len(returned)), meta: t.meta}
+	var b, after []Row
+	for _, r := range before[0] {
+		k := img.pkKey(r)
+		switch c := changed[k]; {
+		case c == nil:
+			// Left alone: it stays out of the undo log.
+		case st.Kind == KindDelete:
+			b = append(b, r)
+		default:
+			b, after = append(b, r), append(after, c)
+		}
+	}
+	undo.add(t.meta, b, after)
+	res.rows = after
+	if st.Kind == KindDelete {
+		res.rows = b
+	}
+	return res, nil
+}
+
+// pkList returns the select-list reading the primary key columns of m
+// through qualifier.
+func pkList(d Dialect, m *TableMeta, qualifier string) string {
+	cols := make([]string, len(m.PK))
+	for i, p := range m.PK {
+		cols[i] = selectColumn(d, qualifier, m.Columns[p])
+	}
+	return strings.Join(cols, ", ")
+}
+
+// queryRows runs query and decodes its rows: every column of m, or with
+// keysOnly the primary key columns only (the other values of each Row
+// left zero).
+func (e *executor) queryRows(ctx context.Context, query string, args []any, m *TableMeta, keysOnly bool) ([]Row, error) {
+	raw, err := e.q.Query(ctx, query, args)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]Row, 0, len(raw))
+	for _, r := range raw {
+		if !keysOnly {
+			row, err := decodeRow(e.d, m, r, 0)
+			if err != nil {
+				return nil, err
+			}
+			rows = append(rows, row)
+			continue
+		}
+		if len(r) != len(m.PK) {
+			return nil, fmt.Errorf("at: key of %s has %d values, want %d", m.Name, len(r), len(m.PK))
+		}
+		row := make(Row, len(m.Columns))
+		for j, p := range m.PK {
+			if row[p], err = e.d.Normalize(m.Columns[p], r[j]); err != nil {
+				return nil, fmt.Errorf("at: column %s of %s: %w", m.Columns[p].Name, m.Name, err)
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
 }
 
 // insertColumns maps the INSERT's columns to positions in m.
@@ -327,53 +456,70 @@ func (e *executor) insertColumns(st *Statement, m *TableMeta) ([]int, error) {
 	return cols, nil
 }
 
-func (e *executor) insert(ctx context.Context, st *Statement, args []any, undo *UndoLog) (execResult, error) {
+// insertPlan is what an INSERT needs known before it runs.
+type insertPlan struct {
+	m    *TableMeta
+	cols []int
+	// generated counts the rows whose key the database numbers.
+	generated int
+}
+
+// planInsert checks an INSERT against its table's metadata, refusing what
+// cannot be imaged, before it runs.
+func (e *executor) planInsert(ctx context.Context, st *Statement) (insertPlan, error) {
 	m, err := e.meta(ctx, st, st.Targets[0])
 	if err != nil {
-		return execResult{}, err
+		return insertPlan{}, err
 	}
 	cols, err := e.insertColumns(st, m)
 	if err != nil {
-		return execResult{}, err
+		return insertPlan{}, err
 	}
 	for _, row := range st.Insert.Rows {
 		if len(row) != len(cols) {
-			return execResult{}, fmt.Errorf("at: INSERT row has %d values for %d columns", len(row), len(cols))
+			return insertPlan{}, fmt.Errorf("at: INSERT row has %d values for %d columns", len(row), len(cols))
 		}
 	}
+	p := insertPlan{m: m, cols: cols}
 	if _, ok := e.d.(ExtendedDialect); ok {
-		return e.insertReturning(ctx, st, args, undo, m)
+		return p, nil // RETURNING reads the rows back, whatever their keys
 	}
 	// Each row's key is given (literals or placeholders) or numbered by the
 	// database; a mix in one statement cannot be read back.
 	auto := m.AutoIncrement()
-	explicit, generated := 0, 0
-	keyExprs := make([][]Fragment, len(st.Insert.Rows))
-	for r, row := range st.Insert.Rows {
+	explicit := 0
+	for _, row := range st.Insert.Rows {
+		given := true
 		for _, p := range m.PK {
-			pos := -1
-			for i, c := range cols {
-				if c == p {
-					pos = i
-				}
-			}
+			pos := slices.Index(cols, p)
 			switch {
 			case pos >= 0 && row[pos].Kind == ValueConst:
-				keyExprs[r] = append(keyExprs[r], row[pos].Fragment)
 			case (pos < 0 || row[pos].Kind == ValueDefault) && p == auto && len(m.PK) == 1:
-				keyExprs[r] = nil
+				given = false
 			default:
-				return execResult{}, &RefusedError{SQL: st.SQL, Reason: fmt.Sprintf("primary key column %s of %s must be a literal, a placeholder or auto-increment", m.Columns[p].Name, m.Name)}
+				return insertPlan{}, &RefusedError{SQL: st.SQL, Reason: fmt.Sprintf("primary key column %s of %s must be a literal, a placeholder or auto-increment", m.Columns[p].Name, m.Name)}
 			}
 		}
-		if keyExprs[r] == nil {
-			generated++
-		} else {
+		if given {
 			explicit++
+		} else {
+			p.generated++
 		}
 	}
-	if explicit > 0 && generated > 0 {
-		return execResult{}, &RefusedError{SQL: st.SQL, Reason: "rows mix given and auto-increment keys; insert them in separate statements"}
+	if explicit > 0 && p.generated > 0 {
+		return insertPlan{}, &RefusedError{SQL: st.SQL, Reason: "rows mix given and auto-increment keys; insert them in separate statements"}
+	}
+	return p, nil
+}
+
+func (e *executor) insert(ctx context.Context, st *Statement, args []any, undo *UndoLog) (execResult, error) {
+	p, err := e.planInsert(ctx, st)
+	if err != nil {
+		return execResult{}, err
+	}
+	m, cols, generated := p.m, p.cols, p.generated
+	if _, ok := e.d.(ExtendedDialect); ok {
+		return e.insertReturning(ctx, st, args, undo, m)
 	}
 	res, err := e.q.exec(ctx, st.SQL, pick(args, st.Args))
 	if err != nil {
@@ -411,7 +557,7 @@ func (e *executor) insert(ctx context.Context, st *Statement, args []any, undo *
 // insertReturning runs an INSERT with RETURNING of every column: its rows
 // are the after image, whatever its keys are made of.
 func (e *executor) insertReturning(ctx context.Context, st *Statement, args []any, undo *UndoLog, m *TableMeta) (execResult, error) {
-	after, err := e.queryRows(ctx, st.SQL+" RETURNING "+selectList(e.d, m, st.Targets[0].Alias), pick(args, st.Args), m)
+	after, err := e.queryRows(ctx, st.SQL+" RETURNING "+selectList(e.d, m, st.Targets[0].Alias), pick(args, st.Args), m, false)
 	if err != nil {
 		return execResult{}, err
 	}
@@ -453,32 +599,43 @@ func (e *executor) keyCondition(m *TableMeta, keys [][]int, cols []int, rows [][
 	return strings.Join(parts, " OR "), out
 }
 
-func (e *executor) upsert(ctx context.Context, st *Statement, args []any, undo *UndoLog) (execResult, error) {
+// planUpsert checks an upsert against its table's metadata, refusing what
+// cannot be imaged, before it runs. It returns the table, the positions of
+// the columns given and the keys rows are found by.
+func (e *executor) planUpsert(ctx context.Context, st *Statement, args []any) (*TableMeta, []int, [][]int, error) {
 	m, err := e.meta(ctx, st, st.Targets[0])
 	if err != nil {
-		return execResult{}, err
+		return nil, nil, nil, err
 	}
 	cols, err := e.insertColumns(st, m)
 	if err != nil {
-		return execResult{}, err
+		return nil, nil, nil, err
 	}
 	for _, c := range st.Insert.Update {
 		col := m.ColumnIndex(c.Name)
 		if col >= 0 && m.inUnique(col) {
-			return execResult{}, &RefusedError{SQL: st.SQL, Reason: fmt.Sprintf("the upsert's update assigns key column %s; rows could not be found again", c.Name)}
+			return nil, nil, nil, &RefusedError{SQL: st.SQL, Reason: fmt.Sprintf("the upsert's update assigns key column %s; rows could not be found again", c.Name)}
 		}
 	}
 	keys := append([][]int{m.PK}, m.Uniques...)
 	for _, row := range st.Insert.Rows {
 		if len(row) != len(cols) {
-			return execResult{}, fmt.Errorf("at: INSERT row has %d values for %d columns", len(row), len(cols))
+			return nil, nil, nil, fmt.Errorf("at: INSERT row has %d values for %d columns", len(row), len(cols))
 		}
 		if c, _ := e.keyCondition(m, keys, cols, [][]InsertValue{row}, args); c == "" {
-			return execResult{}, &RefusedError{SQL: st.SQL, Reason: "every row of an upsert (INSERT ... ON DUPLICATE KEY UPDATE, INSERT IGNORE, ON CONFLICT) must give all columns of a primary or unique key as literals or placeholders"}
+			return nil, nil, nil, &RefusedError{SQL: st.SQL, Reason: "every row of an upsert must give all columns of a primary or unique key as literals or placeholders"}
 		}
 		if key := unseenKey(m, keys, cols, row); key != nil {
-			return execResult{}, &RefusedError{SQL: st.SQL, Reason: fmt.Sprintf("an upsert row gives key (%s) neither as literals or placeholders nor as a number the database generates: the row it may conflict with could not be imaged", keyNames(m, key))}
+			return nil, nil, nil, &RefusedError{SQL: st.SQL, Reason: fmt.Sprintf("an upsert row gives key (%s) neither as literals or placeholders nor as a number the database generates: the row it may conflict with could not be imaged", keyNames(m, key))}
 		}
+	}
+	return m, cols, keys, nil
+}
+
+func (e *executor) upsert(ctx context.Context, st *Statement, args []any, undo *UndoLog) (execResult, error) {
+	m, cols, keys, err := e.planUpsert(ctx, st, args)
+	if err != nil {
+		return execResult{}, err
 	}
 	cond, cargs := e.keyCondition(m, keys, cols, st.Insert.Rows, args)
 	before, err := readWhere(ctx, e.d, e.q, m, cond, cargs, true)

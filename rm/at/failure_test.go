@@ -326,13 +326,20 @@ func runChild(t *testing.T, c *attest.Coordinator, b *attest.Backend, test strin
 // coordinator and opens the parent's backend through the AT driver.
 func childAT(t *testing.T, tune ...func(*at.Config)) (*sql.DB, tcv1.CoordinatorClient) {
 	t.Helper()
+	client := childCoordinator(t)
+	b := &attest.Backend{Driver: os.Getenv("GTX_AT_DRIVER"), DSN: os.Getenv("GTX_AT_DSN")}
+	return attest.OpenATOn(t, b, attest.NewRMOn(t, client), client, tune...), client
+}
+
+// childCoordinator connects a child process to the parent's coordinator.
+func childCoordinator(t *testing.T) tcv1.CoordinatorClient {
+	t.Helper()
 	conn, err := grpc.NewClient(os.Getenv("GTX_AT_TC"), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := tcv1.NewCoordinatorClient(conn)
-	b := &attest.Backend{Driver: os.Getenv("GTX_AT_DRIVER"), DSN: os.Getenv("GTX_AT_DSN")}
-	return attest.OpenATOn(t, b, attest.NewRMOn(t, client), client, tune...), client
+	t.Cleanup(func() { conn.Close() })
+	return tcv1.NewCoordinatorClient(conn)
 }
 
 // TestCrashChild is the child of TestRollbackAfterRMCrash: it commits one

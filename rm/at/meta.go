@@ -19,8 +19,8 @@ type Column struct {
 	// AutoIncrement is set for the column the database numbers itself.
 	AutoIncrement bool
 	// Generated is set for a column the database computes from the others
-	// (PostgreSQL's GENERATED ALWAYS AS ... STORED): read in images,
-	// never written back.
+	// (GENERATED ALWAYS AS ..., VIRTUAL or STORED): read in images, never
+	// written back. SQLite's PRAGMA table_info does not list them at all.
 	Generated bool
 }
 

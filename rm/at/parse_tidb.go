@@ -97,7 +97,7 @@ func (p *tidbParser) parseTiDB(query string) ([]Statement, error) {
 	for i, off := range sorted {
 		rank[off] = i
 	}
-	b := &builder{flags: p.flags, rank: rank}
+	b := &builder{flags: p.flags, rank: rank, sqlite: p.sqlite}
 	out := make([]Statement, 0, len(nodes))
 	for _, n := range nodes {
 		st, err := b.statement(n)
@@ -124,8 +124,10 @@ func (c *markerCollector) Leave(n ast.Node) (ast.Node, bool) { return n, true }
 
 type builder struct {
 	flags format.RestoreFlags
-	rank  map[int]int
-	err   error
+	// sqlite words refusals in SQLite's syntax.
+	sqlite bool
+	rank   map[int]int
+	err    error
 }
 
 // frag restores node as SQL text with the argument positions it takes.
@@ -208,7 +210,10 @@ func (b *builder) statement(n ast.StmtNode) (Statement, error) {
 	switch s := n.(type) {
 	case *ast.SelectStmt:
 		b.selectStmt(s, &st)
-	case *ast.SetOprStmt, *ast.SetStmt, *ast.ShowStmt, *ast.ExplainStmt, *ast.DoStmt:
+	case *ast.SetStmt:
+		st.Kind = KindPassThrough
+		st.Setting = mysqlSetting(s)
+	case *ast.SetOprStmt, *ast.ShowStmt, *ast.ExplainStmt, *ast.DoStmt:
 		st.Kind = KindPassThrough
 	case *ast.InsertStmt:
 		b.insert(s, &st)
@@ -221,12 +226,43 @@ func (b *builder) statement(n ast.StmtNode) (Statement, error) {
 	case *ast.BeginStmt, *ast.CommitStmt, *ast.RollbackStmt, *ast.SavepointStmt, *ast.ReleaseSavepointStmt:
 		refuse(&st, "transaction control by SQL text bypasses the branch; use the *sql.Tx methods")
 	default:
-		refuse(&st, fmt.Sprintf("%T cannot be undone by the AT mode", n))
+		refuse(&st, LeadingKeywords(st.SQL)+" cannot be undone by the AT mode; run it outside the global transaction")
 	}
 	if b.err != nil {
 		return Statement{}, b.err
 	}
 	return st, nil
+}
+
+// mysqlSettings are the system variables that change how MySQL reads or
+// writes values: TIMESTAMP text is in time_zone, sql_mode changes how
+// strings, dates and numbers are taken, and the character sets and
+// collation how text is sent and returned.
+var mysqlSettings = map[string]bool{
+	"time_zone": true, "sql_mode": true, "character_set_client": true, "character_set_connection": true,
+	"character_set_results": true, "collation_connection": true, "names": true, "character set": true,
+}
+
+// mysqlSetting returns the first of mysqlSettings a SET statement changes,
+// or "".
+func mysqlSetting(s *ast.SetStmt) string {
+	for _, v := range s.Variables {
+		name := strings.ToLower(v.Name)
+		switch v.Name {
+		case ast.SetNames:
+			name = "names"
+		case ast.SetCharset:
+			name = "character set"
+		default:
+			if !v.IsSystem {
+				continue
+			}
+		}
+		if mysqlSettings[name] {
+			return name
+		}
+	}
+	return ""
 }
 
 func refuse(st *Statement, why string) {
@@ -283,6 +319,9 @@ func tableSources(n ast.ResultSetNode, out []TableRef) []TableRef {
 
 func (b *builder) insert(s *ast.InsertStmt, st *Statement) {
 	switch {
+	case s.IsReplace && b.sqlite:
+		refuse(st, "REPLACE deletes and re-inserts rows it cannot image beforehand; use INSERT ... ON CONFLICT (key) DO UPDATE")
+		return
 	case s.IsReplace:
 		refuse(st, "REPLACE deletes and re-inserts rows it cannot image beforehand; use INSERT ... ON DUPLICATE KEY UPDATE")
 		return

@@ -131,8 +131,8 @@ func pgCases() []dmlCase {
 		{name: "upsert do update where", sql: "INSERT INTO line (order_id, line_no, qty) VALUES (1, 2, 0), (2, 1, 0), (9, 9, 9) ON CONFLICT (order_id, line_no) DO UPDATE SET qty = line.qty + 100 WHERE line.qty < 25"},
 		{name: "upsert setting a key to excluded", sql: "INSERT INTO acct (id, code, balance) VALUES (1, 'a1', 3), ($1, 'b7', 4) ON CONFLICT (id) DO UPDATE SET code = excluded.code, balance = excluded.balance", args: []any{int64(7)}},
 		{name: "upsert composite", sql: "INSERT INTO line (order_id, line_no, qty) VALUES (1, 1, 99), (4, 4, 4) ON CONFLICT (order_id, line_no) DO UPDATE SET qty = excluded.qty"},
-		{name: "multi-statement", sql: "UPDATE acct SET balance = 0 WHERE id = $1; DELETE FROM line WHERE order_id = $2; INSERT INTO flag (acct_id, flag) VALUES (1, $3)", args: []any{int64(2), int64(2), int64(4)}},
-		{name: "insert, update and delete one row", sql: "INSERT INTO flag (id, acct_id, flag) OVERRIDING SYSTEM VALUE VALUES (9, 1, $1); UPDATE flag SET flag = 7 WHERE id = 9; DELETE FROM flag WHERE id = 9; UPDATE line SET qty = 1 WHERE order_id = 2", args: []any{int64(4)}},
+		{name: "multi-statement", sql: "UPDATE acct SET balance = 0 WHERE id = 2; DELETE FROM line WHERE order_id = 2; INSERT INTO flag (acct_id, flag) VALUES (1, 4)"},
+		{name: "insert, update and delete one row", sql: "INSERT INTO flag (id, acct_id, flag) OVERRIDING SYSTEM VALUE VALUES (9, 1, 4); UPDATE flag SET flag = 7 WHERE id = 9; DELETE FROM flag WHERE id = 9; UPDATE line SET qty = 1 WHERE order_id = 2"},
 		{name: "autocommit update", sql: "UPDATE acct SET big = 5 WHERE id = 1", autocommit: true},
 	}
 }

@@ -138,6 +138,14 @@ type Statement struct {
 	Insert *Insert
 	// MultiTable is set for UPDATE and DELETE over a JOIN or a table list.
 	MultiTable bool
+	// Setting names, in lower case, a session setting the statement
+	// changes that alters how values are read or written, or how names
+	// resolve (time_zone, sql_mode; PostgreSQL's timezone, datestyle,
+	// search_path...), so that the images this session takes would not
+	// read back the same on the phase-2 pool's own sessions; "" for none.
+	// Such a statement is refused in a global transaction, and a global
+	// transaction is refused on a connection that ran one before.
+	Setting string
 	// Returning lists the columns of a RETURNING clause ("*" for all); the
 	// proxy answers it from the statement's images. SQL holds the statement
 	// without the clause.

@@ -23,23 +23,29 @@ type StatusQuerier interface {
 }
 
 // SweepConfig configures the sweeper of a resource: a background worker
-// that deletes undo rows phase 2 commit left behind, as when the process
-// stopped with deletions queued. Every Interval it reads up to Batch undo
-// rows (state 0, older than Age by the database's clock), asks the
-// coordinator for each transaction's status, and deletes the rows of
-// transactions that are COMMITTED. Rows of transactions in any other status
-// stay: the coordinator still drives them (their phase 2 deletes or uses
-// the row), or an operator must (COMMIT_FAILED, ROLLBACK_FAILED), and a
-// rollback always needs its row. A row whose transaction the coordinator
-// does not know is deleted only once older than UnknownAfter.
+// that deletes undo rows phase 2 leaves behind. Every Interval it reads up
+// to Batch undo rows of committed branches (state 0, older than Age by the
+// database's clock), asks the coordinator for each transaction's status,
+// and deletes the rows of transactions that are COMMITTED: their deletion
+// was lost, as when the process stopped with deletions queued. Rows of
+// transactions in any other status stay: the coordinator still drives them
+// (their phase 2 deletes or uses the row), or an operator must
+// (COMMIT_FAILED, ROLLBACK_FAILED), and a rollback always needs its row. A
+// row whose transaction the coordinator does not know is deleted only once
+// older than UnknownAfter.
+//
+// The same pass reads up to Batch defense rows (state 1, left by phase 2
+// rollback) older than DefenseAge and deletes those of transactions that
+// are rolled back for good (ROLLBACKED, TIMEOUT_ROLLBACKED) or that the
+// coordinator does not know.
 type SweepConfig struct {
 	// Interval is the time between passes; 0 turns the sweeper off.
 	Interval time.Duration
 	// Age is how old an undo row must be before the sweeper looks at it,
 	// leaving younger ones to phase 2 and its cleanup.
 	Age time.Duration
-	// Batch bounds the undo rows one pass looks at; the next pass goes on
-	// after the last of them.
+	// Batch bounds the undo rows one pass looks at, of each state; the
+	// next pass goes on after the last of them.
 	Batch int
 	// UnknownAfter is how old the undo row of a transaction the coordinator
 	// reports NotFound must be before the sweeper deletes it; 0 keeps such
@@ -49,20 +55,29 @@ type SweepConfig struct {
 	// when the coordinator's store was lost: keep UnknownAfter longer than
 	// the coordinator's retention (tc.Config.Retention, a week by default).
 	UnknownAfter time.Duration
+	// DefenseAge is how old a defense row must be before the sweeper
+	// deletes it, its transaction being final. A defense row makes a phase
+	// 1 that registered its branch but had not committed when the rollback
+	// ran fail at its local commit; it must outlive any such phase 1
+	// (which only writes the undo row and commits after registering). 0
+	// keeps defense rows (PurgeDefended deletes them by age).
+	DefenseAge time.Duration
 	// Status answers the status queries. It defaults to Config.Locks when
 	// that implements StatusQuerier (tcv1.CoordinatorClient does).
 	Status StatusQuerier
 }
 
 // DefaultSweepConfig returns a SweepConfig sweeping every minute, at most
-// 500 undo rows older than 10 minutes per pass, and deleting rows of
-// transactions the coordinator does not know once older than 30 days.
+// 500 undo rows older than 10 minutes per pass, deleting rows of
+// transactions the coordinator does not know once older than 30 days, and
+// defense rows of final transactions once older than an hour.
 func DefaultSweepConfig() SweepConfig {
 	return SweepConfig{
 		Interval:     time.Minute,
 		Age:          10 * time.Minute,
 		Batch:        500,
 		UnknownAfter: 30 * 24 * time.Hour,
+		DefenseAge:   time.Hour,
 	}
 }
 
@@ -84,6 +99,8 @@ func (c *SweepConfig) validate(locks LockQuerier) error {
 		return fmt.Errorf("Sweep.Batch must be positive, got %d", c.Batch)
 	case c.UnknownAfter < 0:
 		return fmt.Errorf("Sweep.UnknownAfter is negative (0 keeps rows of unknown transactions)")
+	case c.DefenseAge < 0:
+		return fmt.Errorf("Sweep.DefenseAge is negative (0 keeps defense rows)")
 	case c.Status == nil:
 		return fmt.Errorf("Sweep.Status is nil and Locks does not implement GetStatus: set it, or set Sweep.Interval to 0")
 	}
@@ -99,11 +116,13 @@ type sweeper struct {
 	log   *slog.Logger
 	// mu serializes passes.
 	mu sync.Mutex
-	// after is where the next pass goes on: the last row the previous one
-	// looked at, or the zero key to start over.
-	after  branchKey
-	cancel context.CancelFunc
-	done   chan struct{}
+	// after and afterDefense are where the next pass goes on, in the
+	// state-0 and the defense rows: the last row the previous one looked
+	// at, or the zero key to start over.
+	after        branchKey
+	afterDefense branchKey
+	cancel       context.CancelFunc
+	done         chan struct{}
 }
 
 // startSweeper starts the sweeper of cfg on db; a zero Interval starts
@@ -148,19 +167,33 @@ func (s *sweeper) run(ctx context.Context) {
 	}
 }
 
-// pass looks at up to Batch undo rows after s.after and deletes those of
-// committed transactions. It returns how many it deleted.
+// pass looks at up to Batch undo rows of each state after where the last
+// pass stopped and deletes those whose transactions let them go. It
+// returns how many it deleted.
 func (s *sweeper) pass(ctx context.Context) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cond, age := s.d.CreatedBefore(s.cfg.Age)
+	verdicts := map[string]sweepVerdict{}
+	n, err := s.sweepState(ctx, stateNormal, s.cfg.Age, &s.after, verdicts)
+	if err != nil || s.cfg.DefenseAge == 0 {
+		return n, err
+	}
+	m, err := s.sweepState(ctx, stateDefended, s.cfg.DefenseAge, &s.afterDefense, verdicts)
+	return n + m, err
+}
+
+// sweepState looks at up to Batch undo rows in state older than age after
+// *after, moves *after on, and deletes the rows of transactions whose
+// verdict lets rows of that state go.
+func (s *sweeper) sweepState(ctx context.Context, state int64, age time.Duration, after *branchKey, verdicts map[string]sweepVerdict) (int, error) {
+	cond, ageArg := s.d.CreatedBefore(age)
 	table := s.d.Quote(s.table)
 	query, err := bind(s.d, "SELECT xid, branch_id FROM "+table+" WHERE state = ? AND "+cond+
 		" AND (xid > ? OR (xid = ? AND branch_id > ?)) ORDER BY xid, branch_id LIMIT ?")
 	if err != nil {
 		return 0, err
 	}
-	rows, err := s.db.QueryContext(ctx, query, stateNormal, age, s.after.xid, s.after.xid, s.after.branchID, s.cfg.Batch)
+	rows, err := s.db.QueryContext(ctx, query, state, ageArg, after.xid, after.xid, after.branchID, s.cfg.Batch)
 	if err != nil {
 		return 0, fmt.Errorf("at: sweep %s: read undo rows: %w", s.table, err)
 	}
@@ -178,35 +211,38 @@ func (s *sweeper) pass(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("at: sweep %s: read undo rows: %w", s.table, err)
 	}
 	if len(keys) < s.cfg.Batch {
-		s.after = branchKey{}
+		*after = branchKey{}
 	} else {
-		s.after = keys[len(keys)-1]
+		*after = keys[len(keys)-1]
 	}
 	var old []branchKey // of transactions the coordinator does not know
 	var done []branchKey
-	verdicts := map[string]sweepVerdict{}
 	for _, k := range keys {
 		v, seen := verdicts[k.xid]
 		if !seen {
 			v = s.verdict(ctx, k.xid)
 			verdicts[k.xid] = v
 		}
-		switch v {
-		case sweepDelete:
+		switch {
+		case v == sweepUnknown && state == stateDefended:
+			// A defense row outlives its transaction's record whenever
+			// the coordinator purged it: nothing asks for the row.
 			done = append(done, k)
-		case sweepUnknown:
+		case v == sweepUnknown:
 			old = append(old, k)
+		case v == sweepCommitted && state == stateNormal, v == sweepRolledBack && state == stateDefended:
+			done = append(done, k)
 		}
 	}
 	if ctx.Err() != nil {
 		return 0, ctx.Err()
 	}
-	n, err := s.delete(ctx, done, "")
+	n, err := s.delete(ctx, state, done, "")
 	if err != nil || len(old) == 0 || s.cfg.UnknownAfter == 0 {
 		return n, err
 	}
 	cond, arg := s.d.CreatedBefore(max(s.cfg.UnknownAfter, s.cfg.Age))
-	m, err := s.delete(ctx, old, " AND "+cond, arg)
+	m, err := s.delete(ctx, state, old, " AND "+cond, arg)
 	if m > 0 {
 		s.log.Warn("deleted undo rows of transactions the coordinator does not know", "count", m, "older_than", max(s.cfg.UnknownAfter, s.cfg.Age))
 	}
@@ -217,13 +253,20 @@ func (s *sweeper) pass(ctx context.Context) (int, error) {
 type sweepVerdict int
 
 const (
+	// sweepKeep keeps the rows: the transaction is not final, or its
+	// status could not be read.
 	sweepKeep sweepVerdict = iota
-	sweepDelete
+	// sweepCommitted lets the state-0 rows go.
+	sweepCommitted
+	// sweepRolledBack lets the defense rows go.
+	sweepRolledBack
+	// sweepUnknown: the coordinator does not know the transaction.
 	sweepUnknown
 )
 
-// verdict asks the coordinator about xid. Only COMMITTED, a final status,
-// lets the rows go; an error keeps them for a later pass.
+// verdict asks the coordinator about xid. Only a final status lets rows
+// go: COMMITTED those of state 0, ROLLBACKED and TIMEOUT_ROLLBACKED the
+// defense rows; an error keeps them for a later pass.
 func (s *sweeper) verdict(ctx context.Context, xid string) sweepVerdict {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -237,18 +280,20 @@ func (s *sweeper) verdict(ctx context.Context, xid string) sweepVerdict {
 		}
 		return sweepKeep
 	case resp.GetStatus() == tcv1.GlobalStatus_COMMITTED:
-		return sweepDelete
+		return sweepCommitted
+	case resp.GetStatus() == tcv1.GlobalStatus_ROLLBACKED, resp.GetStatus() == tcv1.GlobalStatus_TIMEOUT_ROLLBACKED:
+		return sweepRolledBack
 	}
 	return sweepKeep
 }
 
-// delete deletes the state-0 undo rows of keys matching the extra
+// delete deletes the undo rows in state of keys matching the extra
 // condition, and returns how many it deleted.
-func (s *sweeper) delete(ctx context.Context, keys []branchKey, extra string, extraArgs ...any) (int, error) {
+func (s *sweeper) delete(ctx context.Context, state int64, keys []branchKey, extra string, extraArgs ...any) (int, error) {
 	total := 0
 	for start := 0; start < len(keys); start += maxKeysPerQuery {
 		batch := keys[start:min(start+maxKeysPerQuery, len(keys))]
-		args := []any{stateNormal}
+		args := []any{state}
 		for _, k := range batch {
 			args = append(args, k.xid, k.branchID)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gtx-io/gtx"
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
+	"github.com/gtx-io/gtx/internal/poll"
 	"github.com/gtx-io/gtx/rm/at"
 	"github.com/gtx-io/gtx/rm/at/internal/attest"
 	"github.com/gtx-io/gtx/tm"
@@ -202,4 +203,50 @@ func TestSweepChild(t *testing.T) {
 	}
 	fmt.Printf("committed-xid=%s\n", xid)
 	os.Exit(crashExitCode)
+}
+
+// TestSweeperPurgesDefenseRows rolls back a global transaction, which
+// leaves a defense row: the sweeper must delete it once older than
+// Sweep.DefenseAge, and keep the defense row of a transaction still
+// running.
+func TestSweeperPurgesDefenseRows(t *testing.T) {
+	c := attest.StartCoordinator(t)
+	attest.Backends(t, func(t *testing.T, b *attest.Backend) {
+		ctx := context.Background()
+		db := attest.OpenAT(t, b, attest.NewRM(t, c), c, func(cfg *at.Config) {
+			cfg.Sweep.Interval = time.Hour // passes run by SweepNow only
+			cfg.Sweep.Age = time.Millisecond
+			cfg.Sweep.DefenseAge = time.Millisecond
+		})
+		attest.MustExec(t, b.Raw, schema(b)...)
+		running := beginWithUpdate(t, c, db, "defense-running", "UPDATE flag SET flag = 9 WHERE id = 3")
+		attest.MustExec(t, b.Raw, "INSERT INTO gtx_undo_log (xid, branch_id, state, rollback_info) VALUES ('"+running.XID()+"', 999, 1, '')")
+		rolled := beginWithUpdate(t, c, db, "defense-rolled", "UPDATE acct SET balance = 1 WHERE id = 1")
+		if _, err := rolled.Rollback(ctx, "test"); err != nil {
+			t.Fatal(err)
+		}
+		if st := attest.WaitStatus(t, c, rolled.XID()); st != tcv1.GlobalStatus_ROLLBACKED {
+			t.Fatalf("status %s", st)
+		}
+		if st := undoState(t, b, rolled.XID()); st != 1 {
+			t.Fatalf("rolled back transaction: undo row state %d, want the defense row (1)", st)
+		}
+		id, err := at.ResourceID(b.Driver, b.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		poll.Until(t, "the sweeper deletes the defense row", 20*time.Second, func() bool {
+			if _, err := at.SweepNow(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			return undoState(t, b, rolled.XID()) == -1
+		})
+		var n int
+		if err := b.Raw.QueryRow("SELECT COUNT(*) FROM gtx_undo_log WHERE xid = ? AND state = 1", running.XID()).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("defense row of the running transaction: %d rows, %v; want it kept", n, err)
+		}
+		if _, err := running.Rollback(ctx, "test"); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

@@ -44,6 +44,23 @@ func (t *localTx) parse(query string, args []driver.NamedValue) ([]Statement, []
 	if err != nil {
 		return nil, nil, &RefusedError{SQL: query, Reason: err.Error()}
 	}
+	if t.xid != "" && t.c.setting != "" {
+		return nil, nil, &RefusedError{SQL: query, Reason: fmt.Sprintf("this connection changed its session's %s earlier, so its images would not read back the same on the sessions phase 2 runs on; set it in the DSN (or the Connector) instead, for every connection", t.c.setting)}
+	}
+	if len(stmts) > 1 && len(vals) > 0 {
+		return nil, nil, &RefusedError{SQL: query, Reason: "a string of several statements with arguments: drivers number such placeholders differently, or refuse them; run each statement with its own arguments"}
+	}
+	for _, st := range stmts {
+		switch {
+		case st.Setting == "":
+		case t.xid != "":
+			return nil, nil, &RefusedError{SQL: st.SQL, Reason: fmt.Sprintf("it changes the session's %s, so the images would not read back the same on the sessions phase 2 runs on; set it in the DSN (or the Connector) instead, for every connection", st.Setting)}
+		default:
+			// A global-lock transaction is never undone from images, but
+			// later global transactions on this connection would be.
+			t.c.setting = st.Setting
+		}
+	}
 	// Every argument is taken, by one placeholder or (numbered
 	// placeholders) several.
 	used := make([]bool, len(vals))
@@ -72,6 +89,15 @@ func (t *localTx) exec(ctx context.Context, query string, args []driver.NamedVal
 		return nil, err
 	}
 	e := t.executor()
+	if len(stmts) > 1 {
+		// Every statement is checked before any runs, so that a refusal
+		// leaves the transaction as it was.
+		for i := range stmts {
+			if err := e.check(ctx, &stmts[i], vals); err != nil {
+				return nil, e.schemaChanged(err)
+			}
+		}
+	}
 	var total execResult
 	for i := range stmts {
 		st := &stmts[i]

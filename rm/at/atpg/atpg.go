@@ -12,7 +12,7 @@
 //	cfg.DriverName, cfg.DSN = "pgx", "postgres://app@db:5432/shop"
 //	cfg.Manager, cfg.Locks = rmManager, coordinator
 //	db, err := at.Open(cfg)                                  // was sql.Open("pgx", dsn)
-//	err = at.Migrate(ctx, db, atpg.Postgres(), cfg.UndoTable) // once: the undo table
+//	err = at.Migrate(ctx, db, nil, "")                       // once: the undo table
 //
 // or, after at.SetDefaults(cfg), sql.Open(at.DriverPostgres, dsn); for gorm,
 // atgorm.Postgres(dsn). See docs/at.md for the SQL supported and refused.

@@ -198,14 +198,43 @@ func valueKind(e *pg.Node) at.ValueKind {
 	return at.ValueExpr
 }
 
+// settings are the PostgreSQL settings that change how values are read or
+// written in text (timezone for timestamptz, datestyle and intervalstyle,
+// extra_float_digits, bytea_output, client_encoding,
+// standard_conforming_strings) or how table names resolve (search_path,
+// and role and session_authorization, which "$user" in it follows).
+var settings = map[string]bool{
+	"timezone": true, "datestyle": true, "intervalstyle": true, "extra_float_digits": true, "bytea_output": true,
+	"client_encoding": true, "standard_conforming_strings": true, "search_path": true, "role": true,
+	"session_authorization": true,
+}
+
+// setting returns the setting of settings a SET or RESET changes ("all"
+// for RESET ALL), or "".
+func setting(s *pg.VariableSetStmt) string {
+	if s.GetKind() == pg.VariableSetKind_VAR_RESET_ALL {
+		return "all"
+	}
+	if name := strings.ToLower(s.GetName()); settings[name] {
+		return name
+	}
+	return ""
+}
+
 func refuse(st *at.Statement, why string) {
 	st.Kind = at.KindRefused
 	st.Refusal = why
 }
 
-// nodeName names a statement node's type for messages ("CreateStmt").
-func nodeName(n *pg.Node) string {
-	return strings.TrimPrefix(fmt.Sprintf("%T", n.GetNode()), "*pg_query.Node_")
+// keyword names a statement for messages by its leading keywords in
+// PostgreSQL's own syntax ("CALL", "CREATE TABLE"), read from its deparsed
+// text; "this statement" when it cannot be deparsed.
+func (b *builder) keyword(n *pg.Node) string {
+	out, err := b.deparse(n)
+	if err != nil {
+		return "this statement"
+	}
+	return at.LeadingKeywords(out)
 }
 
 func (b *builder) statement(n *pg.Node) (at.Statement, error) {
@@ -220,7 +249,10 @@ func (b *builder) statement(n *pg.Node) (at.Statement, error) {
 		err = b.update(n, s.UpdateStmt, &st)
 	case *pg.Node_DeleteStmt:
 		err = b.delete(n, s.DeleteStmt, &st)
-	case *pg.Node_VariableSetStmt, *pg.Node_VariableShowStmt, *pg.Node_LockStmt:
+	case *pg.Node_VariableSetStmt:
+		err = b.passThrough(n, &st)
+		st.Setting = setting(s.VariableSetStmt)
+	case *pg.Node_VariableShowStmt, *pg.Node_LockStmt:
 		err = b.passThrough(n, &st)
 	case *pg.Node_ExplainStmt:
 		for _, o := range s.ExplainStmt.GetOptions() {
@@ -238,9 +270,9 @@ func (b *builder) statement(n *pg.Node) (at.Statement, error) {
 	case *pg.Node_CopyStmt:
 		refuse(&st, "COPY writes rows the AT mode cannot image; use INSERT")
 	case *pg.Node_CallStmt, *pg.Node_DoStmt, *pg.Node_ExecuteStmt, *pg.Node_PrepareStmt:
-		refuse(&st, nodeName(n)+" runs statements the AT mode cannot see; run them as plain SQL")
+		refuse(&st, b.keyword(n)+" runs statements the AT mode cannot see; run them as plain SQL")
 	default:
-		refuse(&st, "DDL and other utility statements ("+nodeName(n)+") cannot be undone; run them outside the global transaction")
+		refuse(&st, b.keyword(n)+" changes the schema or the server and cannot be undone; run it outside the global transaction")
 	}
 	if err != nil {
 		return at.Statement{}, err
@@ -250,7 +282,7 @@ func (b *builder) statement(n *pg.Node) (at.Statement, error) {
 		if out, derr := b.deparse(n); derr == nil {
 			st.SQL = out
 		} else {
-			st.SQL = nodeName(n)
+			st.SQL = b.keyword(n)
 		}
 	}
 	return st, nil

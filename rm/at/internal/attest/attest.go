@@ -210,7 +210,7 @@ func OpenATOn(t testing.TB, b *Backend, m *rm.Manager, client tcv1.CoordinatorCl
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	if err := at.Migrate(context.Background(), db, DialectOf(b), cfg.UndoTable); err != nil {
+	if err := at.Migrate(context.Background(), db, nil, ""); err != nil {
 		t.Fatal(err)
 	}
 	return db
