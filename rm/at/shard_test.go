@@ -26,9 +26,9 @@ type shards struct {
 
 func (s *shards) of(id int) int { return id % len(s.backends) }
 
-// place inserts order id and takes amount off the shard's stock row, in
-// one branch on the order's shard.
-func (s *shards) place(ctx context.Context, id, amount int) error {
+// place inserts order id and takes amount off the shard's stock row
+// stock, in one branch on the order's shard.
+func (s *shards) place(ctx context.Context, id, amount, stock int) error {
 	b := s.backends[s.of(id)]
 	tx, err := s.dbs[s.of(id)].BeginTx(ctx, nil)
 	if err != nil {
@@ -38,7 +38,7 @@ func (s *shards) place(ctx context.Context, id, amount int) error {
 	if _, err := tx.ExecContext(ctx, b.SQL("INSERT INTO orders (id, amount) VALUES (?, ?)"), id, amount); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, b.SQL("UPDATE stock SET qty = qty - ? WHERE id = 1"), amount); err != nil {
+	if _, err := tx.ExecContext(ctx, b.SQL("UPDATE stock SET qty = qty - ? WHERE id = ?"), amount, stock); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -72,7 +72,7 @@ func newShards(t *testing.T) *shards {
 	s := &shards{backends: []*attest.Backend{attest.MySQLBackend(t), attest.MySQLBackend(t), attest.PostgresBackend(t)}}
 	for _, b := range s.backends {
 		attest.MustExec(t, b.Raw, "CREATE TABLE orders (id BIGINT PRIMARY KEY, amount INT NOT NULL)",
-			"CREATE TABLE stock (id INT PRIMARY KEY, qty INT NOT NULL)", "INSERT INTO stock VALUES (1, 1000)")
+			"CREATE TABLE stock (id INT PRIMARY KEY, qty INT NOT NULL)", "INSERT INTO stock VALUES (1, 1000), (2, 1000)")
 	}
 	return s
 }
@@ -102,7 +102,7 @@ func TestShardedService(t *testing.T) {
 
 	err := c.TM.WithGlobalTx(ctx, "sharded-rollback", func(ctx context.Context) error {
 		for id := 1; id <= 6; id++ {
-			if err := s.place(ctx, id, id); err != nil {
+			if err := s.place(ctx, id, id, 1); err != nil {
 				return err
 			}
 		}
@@ -115,7 +115,7 @@ func TestShardedService(t *testing.T) {
 
 	if err := c.TM.WithGlobalTx(ctx, "sharded-commit", func(ctx context.Context) error {
 		for id := 1; id <= 6; id++ {
-			if err := s.place(ctx, id, id); err != nil {
+			if err := s.place(ctx, id, id, 1); err != nil {
 				return err
 			}
 		}
@@ -197,17 +197,21 @@ func TestShardedServiceCrash(t *testing.T) {
 	got := s.dump(t)
 	for shard := range s.backends {
 		// The committed transaction placed orders 1..3 (one per shard)
-		// of amount 1, the rolled back one orders 11..13 of amount 100.
+		// of amount 1 from stock row 1, the rolled back one orders 11..13
+		// of amount 100 from stock row 2.
 		wantOrders := 1
 		if n := len(got[2*shard]); n != wantOrders {
 			t.Errorf("shard %d holds %d orders, want %d: %v", shard, n, wantOrders, got[2*shard])
 		}
-		qty := got[2*shard+1][0][1]
-		if b, ok := qty.([]byte); ok {
-			qty = string(b)
+		var qty []string
+		for _, r := range got[2*shard+1] {
+			if b, ok := r[1].([]byte); ok {
+				r[1] = string(b)
+			}
+			qty = append(qty, fmt.Sprint(r[1]))
 		}
-		if fmt.Sprint(qty) != "999" {
-			t.Errorf("shard %d stock %s, want 999 (seed %v)", shard, qty, seed[2*shard+1])
+		if fmt.Sprint(qty) != "[999 1000]" {
+			t.Errorf("shard %d stock %v, want [999 1000] (seed %v)", shard, qty, seed[2*shard+1])
 		}
 	}
 }
@@ -231,7 +235,7 @@ func TestShardedChild(t *testing.T) {
 	for i, xid := range xids {
 		ctx := gtx.ContextWithXID(context.Background(), xid)
 		for id := 10*i + 1; id <= 10*i+3; id++ {
-			if err := s.place(ctx, id, []int{1, 100}[i]); err != nil {
+			if err := s.place(ctx, id, []int{1, 100}[i], i+1); err != nil {
 				t.Fatal(err)
 			}
 		}
