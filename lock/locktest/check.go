@@ -22,10 +22,10 @@ import (
 
 // Environment of worker processes.
 const (
-	envDir   = "GTX_LOCKTEST_DIR"
-	envID    = "GTX_LOCKTEST_WORKER"
-	envTTL   = "GTX_LOCKTEST_TTL"
-	envName  = "GTX_LOCKTEST_NAME"
+	envDir  = "GTX_LOCKTEST_DIR"
+	envID   = "GTX_LOCKTEST_WORKER"
+	envTTL  = "GTX_LOCKTEST_TTL"
+	envName = "GTX_LOCKTEST_NAME"
 )
 
 // Check is the mutual-exclusion checker: Procs worker processes take one

@@ -66,8 +66,8 @@ func TestRedLockMutualExclusionChecker(t *testing.T) {
 		addrs = append(addrs, s.addr())
 	}
 	locktest.Check{
-		Helper:  "TestCheckerHelper",
-		Env:     []string{"GTX_CHECK_REDIS=" + strings.Join(addrs, ",")},
+		Helper: "TestCheckerHelper",
+		Env:    []string{"GTX_CHECK_REDIS=" + strings.Join(addrs, ",")},
 		Restart: func() {
 			c.servers[0].stop()
 			time.Sleep(time.Second) // the checker's TTL
