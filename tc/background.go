@@ -50,7 +50,12 @@ func (s *Server) Start(ctx context.Context) error {
 // startLoops starts the background work, which runs until ctx is done.
 func (s *Server) startLoops(ctx context.Context) {
 	s.wg.Add(4)
-	go s.loop(ctx, s.cfg.RecoveryInterval, s.wakeCh, s.resume)
+	go func() {
+		// Taking over before the first round of the recovery loop makes
+		// that round drive what a crash left, at once.
+		s.takeOver(ctx, false)
+		s.loop(ctx, s.cfg.RecoveryInterval, s.wakeCh, s.resume)
+	}()
 	go s.loop(ctx, s.cfg.TimeoutCheckInterval, nil, s.rollbackTimedOut)
 	go s.loop(ctx, time.Minute, nil, s.cleanup)
 	go s.loop(ctx, s.cfg.Lease/4, nil, s.releaseOrphanLocks)
@@ -121,6 +126,66 @@ func (s *Server) loop(ctx context.Context, every time.Duration, wake <-chan stru
 		case <-wake:
 		}
 	}
+}
+
+// takeOverLimit bounds the sessions one takeOver makes due; more are
+// resumed at their next attempt as usual.
+const takeOverLimit = 10000
+
+// takeOver makes due now the phase 2 of the sessions that no other replica
+// may be driving, and wakes the recovery loop to drive them: those this
+// ServerID owns (left by an earlier run of this replica that crashed, due
+// only Lease/2 after their decision, see startPhase2, or at their
+// back-off), and, when every is true, those of every owner.
+//
+// It is the one code path of "this replica has just become the one to
+// drive phase 2": Start runs it with every false, since replicas sharing a
+// store may be driving their own sessions; a replica that knows it is the
+// only one whose background work runs (the Raft leader, once elected)
+// runs it with every true, so it resumes what the previous leader left at
+// once instead of when that leader's leases run out.
+//
+// Only the next attempt's time changes; should another replica move a
+// session between the read and the write, the write fails on its status
+// or, the status being the same, at worst both drive it once more, which
+// phase 2, delivered at least once, allows.
+func (s *Server) takeOver(ctx context.Context, every bool) {
+	list, err := s.store.ListGlobals(ctx, ListFilter{Statuses: Phase2Statuses, Limit: takeOverLimit})
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("list unfinished phase 2 to resume", "err", err)
+		}
+		return
+	}
+	now := s.now()
+	n := 0
+	for _, g := range list {
+		if ctx.Err() != nil {
+			return
+		}
+		if !g.NextAttempt.After(now) || !every && g.Owner != s.cfg.ServerID {
+			continue
+		}
+		u := GlobalUpdate{Status: g.Status, Attempts: g.Attempts, LastError: g.LastError, Owner: g.Owner, LeaseUntil: g.LeaseUntil}
+		if every {
+			u.Owner, u.LeaseUntil = "", time.Time{}
+		}
+		switch err := s.store.UpdateGlobal(ctx, g.XID, []tcv1.GlobalStatus{g.Status}, u); {
+		case errors.Is(err, ErrStatusConflict), errors.Is(err, ErrNotFound):
+			// Moved on since the read.
+		case err != nil:
+			s.log.Warn("resume phase 2", "xid", g.XID, "err", err)
+		default:
+			n++
+		}
+	}
+	if n > 0 {
+		s.log.Info("resuming phase 2 left unfinished", "sessions", n)
+	}
+	if len(list) == takeOverLimit {
+		s.log.Warn("more unfinished phase 2 than resumed at once; the rest resume at their next attempt", "resumed", takeOverLimit)
+	}
+	s.wake()
 }
 
 // resume drives every due phase-2 session this replica can lease, Workers
