@@ -43,17 +43,19 @@ func (s *Server) Start(ctx context.Context) error {
 		go s.whileLeading(ctx, l)
 		return nil
 	}
-	s.startLoops(ctx)
+	s.startLoops(ctx, false)
 	return nil
 }
 
 // startLoops starts the background work, which runs until ctx is done.
-func (s *Server) startLoops(ctx context.Context) {
+// every is takeOver's: true only where this replica alone drives phase 2.
+func (s *Server) startLoops(ctx context.Context, every bool) {
 	s.wg.Add(4)
 	go func() {
 		// Taking over before the first round of the recovery loop makes
-		// that round drive what a crash left, at once.
-		s.takeOver(ctx, false)
+		// that round drive what a crash or the previous leader left, at
+		// once.
+		s.takeOver(ctx, every)
 		s.loop(ctx, s.cfg.RecoveryInterval, s.wakeCh, s.resume)
 	}()
 	go s.loop(ctx, s.cfg.TimeoutCheckInterval, nil, s.rollbackTimedOut)
@@ -63,8 +65,9 @@ func (s *Server) startLoops(ctx context.Context) {
 }
 
 // whileLeading runs the background work only while l says this node
-// leads, starting it at once on each new leadership: the recovery loop's
-// first claim then resumes every transaction in flight.
+// leads, starting it at once on each new leadership: it takes over from
+// every owner (the previous leader's leases included), so the recovery
+// loop's first claim resumes every transaction in flight.
 func (s *Server) whileLeading(ctx context.Context, l Leader) {
 	defer s.wg.Done()
 	for {
@@ -72,7 +75,7 @@ func (s *Server) whileLeading(ctx context.Context, l Leader) {
 		lctx, stop := context.WithCancel(ctx)
 		if leading {
 			s.log.Info("leading: background work starts")
-			s.startLoops(lctx)
+			s.startLoops(lctx, true)
 		}
 		select {
 		case <-ctx.Done():
@@ -139,11 +142,11 @@ const takeOverLimit = 10000
 // back-off), and, when every is true, those of every owner.
 //
 // It is the one code path of "this replica has just become the one to
-// drive phase 2": Start runs it with every false, since replicas sharing a
-// store may be driving their own sessions; a replica that knows it is the
-// only one whose background work runs (the Raft leader, once elected)
-// runs it with every true, so it resumes what the previous leader left at
-// once instead of when that leader's leases run out.
+// drive phase 2", run by startLoops: with every false on a store shared by
+// replicas, which may be driving their own sessions; with every true on a
+// Leader store each time this node becomes leader, since only the leader
+// drives phase 2, so it resumes what the previous leader left at once
+// instead of when that leader's leases run out.
 //
 // Only the next attempt's time changes; should another replica move a
 // session between the read and the write, the write fails on its status

@@ -2,6 +2,6 @@ package tc
 
 import "context"
 
-// TakeOver lets the tests run takeOver, which no exported method reaches
-// with every true yet.
+// TakeOver lets the tests run takeOver with every true on a store that is
+// no Leader.
 func TakeOver(ctx context.Context, s *Server, every bool) { s.takeOver(ctx, every) }
