@@ -229,7 +229,8 @@ func (s *Server) resume(ctx context.Context) {
 }
 
 // rollbackTimedOut decides rollback for every transaction past its timeout
-// and leaves the phase 2 to the recovery loop's workers, so one hung
+// (a two-phase message only once its producer says its local transaction
+// did not commit) and leaves the phase 2 to the recovery loop's workers, so one hung
 // resource manager does not hold back the other decisions.
 func (s *Server) rollbackTimedOut(ctx context.Context) {
 	list, err := s.store.ListTimedOut(ctx, s.now(), 1000)
@@ -239,7 +240,7 @@ func (s *Server) rollbackTimedOut(ctx context.Context) {
 		}
 		return
 	}
-	for _, g := range list {
+	for _, g := range s.checkMessages(ctx, list) {
 		if ctx.Err() != nil {
 			return
 		}

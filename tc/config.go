@@ -73,6 +73,10 @@ type Config struct {
 	// TracerProvider, when not nil, makes the OpenTelemetry spans of begin,
 	// commit, rollback and each branch's phase 2.
 	TracerProvider trace.TracerProvider
+	// Messages, when not nil, delivers two-phase messages and asks their
+	// producers about those prepared but not submitted in time (see
+	// Messenger); modes/msg's Courier is one.
+	Messages Messenger
 }
 
 // DefaultConfig returns a configuration for one coordinator; set IDs (and,

@@ -224,7 +224,7 @@ func (s *Server) branch(ctx context.Context, action tcv1.BranchAction, b *Branch
 	defer span.End()
 	bctx, cancel := context.WithTimeout(ctx, s.cfg.BranchTimeout)
 	defer cancel()
-	res, err := s.hub.command(bctx, action, b)
+	res, err := s.command(bctx, action, b)
 	if err != nil {
 		return outcomeRetry, fmt.Sprintf("branch %d (%s): %v", b.BranchID, b.ResourceID, err)
 	}

@@ -126,7 +126,9 @@ func (s *Server) Begin(ctx context.Context, req *tcv1.BeginRequest) (*tcv1.Begin
 // already committing or committed answers its status; committing one that is
 // rolling back or rolled back fails with FailedPrecondition. A transaction
 // past its timeout is rolled back instead, and the answer is
-// FailedPrecondition with its rollback status.
+// FailedPrecondition with its rollback status; but a two-phase message
+// (see Messenger) commits: its Commit is sent after its local transaction
+// committed.
 func (s *Server) Commit(ctx context.Context, req *tcv1.CommitRequest) (*tcv1.CommitResponse, error) {
 	if err := s.cfg.Limits.checkRequest(req); err != nil {
 		return nil, err
@@ -141,7 +143,7 @@ func (s *Server) Commit(ctx context.Context, req *tcv1.CommitRequest) (*tcv1.Com
 	}
 	for {
 		switch {
-		case g.Status == tcv1.GlobalStatus_BEGIN && s.expired(g):
+		case g.Status == tcv1.GlobalStatus_BEGIN && s.expired(g) && preparedMessage(g) == nil:
 			st, err := s.startPhase2(ctx, g, tcv1.GlobalStatus_TIMEOUT_ROLLBACKING)
 			if err != nil && !raced(err) {
 				return nil, s.toStatus(err)

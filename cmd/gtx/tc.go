@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
@@ -18,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
+	"github.com/gtx-io/gtx/modes/msg"
 	"github.com/gtx-io/gtx/tc"
 )
 
@@ -58,6 +60,7 @@ type tcConfig struct {
 	HealthInterval time.Duration `yaml:"health_interval"`
 	TraceExporter  string        `yaml:"trace_exporter"`
 	OTLPEndpoint   string        `yaml:"otlp_endpoint"`
+	MsgNATS        string        `yaml:"msg_nats"`
 }
 
 func defaultTCConfig() tcConfig {
@@ -111,6 +114,7 @@ func (c *tcConfig) bind(fs *pflag.FlagSet) {
 	fs.IntVar(&c.Workers, "workers", c.Workers, "transactions whose phase 2 a replica drives at once in the background: as many recovered ones, and as many asynchronous commits right after their decision (GTX_WORKERS)")
 	fs.DurationVar(&c.Retention, "retention", c.Retention, "how long finished transactions are kept; 0 forever (GTX_RETENTION)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (GTX_LOG_LEVEL)")
+	fs.StringVar(&c.MsgNATS, "msg-nats", c.MsgNATS, "NATS URL through which the coordinator delivers two-phase messages to nats: targets and asks nats: checks; empty delivers only to http and grpc targets (GTX_MSG_NATS)")
 	c.bindSecurity(fs)
 	c.bindObservability(fs)
 }
@@ -246,6 +250,12 @@ func runTC(ctx context.Context, c tcConfig) error {
 	defer obs.stop(context.WithoutCancel(ctx))
 	tcfg.Metrics = obs.metrics
 	tcfg.TracerProvider = obs.tracer
+	courier, closeCourier, err := newCourier(c, log)
+	if err != nil {
+		return err
+	}
+	defer closeCourier()
+	tcfg.Messages = courier
 	srv, err := tc.NewServer(tcfg, store, locks)
 	if err != nil {
 		return err
@@ -299,4 +309,30 @@ func runTC(ctx context.Context, c tcConfig) error {
 		return err
 	}
 	return nil
+}
+
+// newCourier returns the coordinator's deliverer of two-phase messages,
+// over NATS when --msg-nats is set, and what releases it.
+func newCourier(c tcConfig, log *slog.Logger) (*msg.Courier, func(), error) {
+	var nc *nats.Conn
+	if c.MsgNATS != "" {
+		var err error
+		nc, err = nats.Connect(c.MsgNATS, nats.Name("gtx-tc"), nats.MaxReconnects(-1))
+		if err != nil {
+			return nil, nil, fmt.Errorf("connect to NATS at --msg-nats %s: %w", c.MsgNATS, err)
+		}
+	}
+	courier, err := msg.NewCourier(msg.CourierConfig{NATS: nc, Logger: log})
+	if err != nil {
+		if nc != nil {
+			nc.Close()
+		}
+		return nil, nil, err
+	}
+	return courier, func() {
+		_ = courier.Close()
+		if nc != nil {
+			nc.Close()
+		}
+	}, nil
 }

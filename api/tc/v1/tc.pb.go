@@ -131,6 +131,11 @@ const (
 	BranchType_TCC                     BranchType = 2
 	BranchType_SAGA                    BranchType = 3
 	BranchType_XA                      BranchType = 4
+	// A message: phase-2 commit delivers it to its target until acknowledged,
+	// rollback discards it. Branches on resource "gtx.msg" (a two-phase
+	// message) are delivered by the coordinator itself; other MSG branches
+	// (an outbox) by the resource manager that announced their resource.
+	BranchType_MSG BranchType = 5
 )
 
 // Enum value maps for BranchType.
@@ -141,6 +146,7 @@ var (
 		2: "TCC",
 		3: "SAGA",
 		4: "XA",
+		5: "MSG",
 	}
 	BranchType_value = map[string]int32{
 		"BRANCH_TYPE_UNSPECIFIED": 0,
@@ -148,6 +154,7 @@ var (
 		"TCC":                     2,
 		"SAGA":                    3,
 		"XA":                      4,
+		"MSG":                     5,
 	}
 )
 
@@ -2248,6 +2255,281 @@ func (*AttachResponse_Welcome) isAttachResponse_Msg() {}
 
 func (*AttachResponse_Command) isAttachResponse_Msg() {}
 
+// MessageData is the application_data of a MSG branch: one message and where
+// it goes.
+type MessageData struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where to deliver: "nats:SUBJECT" (a JetStream publish with Nats-Msg-Id
+	// set to the message ID), "http://..." or "https://..." (a POST whose 2xx
+	// answer acknowledges), or "grpc://HOST:PORT" (MessageReceiver.Deliver).
+	Target  string `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	Payload []byte `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
+	// Headers delivered with the payload (NATS or HTTP headers, or
+	// DeliverMessageRequest.headers).
+	Headers map[string]string `protobuf:"bytes,3,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// For a two-phase message: where the coordinator asks the producer whether
+	// its local transaction committed when the producer never submitted:
+	// "nats:SUBJECT" (a request), "http://..." or "https://..." (a POST), or
+	// "grpc://HOST:PORT" (MessageChecker.Check).
+	Check         string `protobuf:"bytes,4,opt,name=check,proto3" json:"check,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MessageData) Reset() {
+	*x = MessageData{}
+	mi := &file_tc_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MessageData) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MessageData) ProtoMessage() {}
+
+func (x *MessageData) ProtoReflect() protoreflect.Message {
+	mi := &file_tc_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MessageData.ProtoReflect.Descriptor instead.
+func (*MessageData) Descriptor() ([]byte, []int) {
+	return file_tc_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *MessageData) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *MessageData) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *MessageData) GetHeaders() map[string]string {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *MessageData) GetCheck() string {
+	if x != nil {
+		return x.Check
+	}
+	return ""
+}
+
+type CheckMessageRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Xid           string                 `protobuf:"bytes,1,opt,name=xid,proto3" json:"xid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckMessageRequest) Reset() {
+	*x = CheckMessageRequest{}
+	mi := &file_tc_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckMessageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckMessageRequest) ProtoMessage() {}
+
+func (x *CheckMessageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tc_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckMessageRequest.ProtoReflect.Descriptor instead.
+func (*CheckMessageRequest) Descriptor() ([]byte, []int) {
+	return file_tc_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *CheckMessageRequest) GetXid() string {
+	if x != nil {
+		return x.Xid
+	}
+	return ""
+}
+
+type CheckMessageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// True when the local transaction committed: the messages are delivered.
+	// False: it did not and never will; the messages are discarded.
+	Committed     bool `protobuf:"varint,1,opt,name=committed,proto3" json:"committed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckMessageResponse) Reset() {
+	*x = CheckMessageResponse{}
+	mi := &file_tc_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckMessageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckMessageResponse) ProtoMessage() {}
+
+func (x *CheckMessageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tc_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckMessageResponse.ProtoReflect.Descriptor instead.
+func (*CheckMessageResponse) Descriptor() ([]byte, []int) {
+	return file_tc_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *CheckMessageResponse) GetCommitted() bool {
+	if x != nil {
+		return x.Committed
+	}
+	return false
+}
+
+type DeliverMessageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The message ID, the same in every delivery of the message.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The XID of the global transaction the message belongs to.
+	Xid           string            `protobuf:"bytes,2,opt,name=xid,proto3" json:"xid,omitempty"`
+	Payload       []byte            `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
+	Headers       map[string]string `protobuf:"bytes,4,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliverMessageRequest) Reset() {
+	*x = DeliverMessageRequest{}
+	mi := &file_tc_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliverMessageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliverMessageRequest) ProtoMessage() {}
+
+func (x *DeliverMessageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tc_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliverMessageRequest.ProtoReflect.Descriptor instead.
+func (*DeliverMessageRequest) Descriptor() ([]byte, []int) {
+	return file_tc_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *DeliverMessageRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DeliverMessageRequest) GetXid() string {
+	if x != nil {
+		return x.Xid
+	}
+	return ""
+}
+
+func (x *DeliverMessageRequest) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *DeliverMessageRequest) GetHeaders() map[string]string {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+type DeliverMessageResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliverMessageResponse) Reset() {
+	*x = DeliverMessageResponse{}
+	mi := &file_tc_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliverMessageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliverMessageResponse) ProtoMessage() {}
+
+func (x *DeliverMessageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tc_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliverMessageResponse.ProtoReflect.Descriptor instead.
+func (*DeliverMessageResponse) Descriptor() ([]byte, []int) {
+	return file_tc_proto_rawDescGZIP(), []int{36}
+}
+
 var File_tc_proto protoreflect.FileDescriptor
 
 const file_tc_proto_rawDesc = "" +
@@ -2390,7 +2672,28 @@ const file_tc_proto_rawDesc = "" +
 	"\x0eAttachResponse\x12.\n" +
 	"\awelcome\x18\x01 \x01(\v2\x12.gtx.tc.v1.WelcomeH\x00R\awelcome\x124\n" +
 	"\acommand\x18\x02 \x01(\v2\x18.gtx.tc.v1.BranchCommandH\x00R\acommandB\x05\n" +
-	"\x03msg*\xb2\x02\n" +
+	"\x03msg\"\xd0\x01\n" +
+	"\vMessageData\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\x12\x18\n" +
+	"\apayload\x18\x02 \x01(\fR\apayload\x12=\n" +
+	"\aheaders\x18\x03 \x03(\v2#.gtx.tc.v1.MessageData.HeadersEntryR\aheaders\x12\x14\n" +
+	"\x05check\x18\x04 \x01(\tR\x05check\x1a:\n" +
+	"\fHeadersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"'\n" +
+	"\x13CheckMessageRequest\x12\x10\n" +
+	"\x03xid\x18\x01 \x01(\tR\x03xid\"4\n" +
+	"\x14CheckMessageResponse\x12\x1c\n" +
+	"\tcommitted\x18\x01 \x01(\bR\tcommitted\"\xd8\x01\n" +
+	"\x15DeliverMessageRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
+	"\x03xid\x18\x02 \x01(\tR\x03xid\x12\x18\n" +
+	"\apayload\x18\x03 \x01(\fR\apayload\x12G\n" +
+	"\aheaders\x18\x04 \x03(\v2-.gtx.tc.v1.DeliverMessageRequest.HeadersEntryR\aheaders\x1a:\n" +
+	"\fHeadersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x18\n" +
+	"\x16DeliverMessageResponse*\xb2\x02\n" +
 	"\fGlobalStatus\x12\x1d\n" +
 	"\x19GLOBAL_STATUS_UNSPECIFIED\x10\x00\x12\t\n" +
 	"\x05BEGIN\x10\x01\x12\x0e\n" +
@@ -2408,14 +2711,15 @@ const file_tc_proto_rawDesc = "" +
 	"\n" +
 	"ROLLBACKED\x10\v\x12\x16\n" +
 	"\x12TIMEOUT_ROLLBACKED\x10\f\x12\x13\n" +
-	"\x0fROLLBACK_FAILED\x10\r*L\n" +
+	"\x0fROLLBACK_FAILED\x10\r*U\n" +
 	"\n" +
 	"BranchType\x12\x1b\n" +
 	"\x17BRANCH_TYPE_UNSPECIFIED\x10\x00\x12\x06\n" +
 	"\x02AT\x10\x01\x12\a\n" +
 	"\x03TCC\x10\x02\x12\b\n" +
 	"\x04SAGA\x10\x03\x12\x06\n" +
-	"\x02XA\x10\x04*\xa6\x02\n" +
+	"\x02XA\x10\x04\x12\a\n" +
+	"\x03MSG\x10\x05*\xa6\x02\n" +
 	"\fBranchStatus\x12\x1d\n" +
 	"\x19BRANCH_STATUS_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -2445,7 +2749,11 @@ const file_tc_proto_rawDesc = "" +
 	"\x10ListTransactions\x12\".gtx.tc.v1.ListTransactionsRequest\x1a#.gtx.tc.v1.ListTransactionsResponse\x12U\n" +
 	"\x0eGetTransaction\x12 .gtx.tc.v1.GetTransactionRequest\x1a!.gtx.tc.v1.GetTransactionResponse\x12:\n" +
 	"\x05Retry\x12\x17.gtx.tc.v1.RetryRequest\x1a\x18.gtx.tc.v1.RetryResponse\x12A\n" +
-	"\x06Attach\x12\x18.gtx.tc.v1.AttachRequest\x1a\x19.gtx.tc.v1.AttachResponse(\x010\x01B&Z$github.com/gtx-io/gtx/api/tc/v1;tcv1b\x06proto3"
+	"\x06Attach\x12\x18.gtx.tc.v1.AttachRequest\x1a\x19.gtx.tc.v1.AttachResponse(\x010\x012Z\n" +
+	"\x0eMessageChecker\x12H\n" +
+	"\x05Check\x12\x1e.gtx.tc.v1.CheckMessageRequest\x1a\x1f.gtx.tc.v1.CheckMessageResponse2a\n" +
+	"\x0fMessageReceiver\x12N\n" +
+	"\aDeliver\x12 .gtx.tc.v1.DeliverMessageRequest\x1a!.gtx.tc.v1.DeliverMessageResponseB&Z$github.com/gtx-io/gtx/api/tc/v1;tcv1b\x06proto3"
 
 var (
 	file_tc_proto_rawDescOnce sync.Once
@@ -2460,7 +2768,7 @@ func file_tc_proto_rawDescGZIP() []byte {
 }
 
 var file_tc_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_tc_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_tc_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_tc_proto_goTypes = []any{
 	(GlobalStatus)(0),                // 0: gtx.tc.v1.GlobalStatus
 	(BranchType)(0),                  // 1: gtx.tc.v1.BranchType
@@ -2498,6 +2806,13 @@ var file_tc_proto_goTypes = []any{
 	(*AttachRequest)(nil),            // 33: gtx.tc.v1.AttachRequest
 	(*Welcome)(nil),                  // 34: gtx.tc.v1.Welcome
 	(*AttachResponse)(nil),           // 35: gtx.tc.v1.AttachResponse
+	(*MessageData)(nil),              // 36: gtx.tc.v1.MessageData
+	(*CheckMessageRequest)(nil),      // 37: gtx.tc.v1.CheckMessageRequest
+	(*CheckMessageResponse)(nil),     // 38: gtx.tc.v1.CheckMessageResponse
+	(*DeliverMessageRequest)(nil),    // 39: gtx.tc.v1.DeliverMessageRequest
+	(*DeliverMessageResponse)(nil),   // 40: gtx.tc.v1.DeliverMessageResponse
+	nil,                              // 41: gtx.tc.v1.MessageData.HeadersEntry
+	nil,                              // 42: gtx.tc.v1.DeliverMessageRequest.HeadersEntry
 }
 var file_tc_proto_depIdxs = []int32{
 	0,  // 0: gtx.tc.v1.CommitResponse.status:type_name -> gtx.tc.v1.GlobalStatus
@@ -2527,35 +2842,41 @@ var file_tc_proto_depIdxs = []int32{
 	30, // 24: gtx.tc.v1.AttachRequest.add_resource:type_name -> gtx.tc.v1.Resource
 	34, // 25: gtx.tc.v1.AttachResponse.welcome:type_name -> gtx.tc.v1.Welcome
 	31, // 26: gtx.tc.v1.AttachResponse.command:type_name -> gtx.tc.v1.BranchCommand
-	4,  // 27: gtx.tc.v1.Coordinator.Begin:input_type -> gtx.tc.v1.BeginRequest
-	6,  // 28: gtx.tc.v1.Coordinator.Commit:input_type -> gtx.tc.v1.CommitRequest
-	8,  // 29: gtx.tc.v1.Coordinator.Rollback:input_type -> gtx.tc.v1.RollbackRequest
-	10, // 30: gtx.tc.v1.Coordinator.GetStatus:input_type -> gtx.tc.v1.GetStatusRequest
-	12, // 31: gtx.tc.v1.Coordinator.Report:input_type -> gtx.tc.v1.ReportRequest
-	14, // 32: gtx.tc.v1.Coordinator.RegisterBranch:input_type -> gtx.tc.v1.RegisterBranchRequest
-	16, // 33: gtx.tc.v1.Coordinator.ReportBranch:input_type -> gtx.tc.v1.ReportBranchRequest
-	18, // 34: gtx.tc.v1.Coordinator.QueryLocks:input_type -> gtx.tc.v1.QueryLocksRequest
-	23, // 35: gtx.tc.v1.Coordinator.ListTransactions:input_type -> gtx.tc.v1.ListTransactionsRequest
-	25, // 36: gtx.tc.v1.Coordinator.GetTransaction:input_type -> gtx.tc.v1.GetTransactionRequest
-	27, // 37: gtx.tc.v1.Coordinator.Retry:input_type -> gtx.tc.v1.RetryRequest
-	33, // 38: gtx.tc.v1.Coordinator.Attach:input_type -> gtx.tc.v1.AttachRequest
-	5,  // 39: gtx.tc.v1.Coordinator.Begin:output_type -> gtx.tc.v1.BeginResponse
-	7,  // 40: gtx.tc.v1.Coordinator.Commit:output_type -> gtx.tc.v1.CommitResponse
-	9,  // 41: gtx.tc.v1.Coordinator.Rollback:output_type -> gtx.tc.v1.RollbackResponse
-	11, // 42: gtx.tc.v1.Coordinator.GetStatus:output_type -> gtx.tc.v1.GetStatusResponse
-	13, // 43: gtx.tc.v1.Coordinator.Report:output_type -> gtx.tc.v1.ReportResponse
-	15, // 44: gtx.tc.v1.Coordinator.RegisterBranch:output_type -> gtx.tc.v1.RegisterBranchResponse
-	17, // 45: gtx.tc.v1.Coordinator.ReportBranch:output_type -> gtx.tc.v1.ReportBranchResponse
-	20, // 46: gtx.tc.v1.Coordinator.QueryLocks:output_type -> gtx.tc.v1.QueryLocksResponse
-	24, // 47: gtx.tc.v1.Coordinator.ListTransactions:output_type -> gtx.tc.v1.ListTransactionsResponse
-	26, // 48: gtx.tc.v1.Coordinator.GetTransaction:output_type -> gtx.tc.v1.GetTransactionResponse
-	28, // 49: gtx.tc.v1.Coordinator.Retry:output_type -> gtx.tc.v1.RetryResponse
-	35, // 50: gtx.tc.v1.Coordinator.Attach:output_type -> gtx.tc.v1.AttachResponse
-	39, // [39:51] is the sub-list for method output_type
-	27, // [27:39] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	41, // 27: gtx.tc.v1.MessageData.headers:type_name -> gtx.tc.v1.MessageData.HeadersEntry
+	42, // 28: gtx.tc.v1.DeliverMessageRequest.headers:type_name -> gtx.tc.v1.DeliverMessageRequest.HeadersEntry
+	4,  // 29: gtx.tc.v1.Coordinator.Begin:input_type -> gtx.tc.v1.BeginRequest
+	6,  // 30: gtx.tc.v1.Coordinator.Commit:input_type -> gtx.tc.v1.CommitRequest
+	8,  // 31: gtx.tc.v1.Coordinator.Rollback:input_type -> gtx.tc.v1.RollbackRequest
+	10, // 32: gtx.tc.v1.Coordinator.GetStatus:input_type -> gtx.tc.v1.GetStatusRequest
+	12, // 33: gtx.tc.v1.Coordinator.Report:input_type -> gtx.tc.v1.ReportRequest
+	14, // 34: gtx.tc.v1.Coordinator.RegisterBranch:input_type -> gtx.tc.v1.RegisterBranchRequest
+	16, // 35: gtx.tc.v1.Coordinator.ReportBranch:input_type -> gtx.tc.v1.ReportBranchRequest
+	18, // 36: gtx.tc.v1.Coordinator.QueryLocks:input_type -> gtx.tc.v1.QueryLocksRequest
+	23, // 37: gtx.tc.v1.Coordinator.ListTransactions:input_type -> gtx.tc.v1.ListTransactionsRequest
+	25, // 38: gtx.tc.v1.Coordinator.GetTransaction:input_type -> gtx.tc.v1.GetTransactionRequest
+	27, // 39: gtx.tc.v1.Coordinator.Retry:input_type -> gtx.tc.v1.RetryRequest
+	33, // 40: gtx.tc.v1.Coordinator.Attach:input_type -> gtx.tc.v1.AttachRequest
+	37, // 41: gtx.tc.v1.MessageChecker.Check:input_type -> gtx.tc.v1.CheckMessageRequest
+	39, // 42: gtx.tc.v1.MessageReceiver.Deliver:input_type -> gtx.tc.v1.DeliverMessageRequest
+	5,  // 43: gtx.tc.v1.Coordinator.Begin:output_type -> gtx.tc.v1.BeginResponse
+	7,  // 44: gtx.tc.v1.Coordinator.Commit:output_type -> gtx.tc.v1.CommitResponse
+	9,  // 45: gtx.tc.v1.Coordinator.Rollback:output_type -> gtx.tc.v1.RollbackResponse
+	11, // 46: gtx.tc.v1.Coordinator.GetStatus:output_type -> gtx.tc.v1.GetStatusResponse
+	13, // 47: gtx.tc.v1.Coordinator.Report:output_type -> gtx.tc.v1.ReportResponse
+	15, // 48: gtx.tc.v1.Coordinator.RegisterBranch:output_type -> gtx.tc.v1.RegisterBranchResponse
+	17, // 49: gtx.tc.v1.Coordinator.ReportBranch:output_type -> gtx.tc.v1.ReportBranchResponse
+	20, // 50: gtx.tc.v1.Coordinator.QueryLocks:output_type -> gtx.tc.v1.QueryLocksResponse
+	24, // 51: gtx.tc.v1.Coordinator.ListTransactions:output_type -> gtx.tc.v1.ListTransactionsResponse
+	26, // 52: gtx.tc.v1.Coordinator.GetTransaction:output_type -> gtx.tc.v1.GetTransactionResponse
+	28, // 53: gtx.tc.v1.Coordinator.Retry:output_type -> gtx.tc.v1.RetryResponse
+	35, // 54: gtx.tc.v1.Coordinator.Attach:output_type -> gtx.tc.v1.AttachResponse
+	38, // 55: gtx.tc.v1.MessageChecker.Check:output_type -> gtx.tc.v1.CheckMessageResponse
+	40, // 56: gtx.tc.v1.MessageReceiver.Deliver:output_type -> gtx.tc.v1.DeliverMessageResponse
+	43, // [43:57] is the sub-list for method output_type
+	29, // [29:43] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_tc_proto_init() }
@@ -2578,9 +2899,9 @@ func file_tc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tc_proto_rawDesc), len(file_tc_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   32,
+			NumMessages:   39,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   3,
 		},
 		GoTypes:           file_tc_proto_goTypes,
 		DependencyIndexes: file_tc_proto_depIdxs,

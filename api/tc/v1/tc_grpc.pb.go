@@ -578,3 +578,229 @@ var Coordinator_ServiceDesc = grpc.ServiceDesc{
 	},
 	Metadata: "tc.proto",
 }
+
+const (
+	MessageChecker_Check_FullMethodName = "/gtx.tc.v1.MessageChecker/Check"
+)
+
+// MessageCheckerClient is the client API for MessageChecker service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// MessageChecker is served by producers of two-phase messages: the
+// coordinator asks it about a prepared message whose producer did not
+// submit it in time.
+type MessageCheckerClient interface {
+	// Check answers whether the local transaction of xid committed. The
+	// answer is final: a local transaction that has not committed yet is
+	// made never to commit.
+	Check(ctx context.Context, in *CheckMessageRequest, opts ...grpc.CallOption) (*CheckMessageResponse, error)
+}
+
+type messageCheckerClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewMessageCheckerClient(cc grpc.ClientConnInterface) MessageCheckerClient {
+	return &messageCheckerClient{cc}
+}
+
+func (c *messageCheckerClient) Check(ctx context.Context, in *CheckMessageRequest, opts ...grpc.CallOption) (*CheckMessageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckMessageResponse)
+	err := c.cc.Invoke(ctx, MessageChecker_Check_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// MessageCheckerServer is the server API for MessageChecker service.
+// All implementations must embed UnimplementedMessageCheckerServer
+// for forward compatibility.
+//
+// MessageChecker is served by producers of two-phase messages: the
+// coordinator asks it about a prepared message whose producer did not
+// submit it in time.
+type MessageCheckerServer interface {
+	// Check answers whether the local transaction of xid committed. The
+	// answer is final: a local transaction that has not committed yet is
+	// made never to commit.
+	Check(context.Context, *CheckMessageRequest) (*CheckMessageResponse, error)
+	mustEmbedUnimplementedMessageCheckerServer()
+}
+
+// UnimplementedMessageCheckerServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedMessageCheckerServer struct{}
+
+func (UnimplementedMessageCheckerServer) Check(context.Context, *CheckMessageRequest) (*CheckMessageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Check not implemented")
+}
+func (UnimplementedMessageCheckerServer) mustEmbedUnimplementedMessageCheckerServer() {}
+func (UnimplementedMessageCheckerServer) testEmbeddedByValue()                        {}
+
+// UnsafeMessageCheckerServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to MessageCheckerServer will
+// result in compilation errors.
+type UnsafeMessageCheckerServer interface {
+	mustEmbedUnimplementedMessageCheckerServer()
+}
+
+func RegisterMessageCheckerServer(s grpc.ServiceRegistrar, srv MessageCheckerServer) {
+	// If the following call panics, it indicates UnimplementedMessageCheckerServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&MessageChecker_ServiceDesc, srv)
+}
+
+func _MessageChecker_Check_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckMessageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessageCheckerServer).Check(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MessageChecker_Check_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessageCheckerServer).Check(ctx, req.(*CheckMessageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// MessageChecker_ServiceDesc is the grpc.ServiceDesc for MessageChecker service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var MessageChecker_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "gtx.tc.v1.MessageChecker",
+	HandlerType: (*MessageCheckerServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Check",
+			Handler:    _MessageChecker_Check_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "tc.proto",
+}
+
+const (
+	MessageReceiver_Deliver_FullMethodName = "/gtx.tc.v1.MessageReceiver/Deliver"
+)
+
+// MessageReceiverClient is the client API for MessageReceiver service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// MessageReceiver is served by consumers that take messages over gRPC.
+type MessageReceiverClient interface {
+	// Deliver hands over one message; an OK answer acknowledges it. Delivery
+	// is at least once: a receiver applies a message once by its id.
+	Deliver(ctx context.Context, in *DeliverMessageRequest, opts ...grpc.CallOption) (*DeliverMessageResponse, error)
+}
+
+type messageReceiverClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewMessageReceiverClient(cc grpc.ClientConnInterface) MessageReceiverClient {
+	return &messageReceiverClient{cc}
+}
+
+func (c *messageReceiverClient) Deliver(ctx context.Context, in *DeliverMessageRequest, opts ...grpc.CallOption) (*DeliverMessageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeliverMessageResponse)
+	err := c.cc.Invoke(ctx, MessageReceiver_Deliver_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// MessageReceiverServer is the server API for MessageReceiver service.
+// All implementations must embed UnimplementedMessageReceiverServer
+// for forward compatibility.
+//
+// MessageReceiver is served by consumers that take messages over gRPC.
+type MessageReceiverServer interface {
+	// Deliver hands over one message; an OK answer acknowledges it. Delivery
+	// is at least once: a receiver applies a message once by its id.
+	Deliver(context.Context, *DeliverMessageRequest) (*DeliverMessageResponse, error)
+	mustEmbedUnimplementedMessageReceiverServer()
+}
+
+// UnimplementedMessageReceiverServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedMessageReceiverServer struct{}
+
+func (UnimplementedMessageReceiverServer) Deliver(context.Context, *DeliverMessageRequest) (*DeliverMessageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Deliver not implemented")
+}
+func (UnimplementedMessageReceiverServer) mustEmbedUnimplementedMessageReceiverServer() {}
+func (UnimplementedMessageReceiverServer) testEmbeddedByValue()                         {}
+
+// UnsafeMessageReceiverServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to MessageReceiverServer will
+// result in compilation errors.
+type UnsafeMessageReceiverServer interface {
+	mustEmbedUnimplementedMessageReceiverServer()
+}
+
+func RegisterMessageReceiverServer(s grpc.ServiceRegistrar, srv MessageReceiverServer) {
+	// If the following call panics, it indicates UnimplementedMessageReceiverServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&MessageReceiver_ServiceDesc, srv)
+}
+
+func _MessageReceiver_Deliver_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeliverMessageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessageReceiverServer).Deliver(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MessageReceiver_Deliver_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessageReceiverServer).Deliver(ctx, req.(*DeliverMessageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// MessageReceiver_ServiceDesc is the grpc.ServiceDesc for MessageReceiver service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var MessageReceiver_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "gtx.tc.v1.MessageReceiver",
+	HandlerType: (*MessageReceiverServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Deliver",
+			Handler:    _MessageReceiver_Deliver_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "tc.proto",
+}
