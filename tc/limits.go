@@ -75,9 +75,9 @@ type Limits struct {
 // workloads, small enough that one caller cannot exhaust a coordinator.
 func DefaultLimits() Limits {
 	return Limits{
-		// Every mode gtx has (rm/at, modes/tcc, modes/saga, rm/xa); a new
-		// mode adds its type here.
-		BranchTypes:               []tcv1.BranchType{tcv1.BranchType_AT, tcv1.BranchType_TCC, tcv1.BranchType_SAGA, tcv1.BranchType_XA},
+		// Every mode gtx has (rm/at, modes/tcc, modes/saga, rm/xa,
+		// modes/msg); a new mode adds its type here.
+		BranchTypes:               []tcv1.BranchType{tcv1.BranchType_AT, tcv1.BranchType_TCC, tcv1.BranchType_SAGA, tcv1.BranchType_XA, tcv1.BranchType_MSG},
 		MaxLockKeysPerBranch:      10_000,
 		MaxLockKeysLen:            1 << 20,
 		MaxLockKeysPerTransaction: 100_000,

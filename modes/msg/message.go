@@ -26,13 +26,14 @@ type Message struct {
 }
 
 // Limits on what one message may hold; a message past them is refused
-// before anything is sent.
+// before anything is sent. Together they keep a message's branch data under
+// the coordinator's 1 MiB of application data (tc.Limits).
 const (
-	MaxPayload = 1 << 20
+	MaxPayload = 960 << 10
 	MaxTarget  = 1024
-	MaxHeaders = 64
+	MaxHeaders = 32
 	// MaxHeaderLen bounds one header's name plus value.
-	MaxHeaderLen = 4096
+	MaxHeaderLen = 1024
 )
 
 // HeaderMessageID carries the message ID (tcv1.MessageID) in an HTTP
