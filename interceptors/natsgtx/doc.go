@@ -12,6 +12,14 @@
 //	sub, err := nc.Subscribe("stock.reserve", natsgtx.Handler(ctx, reserve))
 //	cc, err := consumer.Consume(natsgtx.JetStreamHandler(ctx, ship, natsgtx.WithGlobalTx(g)))
 //
+// Consumer applies JetStream messages to a database exactly once, with a
+// row per message ID (msg.Inbox) in the same local transaction as the
+// message's effects, ordering per key where asked, and dead-lettering
+// after a retry budget:
+//
+//	c, err := natsgtx.NewConsumer(inbox, js, apply, natsgtx.DefaultConsumerConfig())
+//	err = c.Run(ctx, consumer)
+//
 // A message with a malformed XID never reaches the handler: a request gets
 // an error reply in the nats micro convention (header Nats-Service-Error-Code
 // "400"), a JetStream message is terminated so it is not redelivered, and
