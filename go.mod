@@ -10,6 +10,7 @@ require (
 	github.com/pganalyze/pg_query_go/v6 v6.2.5
 	github.com/prometheus/client_golang v1.24.0
 	github.com/prometheus/client_model v0.6.2
+	github.com/redis/rueidis v1.0.79
 	github.com/schollz/progressbar/v3 v3.19.0
 	go.etcd.io/bbolt v1.3.5
 	go.etcd.io/etcd/api/v3 v3.6.8

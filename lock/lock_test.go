@@ -88,6 +88,8 @@ func TestHelperProcess(t *testing.T) {
 	prefix := os.Getenv("GTX_LOCK_PREFIX")
 	ctx := context.Background()
 	switch mode {
+	case "bench":
+		benchProcess(t, prefix, os.Getenv("GTX_LOCK_BENCH_LIB"))
 	case "count":
 		p := newProc(t, prefix, testConfig())
 		fmt.Println("READY")
