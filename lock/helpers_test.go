@@ -121,8 +121,27 @@ func (l *commandLog) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	}
 }
 
+// ProcessPipelineHook counts the commands of a pipeline one by one (the
+// Backend pipelines the calls of concurrent goroutines).
 func (l *commandLog) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		l.mu.Lock()
+		for _, cmd := range cmds {
+			k := kind(cmd)
+			l.counts[k]++
+			l.seq = append(l.seq, k)
+		}
+		l.mu.Unlock()
+		err := next(ctx, cmds)
+		l.mu.Lock()
+		for _, cmd := range cmds {
+			if e := cmd.Err(); e != nil && strings.HasPrefix(e.Error(), "NOSCRIPT") {
+				l.counts[kind(cmd)]--
+			}
+		}
+		l.mu.Unlock()
+		return err
+	}
 }
 
 func (l *commandLog) count(k string) int {

@@ -118,9 +118,12 @@ func (ws *waiters) mode(token string) string {
 // renewal, a fencing counter per lock name (kept after release, and floored
 // by the server's clock so that it keeps growing even when it is lost; see
 // the package documentation), and a queue of waiters per lock name of which a
-// release wakes the first over pub/sub.
+// release wakes the first over pub/sub. The calls of concurrent goroutines
+// are sent together, one pipeline per round trip (a few in flight at once),
+// which is what makes many goroutines locking different names fast.
 type Backend struct {
 	rdb     redis.UniversalClient
+	batch   *batcher
 	prefix  string
 	notes   *notifier
 	waiters waiters
@@ -134,20 +137,24 @@ func New(rdb redis.UniversalClient, cfg Config) (*Backend, error) {
 	if rdb == nil {
 		return nil, fmt.Errorf("%w: nil redis client", lock.ErrInvalidConfig)
 	}
-	return &Backend{rdb: rdb, prefix: cfg.prefix(), notes: newNotifier(rdb)}, nil
+	return &Backend{rdb: rdb, batch: newBatcher(rdb), prefix: cfg.prefix(), notes: newNotifier(rdb)}, nil
 }
 
-// Close closes the pub/sub connection used to wait for releases.
-func (b *Backend) Close() error { return b.notes.close() }
+// Close stops the goroutines that pipeline the Backend's calls and closes
+// the pub/sub connection used to wait for releases.
+func (b *Backend) Close() error {
+	b.batch.close()
+	return b.notes.close()
+}
 
 // Acquire implements lock.Backend.
 func (b *Backend) Acquire(ctx context.Context, name, token string, ttl time.Duration) (lock.Grant, error) {
-	return acquire(ctx, b.rdb, keyNames(b.prefix, name), token, ttl, b.waiters.mode(token))
+	return acquire(ctx, b.batch, keyNames(b.prefix, name), token, ttl, b.waiters.mode(token))
 }
 
 // Renew implements lock.Backend.
 func (b *Backend) Renew(ctx context.Context, name, token string, ttl time.Duration) (time.Duration, error) {
-	if err := renew(ctx, b.rdb, keyNames(b.prefix, name), token, ttl); err != nil {
+	if err := renew(ctx, b.batch, keyNames(b.prefix, name), token, ttl); err != nil {
 		return 0, err
 	}
 	return ttl, nil
@@ -156,7 +163,7 @@ func (b *Backend) Renew(ctx context.Context, name, token string, ttl time.Durati
 // Release implements lock.Backend. It reports contention when it woke a
 // waiter.
 func (b *Backend) Release(ctx context.Context, name, token string) (bool, error) {
-	n, err := release(ctx, b.rdb, keyNames(b.prefix, name), token)
+	n, err := release(ctx, b.batch, keyNames(b.prefix, name), token)
 	return n > 0, err
 }
 

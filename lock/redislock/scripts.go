@@ -44,9 +44,12 @@ if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
 		redis.call('lrem', KEYS[3], 1, ARGV[1])
 	end
 	local t = redis.call('time')
-	local f = math.max(tonumber(redis.call('get', KEYS[2]) or '0') + 1,
-		tonumber(t[1]) * ` + fenceStepsPerSecond + ` + math.floor(tonumber(t[2]) / ` + fenceUnitMicros + `))
-	redis.call('set', KEYS[2], string.format('%d', f))
+	local f = tonumber(t[1]) * ` + fenceStepsPerSecond + ` + math.floor(tonumber(t[2]) / ` + fenceUnitMicros + `)
+	local old = tonumber(redis.call('set', KEYS[2], string.format('%d', f), 'GET') or '0')
+	if old >= f then
+		f = old + 1
+		redis.call('set', KEYS[2], string.format('%d', f))
+	end
 	return {1, f}
 end
 if ARGV[3] ~= '0' then
