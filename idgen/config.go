@@ -32,6 +32,12 @@ type Config struct {
 	// restarted process takes the same node ID (see the package doc).
 	MaxBorrow time.Duration
 
+	// MaxWait is the longest NextID waits for the clock when the
+	// generator's time is more than MaxBorrow ahead of it: when the clock
+	// stepped back (an injected Clock), or when a leased node's previous
+	// holder issued IDs on a clock ahead of this one. Further ahead, NextID
+	// returns ErrClockBehind at once instead of blocking. Zero never waits.
+	MaxWait time.Duration
 	// Clock returns the current time. Nil means time.Now, whose monotonic
 	// reading makes the generator immune to wall-clock steps. Tests inject a
 	// clock to step time backwards; an injected clock must keep moving
@@ -40,13 +46,18 @@ type Config struct {
 	Clock func() time.Time
 }
 
+// DefaultMaxWait is how long DefaultConfig lets NextID wait for a clock
+// that is behind the generator's time.
+const DefaultMaxWait = time.Second
+
 // DefaultConfig returns a Config with node 0, the epoch DefaultEpochUnixMilli
-// in UTC, DefaultMaxBorrow and the system clock.
+// in UTC, DefaultMaxBorrow, DefaultMaxWait and the system clock.
 func DefaultConfig() Config {
 	return Config{
 		NodeID:    0,
 		Epoch:     time.UnixMilli(DefaultEpochUnixMilli).UTC(),
 		MaxBorrow: DefaultMaxBorrow,
+		MaxWait:   DefaultMaxWait,
 	}
 }
 
@@ -61,6 +72,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBorrow < 0 {
 		return fmt.Errorf("%w: MaxBorrow %s is negative, use 0 to never borrow", ErrInvalidConfig, c.MaxBorrow)
+	}
+	if c.MaxWait < 0 {
+		return fmt.Errorf("%w: MaxWait %s is negative, use 0 to never wait", ErrInvalidConfig, c.MaxWait)
 	}
 	if c.MaxBorrow > time.Hour {
 		return fmt.Errorf("%w: MaxBorrow %s is over an hour, keep it small (default %s)", ErrInvalidConfig, c.MaxBorrow, DefaultMaxBorrow)

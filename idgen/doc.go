@@ -61,7 +61,10 @@
 // ahead of it, with no bound, under sustained load. Here the clock is read on
 // every call, so an ID's time is when it was made, and borrowing is bounded:
 // the state may run at most Config.MaxBorrow (default 100ms) ahead of the
-// clock; past that, NextID sleeps until the clock catches up. So bursts of up
+// clock; past that, NextID sleeps until the clock catches up, for at most
+// Config.MaxWait (default 1 s): further behind (a clock stepped back, or a
+// node's previous holder ahead, below) it returns ErrClockBehind at once
+// rather than block for as long as the clock is behind. So bursts of up
 // to about MaxBorrow × 4096 IDs (409,600 by default) never wait, a node's
 // sustained rate is at most 4,096,000 IDs per second, and an ID's time is
 // never more than MaxBorrow ahead of when it was made. MaxBorrow = 0 waits for
@@ -102,15 +105,24 @@
 // taken (ErrLeaseLost), when renewals keep failing until the deadline passes
 // (ErrLeaseLost, "not renewed"), or after Close (ErrLeaseClosed). A lease that
 // ended never comes back: acquire a new lease and build a new generator.
-// NewLeased requires MaxBorrow under a tenth of the TTL, so that a node's
-// next holder, which can claim it only after the store's TTL ran out, starts
-// after the last ID of the holder before (given clocks within the rest of
-// that tenth of each other).
+// NewLeased requires MaxBorrow under a tenth of the TTL.
+//
+// A node's store also keeps its high mark: the highest ID time (Unix ms) its
+// holders may have issued. Each claim and renewal raises it to the ID time
+// the lease may reach before its next renewal (the later of the clock and
+// the generator's last ID, plus 90% of the TTL, plus a tenth of it for
+// borrowing), and Close sets it to the last ID's time. A new holder's
+// generator starts above the mark, whatever its own clock says, so a node
+// whose previous holder's clock ran ahead of this one's does not repeat its
+// IDs: the new generator borrows ahead of its clock from the mark and, when
+// the mark is more than MaxBorrow + MaxWait ahead, NextID returns
+// ErrClockBehind until the clock has caught up. The mark lives as long as
+// the store keeps it (a Redis without persistence loses it on a restart).
 // Lease.Done and Lease.Err tell the owner when that happens.
 //
 // # Errors
 //
 // ErrInvalidConfig, ErrInvalidID, ErrTimeExhausted, ErrNoFreeNode,
-// ErrLeaseLost and ErrLeaseClosed are sentinels; the errors returned wrap
+// ErrLeaseLost, ErrLeaseClosed and ErrClockBehind are sentinels; the errors returned wrap
 // them with details, so test with errors.Is.
 package idgen

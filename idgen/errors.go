@@ -29,3 +29,10 @@ var ErrLeaseLost = errors.New("idgen: node lease lost")
 // ErrLeaseClosed is returned by a generator whose lease was closed by its
 // owner. Build a new generator on a new lease.
 var ErrLeaseClosed = errors.New("idgen: node lease closed")
+
+// ErrClockBehind is returned by Generator.NextID when the generator's time
+// is further ahead of the clock than MaxBorrow plus MaxWait: the clock
+// stepped back, or a leased node's previous holder issued IDs on a clock
+// ahead of this one. It is temporary: NextID succeeds again once the clock
+// has caught up.
+var ErrClockBehind = errors.New("idgen: clock behind the generator's last id")

@@ -18,6 +18,7 @@ type Generator struct {
 	start       time.Time // clock reading at New; elapsed time is measured from it
 	startMs     int64     // start in ms since the epoch
 	maxBorrowMs int64
+	maxWait     time.Duration
 	lease       *Lease
 
 	_     [64]byte      // keep the hot state off the read-only fields' cache line
@@ -50,6 +51,7 @@ func New(cfg Config) (*Generator, error) {
 		start:       start,
 		startMs:     startMs,
 		maxBorrowMs: int64(cfg.MaxBorrow / time.Millisecond),
+		maxWait:     cfg.MaxWait,
 	}
 	g.state.Store(uint64(startMs) << SeqBits)
 	return g, nil
@@ -75,6 +77,12 @@ func NewLeased(cfg Config, lease *Lease) (*Generator, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Start above every ID the node's earlier holders may have issued, on
+	// whatever clock they had: the generator borrows ahead from there, and
+	// waits (at most MaxWait) when that is more than MaxBorrow ahead.
+	if high := lease.PrevHigh() - cfg.Epoch.UnixMilli(); high >= g.startMs && high < MaxTime {
+		g.state.Store(uint64(high+1) << SeqBits)
+	}
 	if err := lease.bind(g); err != nil {
 		return nil, err
 	}
@@ -93,7 +101,8 @@ func (g *Generator) Epoch() time.Time { return g.epoch }
 // whose lease is gone, and with ErrTimeExhausted when the time field has run
 // out. When the sequence of the current millisecond is used up and the
 // generator has already borrowed MaxBorrow ahead of the clock, NextID waits
-// for the clock.
+// for the clock, for at most MaxWait; further behind, it returns
+// ErrClockBehind at once.
 func (g *Generator) NextID() (int64, error) {
 	for {
 		now := g.nowMs()
@@ -108,6 +117,10 @@ func (g *Generator) NextID() (int64, error) {
 				return 0, err
 			}
 			wait := time.Duration(ms-now-g.maxBorrowMs) * time.Millisecond
+			if wait > g.maxWait {
+				return 0, fmt.Errorf("%w: the next id's time is %v ahead of the clock, beyond MaxBorrow %v by %v, more than MaxWait %v: the clock stepped back, or the node's previous holder's clock ran ahead; fix the clock, or retry once it has caught up",
+					ErrClockBehind, time.Duration(ms-now)*time.Millisecond, time.Duration(g.maxBorrowMs)*time.Millisecond, wait, g.maxWait)
+			}
 			time.Sleep(min(wait, time.Millisecond))
 			continue
 		}

@@ -208,6 +208,7 @@ func TestClockStepsBackwards(t *testing.T) {
 	clock := newFakeClock(t0)
 	cfg := DefaultConfig()
 	cfg.Clock = clock.now
+	cfg.MaxWait = 2 * time.Hour
 	g, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -335,5 +336,42 @@ func TestNoBorrowingWaitsForTheClock(t *testing.T) {
 	}
 	if id <= last || !p.Time.Equal(t0.Add(time.Millisecond)) || p.Seq != 0 {
 		t.Fatalf("after the clock moved: id %d %+v, want above %d at %s with seq 0", id, p, last, t0.Add(time.Millisecond))
+	}
+}
+
+// TestClockBehindBeyondMaxWait steps the clock back further than MaxWait:
+// once the current millisecond is used up, NextID returns ErrClockBehind at
+// once instead of blocking, and works again when the clock is back.
+func TestClockBehindBeyondMaxWait(t *testing.T) {
+	t0 := testEpoch.Add(24 * time.Hour)
+	clock := newFakeClock(t0)
+	cfg := DefaultConfig()
+	cfg.Clock = clock.now
+	cfg.MaxBorrow = 0
+	g, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := g.Next()
+	clock.set(t0.Add(-time.Minute))
+	var got error
+	for range MaxSeq + 1 {
+		id, err := g.NextID()
+		if err != nil {
+			got = err
+			break
+		}
+		if id <= last {
+			t.Fatalf("id %d after %d: not increasing", id, last)
+		}
+		last = id
+	}
+	if !errors.Is(got, ErrClockBehind) {
+		t.Fatalf("NextID a minute behind with MaxWait %v = %v, want ErrClockBehind", cfg.MaxWait, got)
+	}
+	clock.set(t0.Add(time.Millisecond))
+	id, err := g.NextID()
+	if err != nil || id <= last {
+		t.Fatalf("NextID once the clock is back = %d, %v; want an id above %d", id, err, last)
 	}
 }

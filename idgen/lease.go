@@ -13,18 +13,25 @@ import (
 )
 
 // Leaser claims node IDs in a store shared by every process of one ID space,
-// so that no two live processes use the same node. RedisLeaser and SQLLeaser
+// so that no two live processes use the same node, and remembers per node
+// the highest ID time its holders may have issued (the high mark, in Unix
+// milliseconds), so that a node's next holder starts above it even when
+// its clock is behind the previous holder's. RedisLeaser and SQLLeaser
 // implement it. Acquire wraps a Leaser into a Lease that renews itself.
 type Leaser interface {
 	// Claim takes a node ID that no live lease holds, for owner, for ttl,
-	// and returns it. It fails with ErrNoFreeNode when every node in the
-	// leaser's range is held.
-	Claim(ctx context.Context, owner string, ttl time.Duration) (int64, error)
-	// Renew extends owner's lease on node to ttl from now. It fails with
-	// ErrLeaseLost when owner does not hold node any more.
-	Renew(ctx context.Context, node int64, owner string, ttl time.Duration) error
-	// Release frees node if owner holds it, and does nothing otherwise.
-	Release(ctx context.Context, node int64, owner string) error
+	// raises the node's high mark to at least high, and returns the node
+	// and its high mark from before (0 if none). It fails with
+	// ErrNoFreeNode when every node in the leaser's range is held.
+	Claim(ctx context.Context, owner string, ttl time.Duration, high int64) (node, prevHigh int64, err error)
+	// Renew extends owner's lease on node to ttl from now and raises the
+	// node's high mark to at least high. It fails with ErrLeaseLost when
+	// owner does not hold node any more.
+	Renew(ctx context.Context, node int64, owner string, ttl time.Duration, high int64) error
+	// Release frees node and sets its high mark to high (the last ID time
+	// the owner issued, which may lower the mark) if owner holds it, and
+	// does nothing otherwise.
+	Release(ctx context.Context, node int64, owner string, high int64) error
 }
 
 // LeaseConfig configures Acquire. Start from DefaultLeaseConfig.
@@ -68,6 +75,7 @@ type Lease struct {
 	node     int64
 	owner    string
 	validFor time.Duration
+	prevHigh int64 // the node's high mark before this lease, Unix ms
 
 	base     time.Time    // monotonic origin of deadline
 	deadline atomic.Int64 // ns after base until which the lease is ours; -1 once lost or closed
@@ -103,7 +111,10 @@ func Acquire(ctx context.Context, leaser Leaser, cfg LeaseConfig) (*Lease, error
 	}
 	owner := hex.EncodeToString(token[:])
 	base := time.Now()
-	node, err := leaser.Claim(ctx, owner, cfg.TTL)
+	validFor := cfg.TTL - cfg.TTL/10
+	// Until its first renewal the lease may issue IDs up to validFor (plus
+	// a generator's borrowing, under TTL/10) past now.
+	node, prevHigh, err := leaser.Claim(ctx, owner, cfg.TTL, base.Add(validFor+cfg.TTL/10).UnixMilli()+1)
 	if err != nil {
 		return nil, fmt.Errorf("idgen: acquire node lease: %w", err)
 	}
@@ -114,7 +125,8 @@ func Acquire(ctx context.Context, leaser Leaser, cfg LeaseConfig) (*Lease, error
 		logger:   logger,
 		node:     node,
 		owner:    owner,
-		validFor: cfg.TTL - cfg.TTL/10,
+		validFor: validFor,
+		prevHigh: prevHigh,
 		base:     base,
 		done:     make(chan struct{}),
 		cancel:   cancel,
@@ -169,7 +181,7 @@ func (l *Lease) Close(ctx context.Context) error {
 			}
 		}
 	}
-	if err := l.leaser.Release(ctx, l.node, l.owner); err != nil {
+	if err := l.leaser.Release(ctx, l.node, l.owner, l.high(0)); err != nil {
 		return fmt.Errorf("idgen: release node %d, it frees itself after the ttl: %w", l.node, err)
 	}
 	l.logger.Info("idgen: node lease released", "node", l.node, "owner", l.owner)
@@ -229,6 +241,27 @@ func (l *Lease) bind(g *Generator) error {
 	return nil
 }
 
+// high returns the high mark to record: the largest ID time the lease may
+// issue within ahead from now (Unix ms). With ahead 0 it is the last ID's
+// time (or the start, without a generator yet).
+func (l *Lease) high(ahead time.Duration) int64 {
+	now := time.Now()
+	h := now.Add(ahead).UnixMilli()
+	if g := l.gen.Load(); g != nil {
+		last := g.epoch.UnixMilli() + int64(g.state.Load()>>SeqBits)
+		if ahead == 0 {
+			return last
+		}
+		h = max(h, last+ahead.Milliseconds())
+	}
+	return max(h, l.prevHigh) + 1
+}
+
+// PrevHigh returns the node's high mark from before this lease: the
+// highest ID time (Unix ms) its earlier holders may have issued. A
+// generator on the lease starts above it.
+func (l *Lease) PrevHigh() int64 { return l.prevHigh }
+
 // renew is the lease's renewer goroutine; Close stops it.
 func (l *Lease) renew(ctx context.Context) {
 	defer close(l.stopped)
@@ -249,7 +282,7 @@ func (l *Lease) renew(ctx context.Context) {
 			return
 		}
 		rctx, cancel := context.WithTimeout(ctx, remaining)
-		err := l.leaser.Renew(rctx, l.node, l.owner, l.cfg.TTL)
+		err := l.leaser.Renew(rctx, l.node, l.owner, l.cfg.TTL, l.high(l.validFor+l.cfg.TTL/10))
 		cancel()
 		switch {
 		case err == nil:

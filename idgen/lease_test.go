@@ -336,21 +336,21 @@ func TestLeaseExpiredIsReclaimable(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s store) {
 		ctx := context.Background()
 		a, b := s.leaser(t, 5, 5), s.leaser(t, 5, 5)
-		n, err := a.Claim(ctx, "owner-a", time.Second)
+		n, _, err := a.Claim(ctx, "owner-a", time.Second, 0)
 		if err != nil || n != 5 {
 			t.Fatalf("Claim = %d, %v; want 5", n, err)
 		}
 		for range 2 {
-			if err := a.Renew(ctx, 5, "owner-a", time.Second); err != nil {
+			if err := a.Renew(ctx, 5, "owner-a", time.Second, 0); err != nil {
 				t.Fatalf("Renew by the holder = %v", err)
 			}
 		}
-		if _, err := b.Claim(ctx, "owner-b", time.Minute); !errors.Is(err, ErrNoFreeNode) {
+		if _, _, err := b.Claim(ctx, "owner-b", time.Minute, 0); !errors.Is(err, ErrNoFreeNode) {
 			t.Fatalf("Claim of a held node = %v, want ErrNoFreeNode", err)
 		}
 		deadline := time.Now().Add(30 * time.Second)
 		for {
-			n, err := b.Claim(ctx, "owner-b", time.Minute)
+			n, _, err := b.Claim(ctx, "owner-b", time.Minute, 0)
 			if err == nil {
 				if n != 5 {
 					t.Fatalf("Claim after expiry = %d, want 5", n)
@@ -362,19 +362,19 @@ func TestLeaseExpiredIsReclaimable(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		if err := a.Renew(ctx, 5, "owner-a", time.Minute); !errors.Is(err, ErrLeaseLost) {
+		if err := a.Renew(ctx, 5, "owner-a", time.Minute, 0); !errors.Is(err, ErrLeaseLost) {
 			t.Fatalf("Renew by the former holder = %v, want ErrLeaseLost", err)
 		}
-		if err := a.Release(ctx, 5, "owner-a"); err != nil {
+		if err := a.Release(ctx, 5, "owner-a", 0); err != nil {
 			t.Fatalf("Release by the former holder = %v", err)
 		}
-		if _, err := a.Claim(ctx, "owner-c", time.Minute); !errors.Is(err, ErrNoFreeNode) {
+		if _, _, err := a.Claim(ctx, "owner-c", time.Minute, 0); !errors.Is(err, ErrNoFreeNode) {
 			t.Fatalf("Claim after a former holder's Release = %v, want ErrNoFreeNode", err)
 		}
-		if err := b.Release(ctx, 5, "owner-b"); err != nil {
+		if err := b.Release(ctx, 5, "owner-b", 0); err != nil {
 			t.Fatal(err)
 		}
-		if n, err := a.Claim(ctx, "owner-c", time.Minute); err != nil || n != 5 {
+		if n, _, err := a.Claim(ctx, "owner-c", time.Minute, 0); err != nil || n != 5 {
 			t.Fatalf("Claim after the holder's Release = %d, %v; want 5", n, err)
 		}
 	})
@@ -388,11 +388,11 @@ type countingLeaser struct {
 	fail     atomic.Bool
 }
 
-func (c *countingLeaser) Renew(ctx context.Context, node int64, owner string, ttl time.Duration) error {
+func (c *countingLeaser) Renew(ctx context.Context, node int64, owner string, ttl time.Duration, high int64) error {
 	if c.fail.Load() {
 		return errors.New("store unreachable")
 	}
-	if err := c.Leaser.Renew(ctx, node, owner, ttl); err != nil {
+	if err := c.Leaser.Renew(ctx, node, owner, ttl, high); err != nil {
 		return err
 	}
 	c.renewals.Add(1)
@@ -617,4 +617,55 @@ func TestLeaserConfigValidate(t *testing.T) {
 	if _, err := Acquire(context.Background(), nil, DefaultLeaseConfig()); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("Acquire(nil) = %v, want ErrInvalidConfig", err)
 	}
+}
+
+// TestNewHolderStartsAboveHighMark gives a node to a generator whose clock
+// runs 5 s ahead, then to one on the real clock: the second starts above
+// every ID of the first instead of repeating them, borrowing ahead, and
+// once it would have to wait longer than MaxWait it fails with
+// ErrClockBehind rather than block.
+func TestNewHolderStartsAboveHighMark(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s store) {
+		ctx := context.Background()
+		ahead := func() time.Time { return time.Now().Add(5 * time.Second) }
+		cfg := DefaultConfig()
+		cfg.MaxBorrow = 0
+		la := acquire(t, s.leaser(t, 7, 7), fastLease(t))
+		acfg := cfg
+		acfg.Clock = ahead
+		ga, err := NewLeased(acfg, la)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lastA int64
+		for range 100 {
+			if lastA, err = ga.NextID(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := la.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+
+		lb := acquire(t, s.leaser(t, 7, 7), fastLease(t))
+		t.Cleanup(func() { _ = lb.Close(ctx) })
+		gb, err := NewLeased(cfg, lb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var failed error
+		for range MaxSeq + 1 {
+			id, err := gb.NextID()
+			if err != nil {
+				failed = err
+				break
+			}
+			if id <= lastA {
+				t.Fatalf("the node's new holder made id %d, not above the previous holder's last %d", id, lastA)
+			}
+		}
+		if !errors.Is(failed, ErrClockBehind) {
+			t.Fatalf("NextID 5 s behind the node's high mark = %v, want ErrClockBehind once the millisecond is used up", failed)
+		}
+	})
 }

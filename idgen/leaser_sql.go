@@ -14,9 +14,10 @@ const DefaultNodeTable = "gtx_idgen_nodes"
 
 // SQLLeaserConfig configures an SQLLeaser.
 type SQLLeaserConfig struct {
-	// Table is the lease table, created if missing. It has one row per held
-	// node: node_id (primary key), owner (the lease's token) and expires_at
-	// (Unix milliseconds by the database's clock).
+	// Table is the lease table, created if missing. It has one row per node
+	// ever held: node_id (primary key), owner (the lease's token, empty once
+	// released), expires_at (Unix milliseconds by the database's clock) and
+	// high_ms (the node's high mark; added to tables of earlier versions).
 	Table string
 	// MinNode and MaxNode bound the node IDs this leaser hands out,
 	// inclusive, within 0..MaxNodeID.
@@ -50,7 +51,7 @@ type SQLLeaser struct {
 	cfg   SQLLeaserConfig
 	nowMs string // SQL expression: the database's clock in Unix ms
 
-	selectSQL, updateSQL, insertSQL, renewSQL, heldSQL, releaseSQL string
+	selectSQL, updateSQL, insertSQL, renewSQL, heldSQL, releaseSQL, highSQL, raiseSQL string
 }
 
 // NewSQLLeaser returns a leaser over db, creating the lease table if it is
@@ -85,7 +86,9 @@ func NewSQLLeaser(ctx context.Context, db *gorm.DB, cfg SQLLeaserConfig) (*SQLLe
 	s.insertSQL = fmt.Sprintf("INSERT INTO %s (node_id, owner, expires_at) VALUES (?, ?, %s + ?) %s", t, s.nowMs, upsert)
 	s.renewSQL = fmt.Sprintf("UPDATE %s SET expires_at = %s + ? WHERE node_id = ? AND owner = ?", t, s.nowMs)
 	s.heldSQL = fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE node_id = ? AND owner = ?", t)
-	s.releaseSQL = fmt.Sprintf("DELETE FROM %s WHERE node_id = ? AND owner = ?", t)
+	s.releaseSQL = fmt.Sprintf("UPDATE %s SET owner = '', expires_at = 0, high_ms = ? WHERE node_id = ? AND owner = ?", t)
+	s.highSQL = fmt.Sprintf("SELECT high_ms FROM %s WHERE node_id = ? AND owner = ?", t)
+	s.raiseSQL = fmt.Sprintf("UPDATE %s SET high_ms = ? WHERE node_id = ? AND owner = ? AND high_ms < ?", t)
 	if err := s.createTable(ctx); err != nil {
 		return nil, err
 	}
@@ -98,27 +101,37 @@ func NewSQLLeaser(ctx context.Context, db *gorm.DB, cfg SQLLeaserConfig) (*SQLLe
 func (s *SQLLeaser) createTable(ctx context.Context) error {
 	db := s.db.WithContext(ctx)
 	err := db.Exec("CREATE TABLE IF NOT EXISTS " + s.cfg.Table +
-		" (node_id BIGINT NOT NULL PRIMARY KEY, owner VARCHAR(64) NOT NULL, expires_at BIGINT NOT NULL)").Error
-	if err == nil {
-		return nil
+		" (node_id BIGINT NOT NULL PRIMARY KEY, owner VARCHAR(64) NOT NULL, expires_at BIGINT NOT NULL, high_ms BIGINT NOT NULL DEFAULT 0)").Error
+	if err != nil {
+		var n int64
+		if db.Raw("SELECT COUNT(*) FROM "+s.cfg.Table).Scan(&n).Error != nil {
+			return fmt.Errorf("idgen: create lease table %s: %w", s.cfg.Table, err)
+		}
 	}
+	// Tables of versions before the high mark lack its column.
 	var n int64
-	if db.Raw("SELECT COUNT(*) FROM "+s.cfg.Table).Scan(&n).Error == nil {
+	if db.Raw("SELECT COUNT(high_ms) FROM "+s.cfg.Table).Scan(&n).Error == nil {
 		return nil
 	}
-	return fmt.Errorf("idgen: create lease table %s: %w", s.cfg.Table, err)
+	if err := db.Exec("ALTER TABLE " + s.cfg.Table + " ADD COLUMN high_ms BIGINT NOT NULL DEFAULT 0").Error; err != nil {
+		if db.Raw("SELECT COUNT(high_ms) FROM "+s.cfg.Table).Scan(&n).Error == nil {
+			return nil // another process added it
+		}
+		return fmt.Errorf("idgen: add column high_ms to lease table %s: %w", s.cfg.Table, err)
+	}
+	return nil
 }
 
 // Claim takes the lowest node of the range that has no row or an expired
 // one. A claimer that loses a race for a node moves on to the next.
-func (s *SQLLeaser) Claim(ctx context.Context, owner string, ttl time.Duration) (int64, error) {
+func (s *SQLLeaser) Claim(ctx context.Context, owner string, ttl time.Duration, high int64) (int64, int64, error) {
 	db := s.db.WithContext(ctx)
 	var rows []struct {
 		NodeID  int64
 		Expired int
 	}
 	if err := db.Raw(s.selectSQL, s.cfg.MinNode, s.cfg.MaxNode).Scan(&rows).Error; err != nil {
-		return 0, fmt.Errorf("idgen: read lease table %s: %w", s.cfg.Table, err)
+		return 0, 0, fmt.Errorf("idgen: read lease table %s: %w", s.cfg.Table, err)
 	}
 	expired := make(map[int64]bool, len(rows))
 	for _, r := range rows {
@@ -137,24 +150,31 @@ func (s *SQLLeaser) Claim(ctx context.Context, owner string, ttl time.Duration) 
 			continue
 		}
 		if res.Error != nil {
-			return 0, fmt.Errorf("idgen: claim node %d in %s: %w", n, s.cfg.Table, res.Error)
+			return 0, 0, fmt.Errorf("idgen: claim node %d in %s: %w", n, s.cfg.Table, res.Error)
 		}
 		if res.RowsAffected == 1 {
-			return n, nil
+			var prev int64
+			if err := db.Raw(s.highSQL, n, owner).Scan(&prev).Error; err != nil {
+				return 0, 0, fmt.Errorf("idgen: read the high mark of node %d in %s: %w", n, s.cfg.Table, err)
+			}
+			if err := db.Exec(s.raiseSQL, high, n, owner, high).Error; err != nil {
+				return 0, 0, fmt.Errorf("idgen: raise the high mark of node %d in %s: %w", n, s.cfg.Table, err)
+			}
+			return n, prev, nil
 		}
 	}
-	return 0, fmt.Errorf("%w: all of nodes %d..%d are held in table %s", ErrNoFreeNode, s.cfg.MinNode, s.cfg.MaxNode, s.cfg.Table)
+	return 0, 0, fmt.Errorf("%w: all of nodes %d..%d are held in table %s", ErrNoFreeNode, s.cfg.MinNode, s.cfg.MaxNode, s.cfg.Table)
 }
 
 // Renew moves node's expiry to ttl from now if owner still holds it.
-func (s *SQLLeaser) Renew(ctx context.Context, node int64, owner string, ttl time.Duration) error {
+func (s *SQLLeaser) Renew(ctx context.Context, node int64, owner string, ttl time.Duration, high int64) error {
 	db := s.db.WithContext(ctx)
 	res := db.Exec(s.renewSQL, ttl.Milliseconds(), node, owner)
 	if res.Error != nil {
 		return fmt.Errorf("idgen: renew node %d in %s: %w", node, s.cfg.Table, res.Error)
 	}
 	if res.RowsAffected == 1 {
-		return nil
+		return s.raise(db, node, owner, high)
 	}
 	// MySQL counts a row whose values did not change as unaffected, so a
 	// renewal within the same millisecond needs a second look.
@@ -165,12 +185,21 @@ func (s *SQLLeaser) Renew(ctx context.Context, node int64, owner string, ttl tim
 	if held == 0 {
 		return fmt.Errorf("%w: node %d in %s was taken over by another owner", ErrLeaseLost, node, s.cfg.Table)
 	}
+	return s.raise(db, node, owner, high)
+}
+
+// raise lifts node's high mark to high if owner holds it.
+func (s *SQLLeaser) raise(db *gorm.DB, node int64, owner string, high int64) error {
+	if err := db.Exec(s.raiseSQL, high, node, owner, high).Error; err != nil {
+		return fmt.Errorf("idgen: raise the high mark of node %d in %s: %w", node, s.cfg.Table, err)
+	}
 	return nil
 }
 
-// Release deletes node's row if owner still holds it.
-func (s *SQLLeaser) Release(ctx context.Context, node int64, owner string) error {
-	if err := s.db.WithContext(ctx).Exec(s.releaseSQL, node, owner).Error; err != nil {
+// Release frees node's row and sets its high mark if owner still holds it;
+// the row stays, so that the mark does.
+func (s *SQLLeaser) Release(ctx context.Context, node int64, owner string, high int64) error {
+	if err := s.db.WithContext(ctx).Exec(s.releaseSQL, high, node, owner).Error; err != nil {
 		return fmt.Errorf("idgen: release node %d in %s: %w", node, s.cfg.Table, err)
 	}
 	return nil
