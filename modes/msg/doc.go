@@ -22,6 +22,11 @@
 // Nats-Msg-Id set to the message ID (tcv1.MessageID), or an HTTP or gRPC
 // (tcv1.MessageReceiver) endpoint.
 //
+// An Outbox does the same for a branch of a global transaction (AT or
+// TCC): an event written in the branch's local transaction is published
+// when the global transaction commits, and never when it rolls back.
+//
 // Delivery is at least once; a consumer applies each message once by its
-// ID. See docs/msg.md.
+// ID with an Inbox row in its own transaction, as natsgtx.Consumer does.
+// See docs/msg.md.
 package msg
