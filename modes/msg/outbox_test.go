@@ -129,4 +129,3 @@ func TestOutbox(t *testing.T) {
 		}
 	})
 }
-
