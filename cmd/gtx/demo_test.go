@@ -50,9 +50,10 @@ func TestDemo(t *testing.T) {
 // demoDir is the directory the demo said it keeps its files in.
 func demoDir(t *testing.T, out string) string {
 	t.Helper()
-	_, rest, ok := strings.Cut(out, " on SQLite in ")
-	dir, _, _ := strings.Cut(rest, "\n")
-	if !ok || dir == "" {
+	first, _, _ := strings.Cut(out, "\n")
+	i := strings.LastIndex(first, " in ")
+	dir := first[i+len(" in "):]
+	if i < 0 || !strings.HasPrefix(dir, os.TempDir()) {
 		t.Fatalf("the demo did not say where its files are:\n%s", out)
 	}
 	return dir
