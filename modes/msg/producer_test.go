@@ -18,6 +18,7 @@ import (
 
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 	"github.com/gtx-io/gtx/internal/poll"
+	"github.com/gtx-io/gtx/tc"
 )
 
 // checkers serves the barrier's check over HTTP, gRPC and NATS and returns
@@ -355,5 +356,59 @@ func TestDeliverHTTPAndGRPC(t *testing.T) {
 				t.Fatalf("%s target saw message IDs %v, want one ID of %s", name, calls, xid)
 			}
 		}
+	}
+}
+
+// TestSubmitAfterTimeout submits a message after its timeout and before
+// the coordinator's sweep found it: the submit commits it, where an
+// ordinary transaction past its timeout is rolled back.
+func TestSubmitAfterTimeout(t *testing.T) {
+	nc, js := connect(t, natsURL())
+	streamName, prefix := stream(t, js)
+	// The sweep runs at start and then not within the test.
+	c := startCluster(t, nc, func(cfg *tc.Config) { cfg.TimeoutCheckInterval = time.Hour })
+	b := sqliteDB(t)
+	cfg := DefaultBarrierConfig()
+	cfg.Dialect = b.dialect
+	barrier, err := OpenBarrier(context.Background(), b.db, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcfg := DefaultProducerConfig()
+	pcfg.Check = "http://127.0.0.1:1/unused"
+	pcfg.Timeout = 200 * time.Millisecond
+	pcfg.Logger = quiet
+	p, err := NewProducer(c.client, barrier, pcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testContext(t)
+	id := randomName("o")
+	subject := prefix + "." + id
+	m, err := p.Prepare(ctx, "place-order", Message{Target: "nats:" + subject, Payload: []byte(id)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := b.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Commit(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	if err := insertOrder(id, b.dialect)(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(pcfg.Timeout)
+	poll.Until(t, "the message's timeout to pass", 0, func() bool { return time.Now().After(deadline.Add(50 * time.Millisecond)) })
+	if err := m.Submit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, "COMMITTED", 0, func() bool { return c.status(t, m.XID()) == tcv1.GlobalStatus_COMMITTED })
+	if n := count(t, js, streamName, subject); n != 1 {
+		t.Fatalf("%d messages, want 1", n)
 	}
 }
