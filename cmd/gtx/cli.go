@@ -155,7 +155,9 @@ func explain(ctx context.Context, err error, addr string, tlsOn bool) error {
 	case codes.PermissionDenied:
 		return fmt.Errorf("the coordinator at %s refused: this token may not do that: %s", addr, st.Message())
 	case codes.NotFound:
-		return fmt.Errorf("the coordinator at %s has no such transaction (finished ones are kept for its --retention): %s", addr, st.Message())
+		// The message would show the coordinator's layers (store, session);
+		// the code says it all.
+		return fmt.Errorf("the coordinator at %s has no such transaction (finished ones are kept for its --retention)", addr)
 	case codes.DeadlineExceeded:
 		return fmt.Errorf("the coordinator at %s did not answer within --timeout: %s", addr, st.Message())
 	}
