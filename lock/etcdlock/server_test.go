@@ -42,8 +42,8 @@ func startServer(t testing.TB) *server {
 		t.Skip("etcd is not installed: apt-get install etcd-server, or run ./scripts/test")
 	}
 	s := &server{t: t, clientPort: freePort(t), peer: freePort(t), dir: t.TempDir()}
+	t.Cleanup(s.stop) // also when start gives up on a server it started
 	s.start()
-	t.Cleanup(s.stop)
 	return s
 }
 

@@ -40,8 +40,8 @@ func startServer(t *testing.T) *server {
 		t.Skip("redis-server not installed")
 	}
 	s := &server{t: t, port: freePort(t)}
+	t.Cleanup(s.stop) // also when start gives up on a server it started
 	s.start()
-	t.Cleanup(s.stop)
 	return s
 }
 

@@ -54,8 +54,8 @@ func startServer(t testing.TB) *server {
 	if err := os.WriteFile(filepath.Join(s.dir, "zoo.cfg"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(s.stop) // also when start gives up on a server it started
 	s.start()
-	t.Cleanup(s.stop)
 	return s
 }
 
