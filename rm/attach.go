@@ -186,13 +186,8 @@ const maxMessageLen = 1024
 // execute runs one branch command and returns its result.
 func (m *Manager) execute(ctx context.Context, cmd *tcv1.BranchCommand) *tcv1.BranchResult {
 	res := &tcv1.BranchResult{RequestId: cmd.GetRequestId(), Xid: cmd.GetXid(), BranchId: cmd.GetBranchId()}
-	var ok, retry, unretry tcv1.BranchStatus
-	switch cmd.GetAction() {
-	case tcv1.BranchAction_BRANCH_COMMIT:
-		ok, retry, unretry = tcv1.BranchStatus_PHASE2_COMMITTED, tcv1.BranchStatus_PHASE2_COMMIT_FAILED_RETRYABLE, tcv1.BranchStatus_PHASE2_COMMIT_FAILED_UNRETRYABLE
-	case tcv1.BranchAction_BRANCH_ROLLBACK:
-		ok, retry, unretry = tcv1.BranchStatus_PHASE2_ROLLBACKED, tcv1.BranchStatus_PHASE2_ROLLBACK_FAILED_RETRYABLE, tcv1.BranchStatus_PHASE2_ROLLBACK_FAILED_UNRETRYABLE
-	default:
+	ok, retry, unretry := cmd.GetAction().Phase2Outcomes()
+	if ok == tcv1.BranchStatus_BRANCH_STATUS_UNSPECIFIED {
 		res.Message = fmt.Sprintf("rm: unknown branch action %v: this resource manager may be older than the coordinator", cmd.GetAction())
 		m.log.Error("unknown branch action", "xid", cmd.GetXid(), "branch_id", cmd.GetBranchId(), "action", cmd.GetAction())
 		return res

@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -72,13 +70,7 @@ func (e *LockConflictError) Unwrap() error { return e.err }
 // HolderRollingBack reports whether the holder's transaction is rolling back
 // or rolled back.
 func (e *LockConflictError) HolderRollingBack() bool {
-	switch e.HolderStatus {
-	case tcv1.GlobalStatus_ROLLBACKING, tcv1.GlobalStatus_ROLLBACK_RETRYING,
-		tcv1.GlobalStatus_TIMEOUT_ROLLBACKING, tcv1.GlobalStatus_TIMEOUT_ROLLBACK_RETRYING,
-		tcv1.GlobalStatus_ROLLBACKED, tcv1.GlobalStatus_TIMEOUT_ROLLBACKED, tcv1.GlobalStatus_ROLLBACK_FAILED:
-		return true
-	}
-	return false
+	return e.HolderStatus.IsRollbackDecided()
 }
 
 // NotActiveError says that a global transaction is not in BEGIN any more. It
@@ -105,27 +97,21 @@ func (e *NotActiveError) Is(target error) bool { return target == ErrTransaction
 // Unwrap returns the coordinator's gRPC error.
 func (e *NotActiveError) Unwrap() error { return e.err }
 
-// Reasons of the errdetails.ErrorInfo the coordinator attaches to
-// FailedPrecondition errors.
-const (
-	reasonLockConflict   = "LOCK_CONFLICT"
-	reasonStatusConflict = "STATUS_CONFLICT"
-)
-
 // coordinatorError maps an error from a coordinator call to this package's
-// errors.
+// errors. A FailedPrecondition is a lock conflict exactly when its ErrorInfo
+// has reason tcv1.ReasonLockConflict; the message is never read.
 func coordinatorError(op, xid string, err error) error {
 	st, ok := status.FromError(err)
 	if !ok {
 		return fmt.Errorf("rm: %s of %s: %w", op, xid, err)
 	}
-	info := errorInfo(st)
+	info := tcv1.ErrorInfoOf(err)
 	switch st.Code() {
 	case codes.FailedPrecondition:
-		if info.GetReason() == reasonLockConflict || (info == nil && strings.HasPrefix(st.Message(), lockConflictPrefix)) {
-			return lockConflict(xid, st, info, err)
+		if info.GetReason() == tcv1.ReasonLockConflict {
+			return lockConflict(xid, st, info.GetMetadata(), err)
 		}
-		return &NotActiveError{XID: xid, Status: parseStatus(info.GetMetadata()["status"]), Message: st.Message(), err: err}
+		return &NotActiveError{XID: xid, Status: tcv1.ParseGlobalStatus(info.GetMetadata()[tcv1.MetaStatus]), Message: st.Message(), err: err}
 	case codes.NotFound:
 		return fmt.Errorf("%w: %s of %s: %w", ErrTransactionNotFound, op, xid, err)
 	case codes.InvalidArgument:
@@ -136,90 +122,13 @@ func coordinatorError(op, xid string, err error) error {
 	return fmt.Errorf("rm: %s of %s: %w", op, xid, err)
 }
 
-func errorInfo(st *status.Status) *errdetails.ErrorInfo {
-	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok {
-			return info
-		}
-	}
-	return nil
-}
-
-// lockConflict builds a *LockConflictError from the ErrorInfo the
-// coordinator attached or, failing that, from its message.
-func lockConflict(xid string, st *status.Status, info *errdetails.ErrorInfo, err error) *LockConflictError {
+// lockConflict builds a *LockConflictError from the metadata of the
+// coordinator's ErrorInfo.
+func lockConflict(xid string, st *status.Status, md map[string]string, err error) *LockConflictError {
 	e := &LockConflictError{XID: xid, Message: st.Message(), err: err}
-	if info != nil {
-		md := info.GetMetadata()
-		e.HolderXID = md["holder_xid"]
-		e.HolderBranchID, _ = strconv.ParseInt(md["holder_branch"], 10, 64)
-		e.HolderStatus = parseStatus(md["holder_status"])
-		e.Table, e.PK = md["table"], md["pk"]
-		return e
-	}
-	if m, ok := parseLockConflictMessage(st.Message()); ok {
-		e.HolderXID, e.HolderBranchID, e.HolderStatus, e.Table, e.PK = m.holderXID, m.holderBranch, m.holderStatus, m.table, m.pk
-	}
+	e.HolderXID = md[tcv1.MetaHolderXID]
+	e.HolderBranchID, _ = strconv.ParseInt(md[tcv1.MetaHolderBranch], 10, 64)
+	e.HolderStatus = tcv1.ParseGlobalStatus(md[tcv1.MetaHolderStatus])
+	e.Table, e.PK = md[tcv1.MetaTable], md[tcv1.MetaPK]
 	return e
-}
-
-// parseStatus reads a global status by its name ("ROLLBACKING") or number.
-func parseStatus(s string) tcv1.GlobalStatus {
-	if v, ok := tcv1.GlobalStatus_value[s]; ok {
-		return tcv1.GlobalStatus(v)
-	}
-	if n, err := strconv.ParseInt(s, 10, 32); err == nil {
-		if _, ok := tcv1.GlobalStatus_name[int32(n)]; ok {
-			return tcv1.GlobalStatus(n)
-		}
-	}
-	return tcv1.GlobalStatus_GLOBAL_STATUS_UNSPECIFIED
-}
-
-// lockConflictPrefix starts the coordinator's lock-conflict message:
-// "tc: global lock on RESOURCE TABLE:PK is held by XID branch ID (STATUS)",
-// the status part being optional.
-const lockConflictPrefix = "tc: global lock on "
-
-type lockConflictMessage struct {
-	table, pk    string
-	holderXID    string
-	holderBranch int64
-	holderStatus tcv1.GlobalStatus
-}
-
-// parseLockConflictMessage reads the coordinator's lock-conflict message, for
-// a coordinator that sent no ErrorInfo. The resource ID may contain spaces,
-// so the message is read from its end.
-func parseLockConflictMessage(msg string) (lockConflictMessage, bool) {
-	var m lockConflictMessage
-	const held = " is held by "
-	i := strings.LastIndex(msg, held)
-	if !strings.HasPrefix(msg, lockConflictPrefix) || i < len(lockConflictPrefix) {
-		return m, false
-	}
-	head, tail := msg[len(lockConflictPrefix):i], msg[i+len(held):]
-	sp := strings.LastIndexByte(head, ' ')
-	if sp < 0 {
-		return m, false
-	}
-	var ok bool
-	if m.table, m.pk, ok = strings.Cut(head[sp+1:], ":"); !ok {
-		return m, false
-	}
-	f := strings.Fields(tail)
-	if len(f) < 3 || f[1] != "branch" {
-		return m, false
-	}
-	branch, err := strconv.ParseInt(f[2], 10, 64)
-	if err != nil {
-		return m, false
-	}
-	m.holderXID, m.holderBranch = f[0], branch
-	if len(f) == 4 && strings.HasPrefix(f[3], "(") && strings.HasSuffix(f[3], ")") {
-		m.holderStatus = parseStatus(f[3][1 : len(f[3])-1])
-	} else if len(f) != 3 {
-		return m, false
-	}
-	return m, true
 }

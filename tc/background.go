@@ -197,7 +197,7 @@ func (s *Server) resume(ctx context.Context) {
 	for ctx.Err() == nil {
 		// No more than the workers can start at once, so no claim waits
 		// in line while its lease runs out.
-		due, err := s.store.ClaimDue(ctx, s.cfg.ServerID, Phase2Statuses, s.now(), s.cfg.Lease, s.cfg.Workers)
+		due, err := s.store.ClaimDue(ctx, s.cfg.ServerID, tcv1.Phase2Statuses(), s.now(), s.cfg.Lease, s.cfg.Workers)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Error("claim due phase-2 work", "err", err)
@@ -283,7 +283,7 @@ func (s *Server) releaseOrphanLocks(ctx context.Context) {
 			case err != nil:
 				s.log.Error("read lock holder", "xid", xid, "err", err)
 				continue
-			case g.Status == tcv1.GlobalStatus_BEGIN || g.Status == tcv1.GlobalStatus_ROLLBACK_FAILED || IsRollingBack(g.Status):
+			case g.Status == tcv1.GlobalStatus_BEGIN || g.Status == tcv1.GlobalStatus_ROLLBACK_FAILED || g.Status.IsRollingBack():
 				continue
 			}
 			if err := s.locks.ReleaseGlobalLocks(ctx, xid); err != nil {

@@ -27,8 +27,8 @@ var (
 	// decide on what it has now.
 	ErrBranchesChanged = errors.New("tc: branches registered since the transaction was read")
 	// ErrInvalidLockKeys is returned for lock keys not in the
-	// "table:pk1,pk2;table2:pk3" form.
-	ErrInvalidLockKeys = errors.New("tc: invalid lock keys")
+	// "table:pk1,pk2;table2:pk3" form; it is tcv1.ErrInvalidLockKeys.
+	ErrInvalidLockKeys = tcv1.ErrInvalidLockKeys
 )
 
 // StatusError says that a global transaction's status does not allow an

@@ -1,38 +1,20 @@
 package tc
 
 import (
-	"fmt"
-	"strings"
+	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 )
 
-// ParseLockKeys parses lock keys in the form "table:pk1,pk2;table2:pk3" into
-// row locks of resourceID. Empty input gives no locks. Duplicate keys are kept
-// once.
+// ParseLockKeys parses lock keys in the protocol's form (see
+// tcv1.ParseLockKeys) into row locks of resourceID. Empty input gives no
+// locks. Duplicate keys are kept once.
 func ParseLockKeys(resourceID, keys string) ([]RowLock, error) {
-	if keys == "" {
-		return nil, nil
+	rows, err := tcv1.ParseLockKeys(keys)
+	if err != nil || len(rows) == 0 {
+		return nil, err
 	}
-	var locks []RowLock
-	seen := make(map[[2]string]bool)
-	for _, part := range strings.Split(keys, ";") {
-		if part == "" {
-			continue
-		}
-		table, pks, ok := strings.Cut(part, ":")
-		if !ok || table == "" || pks == "" {
-			return nil, fmt.Errorf("%w: %q is not table:pk1,pk2", ErrInvalidLockKeys, part)
-		}
-		for _, pk := range strings.Split(pks, ",") {
-			if pk == "" {
-				return nil, fmt.Errorf("%w: empty primary key in %q", ErrInvalidLockKeys, part)
-			}
-			k := [2]string{table, pk}
-			if seen[k] {
-				continue
-			}
-			seen[k] = true
-			locks = append(locks, RowLock{ResourceID: resourceID, Table: table, PK: pk})
-		}
+	locks := make([]RowLock, len(rows))
+	for i, r := range rows {
+		locks[i] = RowLock{ResourceID: resourceID, Table: r.Table, PK: r.PK}
 	}
 	return locks, nil
 }

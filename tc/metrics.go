@@ -12,9 +12,7 @@ import (
 	otelcodes "go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/status"
 
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 )
@@ -34,7 +32,7 @@ type observer struct {
 }
 
 // BacklogCounter is an optional Store capability: counting the sessions
-// in a phase-2 status (Phase2Statuses) without reading them. The backlog
+// in a phase-2 status (tcv1.Phase2Statuses()) without reading them. The backlog
 // gauge uses it when the Store has it, and ListGlobals otherwise.
 type BacklogCounter interface {
 	CountPhase2(ctx context.Context) (int, error)
@@ -48,7 +46,7 @@ func countBacklog(ctx context.Context, store Store) (int, error) {
 	if c, ok := store.(BacklogCounter); ok {
 		return c.CountPhase2(ctx)
 	}
-	gs, err := store.ListGlobals(ctx, ListFilter{Statuses: Phase2Statuses, Limit: maxBacklogCount})
+	gs, err := store.ListGlobals(ctx, ListFilter{Statuses: tcv1.Phase2Statuses(), Limit: maxBacklogCount})
 	return len(gs), err
 }
 
@@ -132,11 +130,11 @@ func outcomeLabel(st tcv1.GlobalStatus) string {
 func (o *observer) attempted(g *GlobalSession, next tcv1.GlobalStatus, took time.Duration) {
 	m := mode(g)
 	action := "rollback"
-	if IsCommitting(g.Status) {
+	if g.Status.IsCommitting() {
 		action = "commit"
 	}
 	o.phase2.WithLabelValues(m, action).Observe(took.Seconds())
-	if IsFinal(next) {
+	if next.IsFinal() {
 		o.finished.WithLabelValues(m, outcomeLabel(next)).Inc()
 	}
 }
@@ -200,14 +198,5 @@ func (s *Server) UnaryInterceptor() grpc.UnaryServerInterceptor {
 }
 
 func isLockConflict(err error) bool {
-	st, ok := status.FromError(err)
-	if !ok {
-		return false
-	}
-	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == "LOCK_CONFLICT" {
-			return true
-		}
-	}
-	return false
+	return tcv1.ErrorInfoOf(err).GetReason() == tcv1.ReasonLockConflict
 }

@@ -32,12 +32,12 @@ func (s *Server) driveClaimed(ctx context.Context, xid string) error {
 		return err
 	}
 	now := s.now()
-	if IsFinal(g.Status) || g.Status == tcv1.GlobalStatus_BEGIN || g.NextAttempt.After(now) ||
+	if g.Status.IsFinal() || g.Status == tcv1.GlobalStatus_BEGIN || g.NextAttempt.After(now) ||
 		(g.Owner != s.cfg.ServerID && g.LeaseUntil.After(now)) {
 		// Finished, not due, or leased by another replica since the claim.
 		return nil
 	}
-	if IsCommitting(g.Status) {
+	if g.Status.IsCommitting() {
 		// The replica that decided may have died before it released the
 		// locks; releasing again is harmless.
 		if err := s.locks.ReleaseGlobalLocks(ctx, xid); err != nil {
@@ -63,7 +63,7 @@ func (s *Server) attempt(parent context.Context, g *GlobalSession) (tcv1.GlobalS
 	for i, b := range g.Branches {
 		before[i] = b.Status
 	}
-	if IsCommitting(g.Status) {
+	if g.Status.IsCommitting() {
 		out, reason = s.commitBranches(ctx, g)
 	} else {
 		out, reason = s.rollbackBranches(ctx, g)
@@ -134,8 +134,8 @@ func (s *Server) recordProgress(ctx context.Context, g *GlobalSession, before []
 
 // nextStatus is the status a phase-2 attempt with outcome out leads g to.
 func (s *Server) nextStatus(g *GlobalSession, out outcome) tcv1.GlobalStatus {
-	committing := IsCommitting(g.Status)
-	timeout := g.Status == tcv1.GlobalStatus_TIMEOUT_ROLLBACKING || g.Status == tcv1.GlobalStatus_TIMEOUT_ROLLBACK_RETRYING
+	committing := g.Status.IsCommitting()
+	timeout := g.Status.IsTimeoutRollingBack()
 	if out == outcomeRetry && s.budgetSpent(g) {
 		out = outcomeUnretryable
 	}
@@ -229,31 +229,20 @@ func (s *Server) branch(ctx context.Context, action tcv1.BranchAction, b *Branch
 		return outcomeRetry, fmt.Sprintf("branch %d (%s): %v", b.BranchID, b.ResourceID, err)
 	}
 	status := res.GetStatus()
-	want := tcv1.BranchStatus_PHASE2_COMMITTED
-	if action == tcv1.BranchAction_BRANCH_ROLLBACK {
-		want = tcv1.BranchStatus_PHASE2_ROLLBACKED
-	}
-	if status != want && !isBranchFailure(status) {
+	done, retryable, unretryable := action.Phase2Outcomes()
+	switch status {
+	case done:
+		b.Status = status
+		return outcomeDone, ""
+	case unretryable:
+		b.Status = status
+		return outcomeUnretryable, fmt.Sprintf("branch %d (%s): %s", b.BranchID, b.ResourceID, logValue(res.GetMessage()))
+	case retryable:
+		b.Status = status
+		return outcomeRetry, fmt.Sprintf("branch %d (%s): %s", b.BranchID, b.ResourceID, logValue(res.GetMessage()))
+	default:
 		return outcomeRetry, fmt.Sprintf("branch %d (%s): resource manager answered %s to %s", b.BranchID, b.ResourceID, status, action)
 	}
-	b.Status = status
-	switch status {
-	case want:
-		return outcomeDone, ""
-	case tcv1.BranchStatus_PHASE2_COMMIT_FAILED_UNRETRYABLE, tcv1.BranchStatus_PHASE2_ROLLBACK_FAILED_UNRETRYABLE:
-		return outcomeUnretryable, fmt.Sprintf("branch %d (%s): %s", b.BranchID, b.ResourceID, logValue(res.GetMessage()))
-	default:
-		return outcomeRetry, fmt.Sprintf("branch %d (%s): %s", b.BranchID, b.ResourceID, logValue(res.GetMessage()))
-	}
-}
-
-func isBranchFailure(s tcv1.BranchStatus) bool {
-	switch s {
-	case tcv1.BranchStatus_PHASE2_COMMIT_FAILED_RETRYABLE, tcv1.BranchStatus_PHASE2_COMMIT_FAILED_UNRETRYABLE,
-		tcv1.BranchStatus_PHASE2_ROLLBACK_FAILED_RETRYABLE, tcv1.BranchStatus_PHASE2_ROLLBACK_FAILED_UNRETRYABLE:
-		return true
-	}
-	return false
 }
 
 // startPhase2 records the decision for seen, a session the caller read in
@@ -305,7 +294,7 @@ func (s *Server) startPhase2(ctx context.Context, seen *GlobalSession, to tcv1.G
 	// The decision is durable: the first attempt goes on even when the
 	// caller gives up (attempt bounds it by the lease).
 	ctx = context.WithoutCancel(ctx)
-	if IsCommitting(to) {
+	if to.IsCommitting() {
 		// The decision is durable and every branch's local data is final, so
 		// nothing the locks protect can change any more.
 		if err := s.locks.ReleaseGlobalLocks(ctx, xid); err != nil {

@@ -163,7 +163,7 @@ func (s *Server) Commit(ctx context.Context, req *tcv1.CommitRequest) (*tcv1.Com
 			if !raced(err) {
 				return nil, s.toStatus(err)
 			}
-		case IsCommitting(g.Status) || g.Status == tcv1.GlobalStatus_COMMITTED || g.Status == tcv1.GlobalStatus_COMMIT_FAILED:
+		case g.Status.IsCommitDecided():
 			return &tcv1.CommitResponse{Status: g.Status}, nil
 		default:
 			return nil, s.toStatus(&StatusError{XID: g.XID, Status: g.Status})
@@ -204,8 +204,7 @@ func (s *Server) Rollback(ctx context.Context, req *tcv1.RollbackRequest) (*tcv1
 			if !raced(err) {
 				return nil, s.toStatus(err)
 			}
-		case IsRollingBack(g.Status) || g.Status == tcv1.GlobalStatus_ROLLBACKED ||
-			g.Status == tcv1.GlobalStatus_TIMEOUT_ROLLBACKED || g.Status == tcv1.GlobalStatus_ROLLBACK_FAILED:
+		case g.Status.IsRollbackDecided():
 			return &tcv1.RollbackResponse{Status: g.Status}, nil
 		default:
 			return nil, s.toStatus(&StatusError{XID: g.XID, Status: g.Status})
@@ -515,27 +514,19 @@ func (s *Server) toStatus(err error) error {
 	)
 	switch {
 	case errors.As(err, &lc):
-		st, _ := status.New(codes.FailedPrecondition, lc.Error()).WithDetails(&errdetails.ErrorInfo{
-			Reason: "LOCK_CONFLICT",
-			Domain: "gtx.io",
-			Metadata: map[string]string{
-				"holder_xid":    lc.Lock.XID,
-				"holder_branch": strconv.FormatInt(lc.Lock.BranchID, 10),
-				"holder_status": lc.HolderStatus.String(),
-				"table":         lc.Lock.Table,
-				"pk":            lc.Lock.PK,
-			},
+		return failedPrecondition(lc.Error(), tcv1.ReasonLockConflict, map[string]string{
+			tcv1.MetaHolderXID:    lc.Lock.XID,
+			tcv1.MetaHolderBranch: strconv.FormatInt(lc.Lock.BranchID, 10),
+			tcv1.MetaHolderStatus: lc.HolderStatus.String(),
+			tcv1.MetaTable:        lc.Lock.Table,
+			tcv1.MetaPK:           lc.Lock.PK,
 		})
-		return st.Err()
 	case errors.As(err, &se):
-		st, _ := status.New(codes.FailedPrecondition, se.Error()).WithDetails(&errdetails.ErrorInfo{
-			Reason:   "STATUS_CONFLICT",
-			Domain:   "gtx.io",
-			Metadata: map[string]string{"xid": se.XID, "status": se.Status.String()},
+		return failedPrecondition(se.Error(), tcv1.ReasonStatusConflict, map[string]string{
+			tcv1.MetaXID: se.XID, tcv1.MetaStatus: se.Status.String(),
 		})
-		return st.Err()
 	case errors.Is(err, ErrTimedOut):
-		return status.Error(codes.FailedPrecondition, "tc: the global transaction timed out; it is being rolled back")
+		return failedPrecondition("tc: the global transaction timed out; it is being rolled back", tcv1.ReasonTimedOut, nil)
 	case errors.Is(err, ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, ErrInvalidLockKeys):
@@ -548,6 +539,18 @@ func (s *Server) toStatus(err error) error {
 		s.log.Error("store", "err", err)
 		return status.Errorf(codes.Unavailable, "tc: store failed, try again: %v", err)
 	}
+}
+
+// failedPrecondition is a FailedPrecondition error with an ErrorInfo of
+// reason and metadata md.
+func failedPrecondition(msg, reason string, md map[string]string) error {
+	st, err := status.New(codes.FailedPrecondition, msg).WithDetails(&errdetails.ErrorInfo{
+		Reason: reason, Domain: tcv1.ErrorDomain, Metadata: md,
+	})
+	if err != nil {
+		return status.Error(codes.FailedPrecondition, msg)
+	}
+	return st.Err()
 }
 
 func toProto(g *GlobalSession) *tcv1.Transaction {
@@ -583,7 +586,7 @@ func toProto(g *GlobalSession) *tcv1.Transaction {
 // statuses of branches when it finishes the transaction in one attempt, as
 // the final global status says them.
 func branchView(g tcv1.GlobalStatus, b tcv1.BranchStatus) tcv1.BranchStatus {
-	pending := b == tcv1.BranchStatus_REGISTERED || b == tcv1.BranchStatus_PHASE1_DONE
+	pending := b.IsPending()
 	switch {
 	case g == tcv1.GlobalStatus_COMMITTED && pending:
 		return tcv1.BranchStatus_PHASE2_COMMITTED

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -215,13 +214,8 @@ func TestLockConflictNamesHolder(t *testing.T) {
 	}
 	_, err := e.Client.RegisterBranch(ctx, &tcv1.RegisterBranchRequest{Xid: b.GetXid(), BranchType: tcv1.BranchType_AT, ResourceId: "db", LockKeys: "stock:3,2"})
 	wantCode(t, err, codes.FailedPrecondition)
-	var info *errdetails.ErrorInfo
-	for _, d := range status.Convert(err).Details() {
-		if i, ok := d.(*errdetails.ErrorInfo); ok {
-			info = i
-		}
-	}
-	if info == nil || info.GetReason() != "LOCK_CONFLICT" || info.GetMetadata()["holder_xid"] != a.GetXid() || info.GetMetadata()["holder_status"] != "BEGIN" {
+	info := tcv1.ErrorInfoOf(err)
+	if info.GetReason() != tcv1.ReasonLockConflict || info.GetMetadata()[tcv1.MetaHolderXID] != a.GetXid() || info.GetMetadata()[tcv1.MetaHolderStatus] != "BEGIN" {
 		t.Fatalf("conflict details: %v", info)
 	}
 	// All or none: stock:3 was not taken by b.

@@ -107,7 +107,7 @@ func commitOp(c tcv1.CoordinatorClient, xid string) decision {
 			switch {
 			case st == tcv1.GlobalStatus_COMMIT_FAILED:
 				return &Phase2FailedError{XID: xid, Status: st}
-			case rolledBack(st):
+			case st.IsRollbackDecided():
 				return &RolledBackError{XID: xid, Status: st}
 			}
 			return nil // COMMITTED, or committing: the decision is durable
@@ -126,7 +126,7 @@ func rollbackOp(c tcv1.CoordinatorClient, xid, reason string) decision {
 			switch {
 			case st == tcv1.GlobalStatus_ROLLBACK_FAILED:
 				return &Phase2FailedError{XID: xid, Status: st}
-			case rolledBack(st):
+			case st.IsRollbackDecided():
 				return nil
 			}
 			return fmt.Errorf("%w: %s is %s", ErrCommitted, xid, st)
@@ -136,26 +136,7 @@ func rollbackOp(c tcv1.CoordinatorClient, xid, reason string) decision {
 
 // known reports whether st is a status a decision can end in.
 func known(st tcv1.GlobalStatus) bool {
-	return st != tcv1.GlobalStatus_GLOBAL_STATUS_UNSPECIFIED && st != tcv1.GlobalStatus_BEGIN &&
-		tcv1.GlobalStatus_name[int32(st)] != ""
-}
-
-func committing(st tcv1.GlobalStatus) bool {
-	switch st {
-	case tcv1.GlobalStatus_COMMITTING, tcv1.GlobalStatus_COMMIT_RETRYING, tcv1.GlobalStatus_ASYNC_COMMITTING:
-		return true
-	}
-	return false
-}
-
-func rolledBack(st tcv1.GlobalStatus) bool {
-	switch st {
-	case tcv1.GlobalStatus_ROLLBACKING, tcv1.GlobalStatus_ROLLBACK_RETRYING, tcv1.GlobalStatus_ROLLBACKED,
-		tcv1.GlobalStatus_TIMEOUT_ROLLBACKING, tcv1.GlobalStatus_TIMEOUT_ROLLBACK_RETRYING,
-		tcv1.GlobalStatus_TIMEOUT_ROLLBACKED, tcv1.GlobalStatus_ROLLBACK_FAILED:
-		return true
-	}
-	return false
+	return st.IsKnown() && st != tcv1.GlobalStatus_BEGIN
 }
 
 // finish sends a decision and returns the status it reached. The status is

@@ -16,7 +16,6 @@ import (
 	"github.com/gtx-io/gtx/samples/order-inventory/load"
 	"github.com/gtx-io/gtx/samples/order-inventory/local"
 	"github.com/gtx-io/gtx/samples/order-inventory/order"
-	"github.com/gtx-io/gtx/tc"
 )
 
 func newDemoCmd() *cobra.Command {
@@ -180,7 +179,7 @@ func demoReport(ctx context.Context, out io.Writer, cc tcv1.CoordinatorClient, x
 			return fmt.Errorf("demo: read %s from the coordinator: %w", xid, err)
 		}
 		t = resp.GetTransaction()
-		if tc.IsFinal(t.GetStatus()) || time.Now().After(deadline) {
+		if t.GetStatus().IsFinal() || time.Now().After(deadline) {
 			break
 		}
 		select {

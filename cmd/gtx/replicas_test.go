@@ -30,7 +30,6 @@ import (
 	"github.com/gtx-io/gtx"
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 	"github.com/gtx-io/gtx/rm"
-	"github.com/gtx-io/gtx/tc"
 	"github.com/gtx-io/gtx/tm"
 )
 
@@ -281,7 +280,7 @@ func replicasSurviveKill(t *testing.T, storeFlags []string) {
 	// slack for backoff and the 2-core CI machine.
 	bound := replicaLease + timeout + 20*time.Second
 	deadline := time.Now().Add(bound)
-	unfinished := append([]tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, tc.Phase2Statuses...)
+	unfinished := append([]tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, tcv1.Phase2Statuses()...)
 	for {
 		resp, err := client.ListTransactions(ctx, &tcv1.ListTransactionsRequest{Statuses: unfinished, Limit: 1000})
 		if err == nil && len(resp.GetTransactions()) == 0 {

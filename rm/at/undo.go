@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"strings"
+
+	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 )
 
 // UndoLog is what a branch needs to undo its local transaction: for every
@@ -47,34 +49,16 @@ func (r RowImage) image() Row {
 	return r.Before
 }
 
-// pkKey is the row's primary key in lock-key form.
+// pkKey is the row's primary key in lock-key form (tcv1.LockPK).
 func (t *TableImage) pkKey(r Row) string {
-	var sb strings.Builder
+	if len(t.PK) == 1 {
+		return tcv1.EscapeLockKey(r[t.PK[0]].String())
+	}
+	values := make([]string, len(t.PK))
 	for i, p := range t.PK {
-		if i > 0 {
-			sb.WriteByte('_')
-		}
-		sb.WriteString(escapeKey(r[p].String()))
+		values[i] = r[p].String()
 	}
-	return sb.String()
-}
-
-// escapeKey percent-encodes the bytes that separate lock keys ("%", ",",
-// ";", ":" and the "_" joining composite keys), so that any value fits.
-func escapeKey(s string) string {
-	if !strings.ContainsAny(s, "%,;:_") {
-		return s
-	}
-	var sb strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '%', ',', ';', ':', '_':
-			fmt.Fprintf(&sb, "%%%02X", c)
-		default:
-			sb.WriteByte(c)
-		}
-	}
-	return sb.String()
+	return tcv1.LockPK(values...)
 }
 
 // table returns the image of the named table, adding it on first use.
@@ -152,9 +136,8 @@ func (t *TableImage) touched() bool {
 	return false
 }
 
-// LockKeys returns the global lock keys of every row in the log:
-// "table:pk1,pk2;table2:pk3", composite keys joined with "_", each value
-// percent-encoded where it holds one of "%,;:_".
+// LockKeys returns the global lock keys of every row in the log, in the
+// protocol's encoding (see tcv1.ParseLockKeys): "table:pk1,pk2;table2:pk3".
 func (u *UndoLog) LockKeys() string {
 	var sb strings.Builder
 	for _, t := range u.Tables {
@@ -164,7 +147,7 @@ func (u *UndoLog) LockKeys() string {
 		if sb.Len() > 0 {
 			sb.WriteByte(';')
 		}
-		sb.WriteString(escapeKey(t.Table))
+		sb.WriteString(tcv1.EscapeLockKey(t.Table))
 		sb.WriteByte(':')
 		first := true
 		for _, r := range t.Rows {

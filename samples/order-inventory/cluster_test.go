@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -395,12 +396,7 @@ func (c *cluster) dumpLogs() {
 
 // unfinished are the statuses of transactions that have not reached their
 // end, plus the two that need an operator.
-var unfinished = []tcv1.GlobalStatus{
-	tcv1.GlobalStatus_BEGIN, tcv1.GlobalStatus_COMMITTING, tcv1.GlobalStatus_COMMIT_RETRYING,
-	tcv1.GlobalStatus_ASYNC_COMMITTING, tcv1.GlobalStatus_COMMIT_FAILED, tcv1.GlobalStatus_ROLLBACKING,
-	tcv1.GlobalStatus_ROLLBACK_RETRYING, tcv1.GlobalStatus_TIMEOUT_ROLLBACKING,
-	tcv1.GlobalStatus_TIMEOUT_ROLLBACK_RETRYING, tcv1.GlobalStatus_ROLLBACK_FAILED,
-}
+var unfinished = slices.DeleteFunc(tcv1.GlobalStatuses(), tcv1.GlobalStatus.IsDone)
 
 // waitFinished waits until the coordinator lists no transaction in an
 // unfinished status and its store holds no global row lock, and fails the

@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	kerrors "github.com/go-kratos/kratos/v2/errors"
 	"github.com/go-sql-driver/mysql"
 
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
-	"github.com/gtx-io/gtx/rm"
 	"github.com/gtx-io/gtx/rm/at"
 )
 
@@ -37,7 +35,7 @@ const (
 // transaction holds), and after the retry policy otherwise; the caller then
 // rolls back. xid is the caller's own transaction (its locks do not count).
 func (b *Base) GuardRow(ctx context.Context, xid, table, pk string) error {
-	keys := table + ":" + escapeKey(pk)
+	keys := tcv1.LockKey(table, pk)
 	for attempt := 0; ; attempt++ {
 		resp, err := b.TC.QueryLocks(ctx, &tcv1.QueryLocksRequest{ResourceId: b.ATResource, LockKeys: keys, Xid: xid})
 		if err != nil {
@@ -49,7 +47,7 @@ func (b *Base) GuardRow(ctx context.Context, xid, table, pk string) error {
 		var holder *tcv1.LockHolder
 		for _, h := range resp.GetHolders() {
 			holder = h
-			if (&rm.LockConflictError{HolderStatus: h.GetHolderStatus()}).HolderRollingBack() {
+			if h.GetHolderStatus().IsRollbackDecided() {
 				return fmt.Errorf("%w: %s by %s, which is rolling back", ErrRowLocked, keys, h.GetXid())
 			}
 		}
@@ -62,23 +60,6 @@ func (b *Base) GuardRow(ctx context.Context, xid, table, pk string) error {
 		case <-time.After(lockRetryInterval):
 		}
 	}
-}
-
-// escapeKey percent-encodes the bytes that delimit AT lock keys.
-func escapeKey(s string) string {
-	if !strings.ContainsAny(s, "%,;:_") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '%', ',', ';', ':', '_':
-			fmt.Fprintf(&b, "%%%02X", c)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
 }
 
 // ReasonRowLocked is the reason of the kratos error a saga step answers when

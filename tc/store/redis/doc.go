@@ -43,7 +43,7 @@
 // repair together could drop a phase-2 session from the due index is the
 // few microseconds between a status script and the write after it.
 //
-// ClaimDue finds only sessions in tc.Phase2Statuses, the ones the due index
+// ClaimDue finds only sessions in tcv1.Phase2Statuses(), the ones the due index
 // holds.
 //
 // # Lock layout

@@ -67,7 +67,7 @@ func TestIndexRepair(t *testing.T) {
 	plant(idxDeadline, pending, 0)
 	plant(idxDue, later, 0)
 
-	got, err := s.ClaimDue(ctx, "r1", tc.Phase2Statuses, now, time.Minute, 10)
+	got, err := s.ClaimDue(ctx, "r1", tcv1.Phase2Statuses(), now, time.Minute, 10)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -221,7 +221,7 @@ func containsStatus(sts []tcv1.GlobalStatus, st tcv1.GlobalStatus) bool {
 }
 
 // ClaimDue implements tc.Store. It finds only sessions in phase-2 statuses
-// (tc.Phase2Statuses), the ones the due index holds; each claim is one
+// (tcv1.Phase2Statuses()), the ones the due index holds; each claim is one
 // script on the session's slot, so two owners never both take a session.
 func (s *Store) ClaimDue(ctx context.Context, owner string, statuses []tcv1.GlobalStatus, now time.Time, lease time.Duration, limit int) ([]*tc.GlobalSession, error) {
 	switch {
@@ -362,9 +362,13 @@ func (s *Store) ListTimedOut(ctx context.Context, now time.Time, limit int) ([]*
 }
 
 // finalArgs are the statuses DeleteFinished deletes, as script arguments.
-var finalArgs = []any{
-	statusArg(tcv1.GlobalStatus_COMMITTED), statusArg(tcv1.GlobalStatus_ROLLBACKED), statusArg(tcv1.GlobalStatus_TIMEOUT_ROLLBACKED),
-}
+var finalArgs = func() []any {
+	var args []any
+	for _, st := range tcv1.DoneStatuses() {
+		args = append(args, statusArg(st))
+	}
+	return args
+}()
 
 // DeleteFinished implements tc.Store. Each session goes in one script on its
 // slot; its index entries are removed afterwards.

@@ -108,9 +108,9 @@ func category(st tcv1.GlobalStatus) string {
 	switch {
 	case st == tcv1.GlobalStatus_BEGIN:
 		return idxDeadline
-	case tc.IsCommitting(st) || tc.IsRollingBack(st):
+	case st.IsPhase2():
 		return idxDue
-	case st == tcv1.GlobalStatus_COMMITTED || st == tcv1.GlobalStatus_ROLLBACKED || st == tcv1.GlobalStatus_TIMEOUT_ROLLBACKED:
+	case st.IsDone():
 		return idxDone
 	}
 	return ""

@@ -70,11 +70,11 @@ func TestInvalidInput(t *testing.T) {
 		{"long resource", func() error { return s.AddBranch(ctx, &tc.BranchSession{XID: "ok", BranchID: 1, ResourceID: long}) }, sqlstore.ErrInvalidInput},
 		{"negative list limit", func() error { _, err := s.ListGlobals(ctx, tc.ListFilter{Limit: -1}); return err }, sqlstore.ErrInvalidInput},
 		{"claim without owner", func() error {
-			_, err := s.ClaimDue(ctx, "", tc.Phase2Statuses, time.Now(), time.Minute, 1)
+			_, err := s.ClaimDue(ctx, "", tcv1.Phase2Statuses(), time.Now(), time.Minute, 1)
 			return err
 		}, sqlstore.ErrInvalidInput},
 		{"claim without lease", func() error {
-			_, err := s.ClaimDue(ctx, "a", tc.Phase2Statuses, time.Now(), 0, 1)
+			_, err := s.ClaimDue(ctx, "a", tcv1.Phase2Statuses(), time.Now(), 0, 1)
 			return err
 		}, sqlstore.ErrInvalidInput},
 		{"timed out without limit", func() error { _, err := s.ListTimedOut(ctx, time.Now(), 0); return err }, sqlstore.ErrInvalidInput},
@@ -132,13 +132,13 @@ func workload(ctx context.Context, s *sqlstore.Store, worker, rounds int) error 
 		if err := s.UpdateGlobal(ctx, xid, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, tc.GlobalUpdate{Status: tcv1.GlobalStatus_COMMITTING}); err != nil {
 			return err
 		}
-		if _, err := s.ClaimDue(ctx, fmt.Sprint("owner-", worker), tc.Phase2Statuses, time.Now(), time.Minute, 4); err != nil {
+		if _, err := s.ClaimDue(ctx, fmt.Sprint("owner-", worker), tcv1.Phase2Statuses(), time.Now(), time.Minute, 4); err != nil {
 			return err
 		}
 		if err := s.UpdateBranch(ctx, xid, 1, tcv1.BranchStatus_PHASE2_COMMITTED, nil); err != nil {
 			return err
 		}
-		if err := s.UpdateGlobal(ctx, xid, tc.Phase2Statuses, tc.GlobalUpdate{Status: tcv1.GlobalStatus_COMMITTED}); err != nil {
+		if err := s.UpdateGlobal(ctx, xid, tcv1.Phase2Statuses(), tc.GlobalUpdate{Status: tcv1.GlobalStatus_COMMITTED}); err != nil {
 			return err
 		}
 		if err := s.ReleaseGlobalLocks(ctx, xid); err != nil {

@@ -18,10 +18,8 @@ import (
 // defaultListLimit is ListGlobals' limit when the filter gives none.
 const defaultListLimit = 100
 
-// finalStatuses are the statuses DeleteFinished removes.
-var finalStatuses = []int32{
-	int32(tcv1.GlobalStatus_COMMITTED), int32(tcv1.GlobalStatus_ROLLBACKED), int32(tcv1.GlobalStatus_TIMEOUT_ROLLBACKED),
-}
+// finalStatuses are the statuses DeleteFinished removes, as stored.
+var finalStatuses = statusValues(tcv1.DoneStatuses())
 
 // statusValues returns statuses as stored.
 func statusValues(statuses []tcv1.GlobalStatus) []int32 {

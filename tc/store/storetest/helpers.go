@@ -13,14 +13,7 @@ import (
 
 // allStatuses are every global status a session can be in, for updates that
 // must apply whatever the current status is.
-var allStatuses = []tcv1.GlobalStatus{
-	tcv1.GlobalStatus_BEGIN,
-	tcv1.GlobalStatus_COMMITTING, tcv1.GlobalStatus_COMMIT_RETRYING, tcv1.GlobalStatus_ASYNC_COMMITTING,
-	tcv1.GlobalStatus_COMMITTED, tcv1.GlobalStatus_COMMIT_FAILED,
-	tcv1.GlobalStatus_ROLLBACKING, tcv1.GlobalStatus_ROLLBACK_RETRYING,
-	tcv1.GlobalStatus_TIMEOUT_ROLLBACKING, tcv1.GlobalStatus_TIMEOUT_ROLLBACK_RETRYING,
-	tcv1.GlobalStatus_ROLLBACKED, tcv1.GlobalStatus_TIMEOUT_ROLLBACKED, tcv1.GlobalStatus_ROLLBACK_FAILED,
-}
+var allStatuses = tcv1.GlobalStatuses()
 
 // idSeq makes XIDs and branch IDs unique within one process, so that stores
 // shared by several suite runs never see the same names twice.

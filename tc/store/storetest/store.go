@@ -517,7 +517,7 @@ func testListGlobals(t *testing.T, s tc.Store) {
 // claim calls ClaimDue on the phase-2 statuses and returns the XIDs claimed.
 func claim(t *testing.T, s tc.Store, owner string, now time.Time, lease time.Duration, limit int) []*tc.GlobalSession {
 	t.Helper()
-	got, err := s.ClaimDue(t.Context(), owner, tc.Phase2Statuses, now, lease, limit)
+	got, err := s.ClaimDue(t.Context(), owner, tcv1.Phase2Statuses(), now, lease, limit)
 	if err != nil {
 		t.Fatalf("ClaimDue(%s): %v", owner, err)
 	}
@@ -677,7 +677,7 @@ func testClaimDueExclusive(t *testing.T, s tc.Store) {
 			wg.Go(func() {
 				<-start
 				for range rounds {
-					got, err := s.ClaimDue(t.Context(), owner, tc.Phase2Statuses, t0, time.Hour, batchSize)
+					got, err := s.ClaimDue(t.Context(), owner, tcv1.Phase2Statuses(), t0, time.Hour, batchSize)
 					if err != nil {
 						errs <- err
 						return
@@ -787,9 +787,7 @@ func testDeleteFinished(t *testing.T, s tc.Store) {
 	}
 	var kept []*tc.GlobalSession
 	for _, st := range allStatuses {
-		switch st {
-		case tcv1.GlobalStatus_COMMITTED, tcv1.GlobalStatus_ROLLBACKED, tcv1.GlobalStatus_TIMEOUT_ROLLBACKED:
-		default:
+		if !st.IsDone() {
 			kept = append(kept, mk(st))
 		}
 	}

@@ -18,6 +18,7 @@ import (
 
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 	"github.com/gtx-io/gtx/internal/gtxtest"
+	"github.com/gtx-io/gtx/internal/poll"
 	"github.com/gtx-io/gtx/rm"
 	"github.com/gtx-io/gtx/rm/at"
 	"github.com/gtx-io/gtx/tc"
@@ -290,20 +291,14 @@ func FormatRows(rows [][]any) string {
 // WaitStatus polls the Coordinator until xid reaches a final status.
 func WaitStatus(t testing.TB, c *Coordinator, xid string) tcv1.GlobalStatus {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var s tcv1.GlobalStatus
+	poll.Until(t, "transaction "+xid+" to finish", 30*time.Second, func() bool {
 		resp, err := c.Client.GetStatus(context.Background(), &tcv1.GetStatusRequest{Xid: xid})
 		if err != nil {
 			t.Fatal(err)
 		}
-		switch s := resp.GetStatus(); s {
-		case tcv1.GlobalStatus_COMMITTED, tcv1.GlobalStatus_ROLLBACKED, tcv1.GlobalStatus_ROLLBACK_FAILED,
-			tcv1.GlobalStatus_COMMIT_FAILED, tcv1.GlobalStatus_TIMEOUT_ROLLBACKED:
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("transaction %s did not finish", xid)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		s = resp.GetStatus()
+		return s.IsFinal()
+	})
+	return s
 }
