@@ -204,13 +204,10 @@ const (
 
 // decisionOf maps a global status to what a prepared branch of it must do.
 func decisionOf(s tcv1.GlobalStatus) decision {
-	switch s {
-	case tcv1.GlobalStatus_COMMITTING, tcv1.GlobalStatus_COMMIT_RETRYING, tcv1.GlobalStatus_ASYNC_COMMITTING,
-		tcv1.GlobalStatus_COMMITTED, tcv1.GlobalStatus_COMMIT_FAILED:
+	switch {
+	case s.IsCommitDecided():
 		return commit
-	case tcv1.GlobalStatus_ROLLBACKING, tcv1.GlobalStatus_ROLLBACK_RETRYING, tcv1.GlobalStatus_TIMEOUT_ROLLBACKING,
-		tcv1.GlobalStatus_TIMEOUT_ROLLBACK_RETRYING, tcv1.GlobalStatus_ROLLBACKED, tcv1.GlobalStatus_TIMEOUT_ROLLBACKED,
-		tcv1.GlobalStatus_ROLLBACK_FAILED:
+	case s.IsRollbackDecided():
 		return rollback
 	}
 	return undecided

@@ -292,12 +292,7 @@ func WaitStatus(t testing.TB, client tcv1.CoordinatorClient, xid string) tcv1.Gl
 			return false
 		}
 		st = resp.GetStatus()
-		switch st {
-		case tcv1.GlobalStatus_COMMITTED, tcv1.GlobalStatus_ROLLBACKED, tcv1.GlobalStatus_ROLLBACK_FAILED,
-			tcv1.GlobalStatus_COMMIT_FAILED, tcv1.GlobalStatus_TIMEOUT_ROLLBACKED:
-			return true
-		}
-		return false
+		return st.IsFinal()
 	})
 	return st
 }
