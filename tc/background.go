@@ -153,7 +153,7 @@ const takeOverLimit = 10000
 // or, the status being the same, at worst both drive it once more, which
 // phase 2, delivered at least once, allows.
 func (s *Server) takeOver(ctx context.Context, every bool) {
-	list, err := s.store.ListGlobals(ctx, ListFilter{Statuses: Phase2Statuses, Limit: takeOverLimit})
+	list, err := s.store.ListGlobals(ctx, ListFilter{Statuses: tcv1.Phase2Statuses(), Limit: takeOverLimit})
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Error("list unfinished phase 2 to resume", "err", err)

@@ -118,21 +118,14 @@ func lockKey(resource, table, pk string) string {
 	return string(b)
 }
 
-// isFinished reports whether DeleteFinished may delete a session in st.
-func isFinished(st tcv1.GlobalStatus) bool {
-	return st == tcv1.GlobalStatus_COMMITTED || st == tcv1.GlobalStatus_ROLLBACKED || st == tcv1.GlobalStatus_TIMEOUT_ROLLBACKED
-}
-
-func isPhase2(st tcv1.GlobalStatus) bool { return tc.IsCommitting(st) || tc.IsRollingBack(st) }
-
 // index puts g in the status-class index for its status.
 func (s *state) index(g *session) {
 	switch {
 	case g.status == tcv1.GlobalStatus_BEGIN:
 		s.begun[g] = struct{}{}
-	case isPhase2(g.status):
+	case g.status.IsPhase2():
 		s.phase2[g] = struct{}{}
-	case isFinished(g.status):
+	case g.status.IsDone():
 		s.finished[g] = struct{}{}
 	}
 }

@@ -20,7 +20,7 @@ func seedCommands() []*command {
 		{op: opAddBranch, xid: "1", now: 6, branchID: 9, branchType: tcv1.BranchType_TCC, branchStatus: tcv1.BranchStatus_REGISTERED,
 			resource: "r", lockKeys: "orders:1", data: []byte{0, 1, 2}, async: true, created: 6, locks: locks},
 		{op: opUpdateBranch, xid: "1", now: 7, branchID: 9, branchStatus: tcv1.BranchStatus_PHASE1_DONE, data: []byte{}},
-		{op: opClaimDue, owner: "o", now: 8, statuses: tc.Phase2Statuses, lease: 60e9, limit: 16},
+		{op: opClaimDue, owner: "o", now: 8, statuses: tcv1.Phase2Statuses(), lease: 60e9, limit: 16},
 		{op: opDeleteFinished, now: 9, limit: 1000},
 		{op: opFinishEmpty, xid: "1", now: 9, status: tcv1.GlobalStatus_COMMITTED},
 		{op: opAcquireLocks, xid: "1", branchID: 9, locks: locks},
