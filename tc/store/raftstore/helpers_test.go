@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/gtx-io/gtx/internal/poll"
+	"github.com/gtx-io/gtx/tc"
+	"github.com/gtx-io/gtx/tc/store/storetest"
 )
 
 // testConfig is a node with timings fast enough for tests on loopback,
@@ -21,9 +24,9 @@ func testConfig(t testing.TB, dir, id, bind string) Config {
 	if bind == "" {
 		cfg.Bind = "127.0.0.1:0"
 	}
-	cfg.HeartbeatTimeout = 100 * time.Millisecond
-	cfg.ElectionTimeout = 100 * time.Millisecond
-	cfg.LeaderLeaseTimeout = 50 * time.Millisecond
+	cfg.HeartbeatTimeout = 200 * time.Millisecond
+	cfg.ElectionTimeout = 200 * time.Millisecond
+	cfg.LeaderLeaseTimeout = 100 * time.Millisecond
 	cfg.ApplyTimeout = 5 * time.Second
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	return cfg
@@ -52,7 +55,10 @@ func waitLeading(t testing.TB, s *Store) {
 // newSingle returns a one-node cluster that leads.
 func newSingle(t testing.TB) *Store {
 	t.Helper()
-	s := open(t, testConfig(t, t.TempDir(), "n1", ""))
+	cfg := testConfig(t, t.TempDir(), "n1", "")
+	// Alone, a node never waits for others: it may elect itself sooner.
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
+	s := open(t, cfg)
 	waitLeading(t, s)
 	return s
 }
@@ -123,5 +129,24 @@ func (c *cluster) waitAgreed(t testing.TB) {
 			}
 		}
 		return true
+	})
+}
+
+// long skips t unless GTX_RAFT_LONG=1: tests that start many clusters or
+// run long.
+func long(t *testing.T) {
+	t.Helper()
+	if os.Getenv("GTX_RAFT_LONG") != "1" {
+		t.Skip("set GTX_RAFT_LONG=1 to run")
+	}
+}
+
+// storetestRun runs every conformance suite on the store open returns.
+func storetestRun(t *testing.T, open func(t *testing.T) *Store) {
+	storetest.RunStore(t, func(t *testing.T) tc.Store { return open(t) })
+	storetest.RunLockStore(t, func(t *testing.T) tc.LockStore { return open(t) })
+	storetest.RunCoordinatorInput(t, func(t *testing.T) (tc.Store, tc.LockStore) {
+		s := open(t)
+		return s, s
 	})
 }
