@@ -177,6 +177,7 @@ stops it gracefully.`,
 	}
 	cfg.bind(cmd.Flags())
 	cmd.Flags().StringVar(&file, "config", "", "YAML configuration file")
+	cmd.AddCommand(newMembersCmd())
 	return cmd
 }
 
