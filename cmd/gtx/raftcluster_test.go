@@ -23,7 +23,6 @@ import (
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 	"github.com/gtx-io/gtx/internal/poll"
 	"github.com/gtx-io/gtx/rm"
-	"github.com/gtx-io/gtx/tc"
 	"github.com/gtx-io/gtx/tc/store/raftstore"
 	"github.com/gtx-io/gtx/tm"
 )
@@ -259,7 +258,7 @@ func TestRaftClusterLeaderKilled(t *testing.T) {
 		poll.Until(t, xid+" to finish", 60*time.Second, func() bool {
 			resp, err := survivor.GetStatus(ctx, &tcv1.GetStatusRequest{Xid: xid})
 			st = resp.GetStatus()
-			return err == nil && tc.IsFinal(st)
+			return err == nil && st.IsFinal()
 		})
 		c, rb := h.branches(xid)
 		switch {

@@ -320,14 +320,14 @@ func TestNewLeaderTakesOverLeases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := old.ClaimDue(ctx, "other", tc.Phase2Statuses, now, time.Minute, 10); err != nil || len(got) != 0 {
+	if got, err := old.ClaimDue(ctx, "other", tcv1.Phase2Statuses(), now, time.Minute, 10); err != nil || len(got) != 0 {
 		t.Fatalf("ClaimDue by another owner in the same term = %v, %v; want nothing", got, err)
 	}
 	if err := old.Close(); err != nil {
 		t.Fatal(err)
 	}
 	leader := c.leader(t)
-	got, err := leader.ClaimDue(ctx, "new-leader", tc.Phase2Statuses, now, time.Minute, 10)
+	got, err := leader.ClaimDue(ctx, "new-leader", tcv1.Phase2Statuses(), now, time.Minute, 10)
 	if err != nil || len(got) != 1 || got[0].XID != "lease-1" || got[0].Owner != "new-leader" {
 		t.Fatalf("ClaimDue by the new leader = %v, %v; want lease-1", got, err)
 	}
