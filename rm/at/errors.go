@@ -126,6 +126,12 @@ func (e *DirtyWriteError) Error() string {
 			fmt.Fprintf(&sb, " and %d more", len(e.Rows)-i)
 			break
 		}
+		if r.Expected != nil && r.Actual != nil && len(r.Expected) == len(r.Actual) {
+			// Only what differs, so that the message stays short enough to
+			// be kept whole in the coordinator's last error.
+			fmt.Fprintf(&sb, " %s:%s %s;", r.Table, r.PK, formatDiff(r.Columns, r.Expected, r.Actual))
+			continue
+		}
 		fmt.Fprintf(&sb, " %s:%s expected %s, found %s;", r.Table, r.PK, formatRow(r.Columns, r.Expected), formatRow(r.Columns, r.Actual))
 	}
 	sb.WriteString(" reconcile the rows, then retry the transaction")
@@ -134,6 +140,26 @@ func (e *DirtyWriteError) Error() string {
 
 // Is makes errors.Is(err, ErrDirtyWrite) true.
 func (e *DirtyWriteError) Is(target error) bool { return target == ErrDirtyWrite }
+
+// formatDiff names the columns whose values differ between two rows of
+// the same columns, with both values.
+func formatDiff(cols []string, expected, actual Row) string {
+	var sb strings.Builder
+	for i := range expected {
+		if expected[i].Equal(actual[i]) {
+			continue
+		}
+		if sb.Len() > 0 {
+			sb.WriteString(", ")
+		}
+		name := fmt.Sprintf("column %d", i+1)
+		if i < len(cols) {
+			name = cols[i]
+		}
+		fmt.Fprintf(&sb, "%s expected %s, found %s", name, abbreviate(expected[i].String(), 64), abbreviate(actual[i].String(), 64))
+	}
+	return sb.String()
+}
 
 func formatRow(cols []string, r Row) string {
 	if r == nil {

@@ -109,4 +109,10 @@ func TestDirtyWriteErrorMessage(t *testing.T) {
 	if !errors.Is(e, ErrDirtyWrite) || !strings.Contains(e.Error(), "t:1 expected {id=1, v=a}, found no row") {
 		t.Fatalf("%v", e)
 	}
+	changed := &DirtyWriteError{XID: "x", BranchID: 7, Rows: []DirtyRow{{Table: "t", PK: "1", Columns: []string{"id", "v"},
+		Expected: Row{{Type: TypeInt, Int: 1}, {Type: TypeText, Bytes: []byte("a")}},
+		Actual:   Row{{Type: TypeInt, Int: 1}, {Type: TypeText, Bytes: []byte("b")}}}}}
+	if msg := changed.Error(); !strings.Contains(msg, "t:1 v expected a, found b;") || strings.Contains(msg, "id expected") {
+		t.Fatalf("%v", msg)
+	}
 }

@@ -17,15 +17,15 @@ import (
 	"time"
 
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
-	"github.com/gtx-io/gtx/internal/gtxtest"
 	"github.com/gtx-io/gtx/internal/poll"
 	"github.com/gtx-io/gtx/rm"
 	"github.com/gtx-io/gtx/rm/at"
-	"github.com/gtx-io/gtx/tc"
+	"github.com/gtx-io/gtx/tctest"
 	"github.com/gtx-io/gtx/tm"
 )
 
-// Coordinator is a real TC on a SQLite store, served over loopback gRPC.
+// Coordinator is a real TC on a SQLite store, served over loopback gRPC,
+// with a TM: a tctest.Env whose resource managers each test starts.
 type Coordinator struct {
 	// Client is a gRPC client of the coordinator.
 	Client tcv1.CoordinatorClient
@@ -35,22 +35,12 @@ type Coordinator struct {
 	TM *tm.Manager
 }
 
-// StartCoordinator starts a coordinator on a SQLite file in the test's
-// temporary directory, with fast phase-2 retries, and a TM on it.
+// StartCoordinator starts a coordinator with tctest.Start, which the
+// project's users start theirs with too.
 func StartCoordinator(t testing.TB) *Coordinator {
 	t.Helper()
-	c := gtxtest.NewTC(t, gtxtest.TCOptions{Configure: func(cfg *tc.Config) {
-		cfg.ServerID = "at-test-tc"
-		cfg.BranchTimeout = 5 * time.Second
-		cfg.TimeoutCheckInterval = 50 * time.Millisecond
-	}})
-	tcfg := tm.DefaultConfig()
-	tcfg.Application = "at-test"
-	tmgr, err := tm.New(c.Client, tcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &Coordinator{Client: c.Client, TM: tmgr, Addr: c.Addr}
+	env := tctest.Start(t, tctest.Config{Application: "at-test"})
+	return &Coordinator{Client: env.Client, TM: env.TM, Addr: env.Addr}
 }
 
 // NewRM starts a resource manager attached to c.
@@ -62,20 +52,7 @@ func NewRM(t testing.TB, c *Coordinator) *rm.Manager {
 // NewRMOn starts a resource manager attached to the coordinator client.
 func NewRMOn(t testing.TB, client tcv1.CoordinatorClient) *rm.Manager {
 	t.Helper()
-	cfg := rm.DefaultConfig()
-	cfg.Application = "at-test"
-	cfg.Coordinators = []tcv1.CoordinatorClient{client}
-	cfg.ReconnectInitial = 20 * time.Millisecond
-	cfg.ReconnectMax = 200 * time.Millisecond
-	m, err := rm.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	return m
+	return tctest.NewRM(t, client, "at-test")
 }
 
 // Backend is a real database: a fresh MariaDB or PostgreSQL database, or a
