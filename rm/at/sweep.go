@@ -279,12 +279,12 @@ func (s *sweeper) verdict(ctx context.Context, xid string) sweepVerdict {
 			s.log.Debug("sweeper could not get a transaction's status; its undo rows stay", "xid", xid, "err", err)
 		}
 		return sweepKeep
-	case resp.GetStatus() == tcv1.GlobalStatus_COMMITTED:
+	case !resp.GetStatus().IsDone():
+		return sweepKeep
+	case resp.GetStatus().IsCommitDecided():
 		return sweepCommitted
-	case resp.GetStatus() == tcv1.GlobalStatus_ROLLBACKED, resp.GetStatus() == tcv1.GlobalStatus_TIMEOUT_ROLLBACKED:
-		return sweepRolledBack
 	}
-	return sweepKeep
+	return sweepRolledBack
 }
 
 // delete deletes the undo rows in state of keys matching the extra

@@ -312,9 +312,9 @@ func (r *resource) queryLocks(ctx context.Context, xid, keys string) error {
 	return &errLocked{holder: h}
 }
 
-func rollingBack(s tcv1.GlobalStatus) bool {
-	return (&rm.LockConflictError{HolderStatus: s}).HolderRollingBack()
-}
+// rollingBack reports whether a lock holder in s is rolled back or will be
+// (rm.LockConflictError.HolderRollingBack's class).
+func rollingBack(s tcv1.GlobalStatus) bool { return s.IsRollbackDecided() }
 
 // retryLocks runs f until it stops failing on a held global lock, by the
 // retry policy. A holder that is rolling back ends the wait at once: its
