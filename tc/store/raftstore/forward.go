@@ -91,9 +91,16 @@ func (f *forwarder) get(addr string) (*fconn, bool, error) {
 		f.mu.Unlock()
 		return nil, false, ErrClosed
 	}
-	if list := f.idle[addr]; len(list) > 0 {
+	for list := f.idle[addr]; len(list) > 0; list = f.idle[addr] {
 		c := list[len(list)-1]
 		f.idle[addr] = list[:len(list)-1]
+		// An idle connection the other node closed meanwhile would take the
+		// request and then fail its read, leaving its outcome unknown: find
+		// out before sending.
+		if !idleAlive(c.c) {
+			_ = c.c.Close()
+			continue
+		}
 		f.mu.Unlock()
 		return c, true, nil
 	}
@@ -129,24 +136,19 @@ func (f *forwarder) close() {
 
 // call sends one request to addr and returns the reply. An error wrapping
 // errNotSent means the request never left; any other error leaves its
-// outcome unknown.
+// outcome unknown: the other node may have applied it.
 func (f *forwarder) call(ctx context.Context, addr string, kind byte, body []byte) (byte, []byte, error) {
-	for {
-		c, reused, err := f.get(addr)
-		if err != nil {
-			return 0, nil, err
-		}
-		st, reply, err := roundTrip(ctx, c, kind, body)
-		if err == nil {
-			f.put(addr, c)
-			return st, reply, nil
-		}
-		_ = c.c.Close()
-		if reused && errors.Is(err, errNotSent) {
-			continue // the idle connection had died; dial a fresh one
-		}
+	c, _, err := f.get(addr)
+	if err != nil {
 		return 0, nil, err
 	}
+	st, reply, err := roundTrip(ctx, c, kind, body)
+	if err != nil {
+		_ = c.c.Close()
+		return 0, nil, err
+	}
+	f.put(addr, c)
+	return st, reply, nil
 }
 
 func roundTrip(ctx context.Context, c *fconn, kind byte, body []byte) (byte, []byte, error) {
@@ -162,13 +164,9 @@ func roundTrip(ctx context.Context, c *fconn, kind byte, body []byte) (byte, []b
 	}
 	st, reply, err := readFrame(c.br)
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			// Closed before it answered a byte: an idle connection the
-			// other node had closed, or a node that went down with the
-			// request. Only the first is safe to repeat, and the caller
-			// repeats only on a reused connection.
-			err = fmt.Errorf("%w: %w", errNotSent, err)
-		}
+		// The request was written: even a connection closed before a byte
+		// of the answer may have carried it to a node that applied it
+		// before going down, so it must not be sent again.
 		if ctx.Err() != nil {
 			return 0, nil, ctx.Err()
 		}
