@@ -445,9 +445,14 @@ func (s *Server) ListTransactions(ctx context.Context, req *tcv1.ListTransaction
 	resp := &tcv1.ListTransactionsResponse{}
 	for _, g := range list {
 		t := toProto(g)
-		// ListGlobals leaves the branches out; count them.
+		// ListGlobals leaves the branches out; read them, to count them
+		// and to list for an application only what it takes part in.
 		if full, err := s.store.GetGlobal(ctx, g.XID); err == nil {
+			g = full
 			t.BranchCount = int32(len(full.Branches))
+		}
+		if !visible(ctx, g) {
+			continue
 		}
 		resp.Transactions = append(resp.Transactions, t)
 	}

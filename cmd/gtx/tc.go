@@ -26,65 +26,67 @@ import (
 // tcConfig is the configuration of `gtx tc`, from a YAML file, GTX_*
 // environment variables and flags, in rising precedence.
 type tcConfig struct {
-	Listen         string        `yaml:"listen"`
-	ServerID       string        `yaml:"server_id"`
-	NodeID         int64         `yaml:"node_id"`
-	StoreDriver    string        `yaml:"store_driver"`
-	DataDir        string        `yaml:"data_dir"`
-	RaftAddr       string        `yaml:"raft_addr"`
-	RaftAdvertise  string        `yaml:"raft_advertise"`
-	RaftID         string        `yaml:"raft_id"`
-	RaftPeers      string        `yaml:"raft_peers"`
-	Join           string        `yaml:"join"`
-	StoreDSN       string        `yaml:"store_dsn"`
-	StorePrefix    string        `yaml:"store_prefix"`
-	LockStore      string        `yaml:"lock_store"`
-	StoreMaxBatch  int           `yaml:"store_max_batch"`
-	DefaultTimeout time.Duration `yaml:"default_timeout"`
-	MaxTimeout     time.Duration `yaml:"max_timeout"`
-	BranchTimeout  time.Duration `yaml:"branch_timeout"`
-	RetryInitial   time.Duration `yaml:"retry_initial"`
-	RetryMax       time.Duration `yaml:"retry_max"`
-	RetryBudget    time.Duration `yaml:"retry_budget"`
-	MaxAttempts    int           `yaml:"max_attempts"`
-	Lease          time.Duration `yaml:"lease"`
-	Workers        int           `yaml:"workers"`
-	Retention      time.Duration `yaml:"retention"`
-	LogLevel       string        `yaml:"log_level"`
-	TLSCert        string        `yaml:"tls_cert"`
-	TLSKey         string        `yaml:"tls_key"`
-	TLSClientCA    string        `yaml:"tls_client_ca"`
-	AuthTokensFile string        `yaml:"auth_tokens_file"`
-	MetricsListen  string        `yaml:"metrics_listen"`
-	HealthListen   string        `yaml:"health_listen"`
-	HealthInterval time.Duration `yaml:"health_interval"`
-	TraceExporter  string        `yaml:"trace_exporter"`
-	OTLPEndpoint   string        `yaml:"otlp_endpoint"`
-	MsgNATS        string        `yaml:"msg_nats"`
+	Listen             string        `yaml:"listen"`
+	ServerID           string        `yaml:"server_id"`
+	NodeID             int64         `yaml:"node_id"`
+	StoreDriver        string        `yaml:"store_driver"`
+	DataDir            string        `yaml:"data_dir"`
+	RaftAddr           string        `yaml:"raft_addr"`
+	RaftAdvertise      string        `yaml:"raft_advertise"`
+	RaftID             string        `yaml:"raft_id"`
+	RaftPeers          string        `yaml:"raft_peers"`
+	Join               string        `yaml:"join"`
+	StoreDSN           string        `yaml:"store_dsn"`
+	StorePrefix        string        `yaml:"store_prefix"`
+	LockStore          string        `yaml:"lock_store"`
+	StoreMaxBatch      int           `yaml:"store_max_batch"`
+	DefaultTimeout     time.Duration `yaml:"default_timeout"`
+	MaxTimeout         time.Duration `yaml:"max_timeout"`
+	BranchTimeout      time.Duration `yaml:"branch_timeout"`
+	RetryInitial       time.Duration `yaml:"retry_initial"`
+	RetryMax           time.Duration `yaml:"retry_max"`
+	RetryBudget        time.Duration `yaml:"retry_budget"`
+	MaxAttempts        int           `yaml:"max_attempts"`
+	Lease              time.Duration `yaml:"lease"`
+	Workers            int           `yaml:"workers"`
+	Retention          time.Duration `yaml:"retention"`
+	LogLevel           string        `yaml:"log_level"`
+	TLSCert            string        `yaml:"tls_cert"`
+	TLSKey             string        `yaml:"tls_key"`
+	TLSClientCA        string        `yaml:"tls_client_ca"`
+	AuthTokensFile     string        `yaml:"auth_tokens_file"`
+	AuthReloadInterval time.Duration `yaml:"auth_reload_interval"`
+	MetricsListen      string        `yaml:"metrics_listen"`
+	HealthListen       string        `yaml:"health_listen"`
+	HealthInterval     time.Duration `yaml:"health_interval"`
+	TraceExporter      string        `yaml:"trace_exporter"`
+	OTLPEndpoint       string        `yaml:"otlp_endpoint"`
+	MsgNATS            string        `yaml:"msg_nats"`
 }
 
 func defaultTCConfig() tcConfig {
 	d := tc.DefaultConfig()
 	return tcConfig{
-		Listen:         "127.0.0.1:8091",
-		ServerID:       d.ServerID,
-		StoreDriver:    "raft",
-		StoreDSN:       "gtx-tc.db",
-		DataDir:        "gtx-tc-data",
-		RaftAddr:       "127.0.0.1:8191",
-		DefaultTimeout: d.DefaultTimeout,
-		MaxTimeout:     d.MaxTimeout,
-		BranchTimeout:  d.BranchTimeout,
-		RetryInitial:   d.RetryInitial,
-		RetryMax:       d.RetryMax,
-		RetryBudget:    d.RetryBudget,
-		MaxAttempts:    d.MaxAttempts,
-		Lease:          d.Lease,
-		Workers:        d.Workers,
-		Retention:      d.Retention,
-		LogLevel:       "info",
-		HealthInterval: 5 * time.Second,
-		TraceExporter:  "none",
+		Listen:             "127.0.0.1:8091",
+		ServerID:           d.ServerID,
+		StoreDriver:        "raft",
+		StoreDSN:           "gtx-tc.db",
+		DataDir:            "gtx-tc-data",
+		RaftAddr:           "127.0.0.1:8191",
+		DefaultTimeout:     d.DefaultTimeout,
+		MaxTimeout:         d.MaxTimeout,
+		BranchTimeout:      d.BranchTimeout,
+		RetryInitial:       d.RetryInitial,
+		RetryMax:           d.RetryMax,
+		RetryBudget:        d.RetryBudget,
+		MaxAttempts:        d.MaxAttempts,
+		Lease:              d.Lease,
+		Workers:            d.Workers,
+		Retention:          d.Retention,
+		LogLevel:           "info",
+		HealthInterval:     5 * time.Second,
+		AuthReloadInterval: 10 * time.Second,
+		TraceExporter:      "none",
 	}
 }
 
@@ -265,10 +267,17 @@ func runTC(ctx context.Context, c tcConfig) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", c.Listen, err)
 	}
-	opts, err := serverSecurity(c, store, log)
+	opts, auth, err := serverSecurity(c, store, log)
 	if err != nil {
 		return err
 	}
+	if auth != nil {
+		if c.AuthReloadInterval <= 0 {
+			return fmt.Errorf("--auth-reload-interval must be positive, got %v", c.AuthReloadInterval)
+		}
+		defer watchCredentials(ctx, c.AuthTokensFile, c.AuthReloadInterval, auth, log)()
+	}
+	warnExposure(c, log)
 	gs := grpc.NewServer(append(opts, grpc.ChainUnaryInterceptor(srv.UnaryInterceptor()))...)
 	tcv1.RegisterCoordinatorServer(gs, srv)
 	hs := health.NewServer()

@@ -34,7 +34,7 @@ func newTxCmd() *cobra.Command {
 	sec.bind(cmd.PersistentFlags())
 
 	dial := func(ctx context.Context) (tcv1.CoordinatorClient, func(), context.Context, error) {
-		opts, err := sec.dialOptions()
+		opts, err := sec.dialOptions(addr)
 		if err != nil {
 			return nil, nil, nil, err
 		}
