@@ -88,29 +88,37 @@ func DefaultLimits() Limits {
 	}
 }
 
-// validate checks l, for Config.Validate.
+// validate checks l, for Config.Validate; a value out of range is a
+// *FieldError naming the Limits field.
 func (l *Limits) validate() error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: Limits."+format, append([]any{ErrInvalidConfig}, args...)...)
+	bad := func(field string, value any, rule string) error {
+		return &FieldError{Field: "Limits." + field, Value: value, Rule: rule}
+	}
+	cmp := func(field string, value any, other string, otherValue any) error {
+		return &FieldError{Field: "Limits." + field, Value: value, Rule: "must not be below", Other: "Limits." + other, OtherValue: otherValue}
 	}
 	for _, t := range l.BranchTypes {
 		if t == tcv1.BranchType_BRANCH_TYPE_UNSPECIFIED || tcv1.BranchType_name[int32(t)] == "" {
-			return bad("BranchTypes holds %v, which is not a branch type of the protocol", t)
+			return bad("BranchTypes", l.BranchTypes, fmt.Sprintf("holds %d, which is not a branch type of the protocol", t))
 		}
 	}
 	switch {
 	case len(l.BranchTypes) == 0:
-		return bad("BranchTypes is empty; list the modes you run, as DefaultLimits does")
-	case l.MaxLockKeysPerBranch <= 0 || l.MaxLockKeysLen <= 0:
-		return bad("MaxLockKeysPerBranch and MaxLockKeysLen must be positive, got %d and %d", l.MaxLockKeysPerBranch, l.MaxLockKeysLen)
+		return bad("BranchTypes", "[]", "is empty; list the modes you run, as DefaultLimits does")
+	case l.MaxLockKeysPerBranch <= 0:
+		return bad("MaxLockKeysPerBranch", l.MaxLockKeysPerBranch, "must be positive")
+	case l.MaxLockKeysLen <= 0:
+		return bad("MaxLockKeysLen", l.MaxLockKeysLen, "must be positive")
 	case l.MaxLockKeysPerTransaction < l.MaxLockKeysPerBranch:
-		return bad("MaxLockKeysPerTransaction %d is below MaxLockKeysPerBranch %d", l.MaxLockKeysPerTransaction, l.MaxLockKeysPerBranch)
+		return cmp("MaxLockKeysPerTransaction", l.MaxLockKeysPerTransaction, "MaxLockKeysPerBranch", l.MaxLockKeysPerBranch)
 	case l.MaxLockKeysPerApplication < l.MaxLockKeysPerTransaction:
-		return bad("MaxLockKeysPerApplication %d is below MaxLockKeysPerTransaction %d", l.MaxLockKeysPerApplication, l.MaxLockKeysPerTransaction)
-	case l.MaxApplicationData <= 0 || l.MaxHelloResources <= 0:
-		return bad("MaxApplicationData and MaxHelloResources must be positive, got %d and %d", l.MaxApplicationData, l.MaxHelloResources)
+		return cmp("MaxLockKeysPerApplication", l.MaxLockKeysPerApplication, "MaxLockKeysPerTransaction", l.MaxLockKeysPerTransaction)
+	case l.MaxApplicationData <= 0:
+		return bad("MaxApplicationData", l.MaxApplicationData, "must be positive")
+	case l.MaxHelloResources <= 0:
+		return bad("MaxHelloResources", l.MaxHelloResources, "must be positive")
 	case l.HelloTimeout <= 0:
-		return bad("HelloTimeout must be positive, got %v", l.HelloTimeout)
+		return bad("HelloTimeout", l.HelloTimeout, "must be positive")
 	}
 	return nil
 }

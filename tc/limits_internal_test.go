@@ -1,6 +1,7 @@
 package tc
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -124,8 +125,9 @@ func TestLimitsValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			l := DefaultLimits()
 			tt.change(&l)
-			if err := l.validate(); err == nil || !strings.Contains(err.Error(), "Limits.") {
-				t.Fatalf("validate = %v, want an error naming the Limits field", err)
+			var fe *FieldError
+			if err := l.validate(); !errors.As(err, &fe) || !strings.HasPrefix(fe.Field, "Limits.") || !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("validate = %v, want a *FieldError naming the Limits field", err)
 			}
 		})
 	}
