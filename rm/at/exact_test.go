@@ -430,3 +430,47 @@ func TestRefusalTexts(t *testing.T) {
 		}
 	}
 }
+
+// TestChunkFailureAbortsBranch runs an UPDATE over more rows than one
+// statement takes (500 keys a chunk) whose second chunk fails: the first
+// chunk changed rows that have no undo image yet, so the branch is aborted
+// (ErrTxAborted) rather than left to commit rows a rollback cannot restore,
+// and the global rollback restores every row.
+func TestChunkFailureAbortsBranch(t *testing.T) {
+	c := attest.StartCoordinator(t)
+	attest.AllBackends(t, func(t *testing.T, b *attest.Backend) {
+		db := attest.OpenAT(t, b, attest.NewRM(t, c), c)
+		setup := []string{"DROP TABLE IF EXISTS chunked", "CREATE TABLE chunked (id INT PRIMARY KEY, u INT NOT NULL UNIQUE)"}
+		var values []string
+		for i := 1; i <= 600; i++ {
+			values = append(values, fmt.Sprintf("(%d, %d)", i, i))
+		}
+		setup = append(setup, "INSERT INTO chunked VALUES "+strings.Join(values, ", "))
+		attest.MustExec(t, b.Raw, setup...)
+		seed := attest.Dump(t, b.Raw, "chunked")
+		// Rows 1-500 move to 1001-1500; row 550, in the second chunk, then
+		// collides with row 1's new value.
+		sql := "UPDATE chunked SET u = CASE WHEN id = 550 THEN 1001 ELSE u + 1000 END WHERE id > 0"
+		var xid string
+		var stmtErr error
+		err := c.TM.WithGlobalTx(context.Background(), "chunked", func(ctx context.Context) error {
+			xid, _ = gtx.XIDFromContext(ctx)
+			stmtErr = updateInBranch(ctx, db, sql)
+			return stmtErr
+		})
+		// PostgreSQL runs it as one statement with RETURNING, and a failed
+		// statement aborts the whole local transaction there.
+		if b.Driver == "pgx" && stmtErr == nil || b.Driver != "pgx" && !errors.Is(stmtErr, at.ErrTxAborted) {
+			t.Fatalf("statement: %v, want ErrTxAborted (or on PostgreSQL any error)", stmtErr)
+		}
+		if err == nil {
+			t.Fatal("global transaction committed")
+		}
+		if st := attest.WaitStatus(t, c, xid); st != tcv1.GlobalStatus_ROLLBACKED {
+			t.Fatalf("status %s", st)
+		}
+		if got := attest.Dump(t, b.Raw, "chunked"); !attest.SameRows(got, seed) {
+			t.Fatal("rows differ after rollback")
+		}
+	})
+}

@@ -244,6 +244,12 @@ func (e *executor) updateOrDelete(ctx context.Context, st *Statement, args []any
 			keys := before[0][start:min(start+maxKeysPerQuery, len(before[0]))]
 			query, qargs := e.constrainOne(st, ts[0], keys, args)
 			r, err := e.q.exec(ctx, query, qargs)
+			if err != nil && start > 0 {
+				// The chunks before this one changed rows that have no undo
+				// image yet: the branch could not be rolled back exactly.
+				return res, fmt.Errorf("%w: %q failed after changing the rows of its first %d keys, which have no undo image; roll back the local transaction: %w",
+					ErrTxAborted, abbreviate(st.SQL, 200), start, err)
+			}
 			if err != nil {
 				return res, err
 			}
@@ -262,7 +268,8 @@ func (e *executor) updateOrDelete(ctx context.Context, st *Statement, args []any
 		var err error
 		if st.Kind == KindUpdate && len(before[i]) > 0 {
 			if after, err = readByPK(ctx, e.d, e.q, t.meta, before[i], false); err != nil {
-				return res, err
+				// The rows are changed and their undo image is incomplete.
+				return res, fmt.Errorf("%w: read the after image of %q: %w; roll back the local transaction", ErrTxAborted, abbreviate(st.SQL, 200), err)
 			}
 		}
 		undo.add(t.meta, before[i], after)
