@@ -5,8 +5,10 @@
 // configuration and secrets, service accounts without tokens,
 // NetworkPolicies, a headless Service through which resource managers
 // attach to every replica, and the order-inventory sample; components for
-// cert-manager TLS and Prometheus Operator monitoring; and the dev and prod
-// overlays. Its only Go code is the test that decodes every manifest
-// strictly and renders every overlay to check that the objects fit together
-// and are safe by default; see docs/operations.md.
+// cert-manager TLS and Prometheus Operator monitoring; the dev and prod
+// overlays; and a Helm chart of the coordinator (deploy/helm/gtx). Its only
+// Go code is the test that decodes every manifest strictly, renders every
+// overlay to check that the objects fit together and are safe by default,
+// and lints and renders the chart when helm is installed; see
+// docs/operations.md.
 package deploy
