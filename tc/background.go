@@ -280,17 +280,17 @@ func (s *Server) releaseOrphanLocks(ctx context.Context) {
 			g, err := s.store.GetGlobal(ctx, xid)
 			switch {
 			case errors.Is(err, ErrNotFound):
+				g = nil
 			case err != nil:
 				s.log.Error("read lock holder", "xid", xid, "err", err)
 				continue
-			case g.Status == tcv1.GlobalStatus_BEGIN || g.Status == tcv1.GlobalStatus_ROLLBACK_FAILED || g.Status.IsRollingBack():
+			}
+			if g != nil && !locksOrphaned(g.Status) {
 				continue
 			}
-			if err := s.locks.ReleaseGlobalLocks(ctx, xid); err != nil {
-				s.log.Warn("release orphan locks", "xid", xid, "err", err)
-				continue
+			if s.releaseLocks(ctx, "orphaned", xid, 0) {
+				s.log.Info("released locks that outlived their transaction", "xid", xid)
 			}
-			s.log.Info("released locks that outlived their transaction", "xid", xid)
 		}
 		if len(xids) < 500 {
 			return

@@ -70,6 +70,10 @@ type Config struct {
 	// gtx_tc_lock_conflicts_total. Begun transactions and lock conflicts are
 	// counted by Server.UnaryInterceptor, which must be installed.
 	Metrics prometheus.Registerer
+	// Clock tells the time for every decision that depends on it: timeouts,
+	// back-off, retry budgets and leases. DefaultConfig uses SystemClock;
+	// tests may pass one they move by hand.
+	Clock Clock
 	// TracerProvider, when not nil, makes the OpenTelemetry spans of begin,
 	// commit, rollback and each branch's phase 2.
 	TracerProvider trace.TracerProvider
@@ -88,6 +92,7 @@ func DefaultConfig() Config {
 	}
 	return Config{
 		ServerID:             host,
+		Clock:                SystemClock{},
 		DefaultTimeout:       60 * time.Second,
 		MaxTimeout:           10 * time.Minute,
 		BranchTimeout:        10 * time.Second,
@@ -150,6 +155,8 @@ func (c *Config) Validate() error {
 		return bad("ServerID", `""`, "is empty; name this replica")
 	case c.IDs == nil:
 		return bad("IDs", "nil", "is not set; pass an *idgen.Generator")
+	case c.Clock == nil:
+		return bad("Clock", "nil", "is not set; use tc.SystemClock{} or start from DefaultConfig")
 	case c.DefaultTimeout <= 0:
 		return bad("DefaultTimeout", c.DefaultTimeout, "must be positive")
 	case c.MaxTimeout < c.DefaultTimeout:

@@ -10,15 +10,6 @@ import (
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 )
 
-// outcome is how one phase-2 attempt ended.
-type outcome int
-
-const (
-	outcomeDone        outcome = iota // every branch finished
-	outcomeRetry                      // some branch failed, try again later
-	outcomeUnretryable                // a branch said retrying cannot help
-)
-
 // driveClaimed drives a session the recovery loop claimed. The claim may
 // have raced with this replica's own synchronous phase 2, so the session is
 // read again once no one else here drives it.
@@ -31,18 +22,12 @@ func (s *Server) driveClaimed(ctx context.Context, xid string) error {
 	if err != nil {
 		return err
 	}
-	now := s.now()
-	if g.Status.IsFinal() || g.Status == tcv1.GlobalStatus_BEGIN || g.NextAttempt.After(now) ||
-		(g.Owner != s.cfg.ServerID && g.LeaseUntil.After(now)) {
-		// Finished, not due, or leased by another replica since the claim.
+	act := onClaimed(g, s.cfg.ServerID, s.now())
+	if !act.Drive {
 		return nil
 	}
-	if g.Status.IsCommitting() {
-		// The replica that decided may have died before it released the
-		// locks; releasing again is harmless.
-		if err := s.locks.ReleaseGlobalLocks(ctx, xid); err != nil {
-			s.log.Warn("release global locks", "xid", xid, "err", err)
-		}
+	if act.ReleaseLocks {
+		s.releaseLocks(ctx, "commit resumed", xid, 0)
 	}
 	_, err = s.attempt(ctx, g)
 	return err
@@ -52,7 +37,7 @@ func (s *Server) driveClaimed(ctx context.Context, xid string) error {
 // current status and records the result durably. It returns the status
 // reached. The caller holds g's slot in s.driving.
 func (s *Server) attempt(parent context.Context, g *GlobalSession) (tcv1.GlobalStatus, error) {
-	started := time.Now()
+	started := s.now()
 	ctx, cancel := context.WithTimeout(parent, s.cfg.Lease/2)
 	defer cancel()
 	var (
@@ -68,21 +53,8 @@ func (s *Server) attempt(parent context.Context, g *GlobalSession) (tcv1.GlobalS
 	} else {
 		out, reason = s.rollbackBranches(ctx, g)
 	}
-	attempts := g.Attempts + 1
-	if parent.Err() != nil && out == outcomeRetry {
-		// Cut short by the coordinator shutting down: that is no failure of
-		// the branches and spends none of the budget.
-		attempts = g.Attempts
-		reason = "interrupted by coordinator shutdown"
-	}
-	next := g.Status
-	if attempts > g.Attempts {
-		next = s.nextStatus(g, out)
-	}
-	u := GlobalUpdate{Status: next, Attempts: attempts, LastError: truncate(reason, maxLastError)}
-	if out == outcomeRetry {
-		u.NextAttempt = s.now().Add(s.cfg.backoff(max(attempts, 1)))
-	}
+	rec := afterAttempt(&s.cfg, g, out, reason, parent.Err() != nil, s.now())
+	u, next := rec.Update, rec.Update.Status
 	// The update must land even when ctx ran out: a finished attempt is
 	// recorded so it is never repeated needlessly.
 	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.BranchTimeout)
@@ -93,21 +65,15 @@ func (s *Server) attempt(parent context.Context, g *GlobalSession) (tcv1.GlobalS
 	if err := s.store.UpdateGlobal(wctx, g.XID, []tcv1.GlobalStatus{g.Status}, u); err != nil {
 		return g.Status, fmt.Errorf("record phase 2 of %s: %w", g.XID, err)
 	}
-	s.obs.attempted(g, next, time.Since(started))
-	// A commit released its locks at the decision (and the orphan sweep
-	// releases any a failed release left), so only a rollback has locks to
-	// release here: also those of a registration that failed half way,
-	// which no branch names.
-	if next == tcv1.GlobalStatus_ROLLBACKED || next == tcv1.GlobalStatus_TIMEOUT_ROLLBACKED {
-		if err := s.locks.ReleaseGlobalLocks(wctx, g.XID); err != nil {
-			s.log.Warn("release global locks", "xid", g.XID, "err", err)
-		}
+	s.obs.attempted(g, next, s.now().Sub(started))
+	if rec.ReleaseLocks {
+		s.releaseLocks(wctx, "rolled back", g.XID, 0)
 	}
 	level := s.log.Debug
 	if out != outcomeDone {
 		level = s.log.Warn
 	}
-	level("phase 2", "xid", g.XID, "from", g.Status.String(), "to", next.String(), "attempt", u.Attempts, "error", reason)
+	level("phase 2", "xid", g.XID, "from", g.Status.String(), "to", next.String(), "attempt", u.Attempts, "error", u.LastError)
 	return next, nil
 }
 
@@ -125,47 +91,9 @@ func (s *Server) recordProgress(ctx context.Context, g *GlobalSession, before []
 			s.log.Warn("record branch status", "xid", b.XID, "branch", b.BranchID, "status", b.Status.String(), "err", err)
 		}
 		if b.Status == tcv1.BranchStatus_PHASE2_ROLLBACKED {
-			if err := s.locks.ReleaseBranchLocks(ctx, b.XID, b.BranchID); err != nil {
-				s.log.Warn("release branch locks", "xid", b.XID, "branch", b.BranchID, "err", err)
-			}
+			s.releaseLocks(ctx, "branch rolled back", b.XID, b.BranchID)
 		}
 	}
-}
-
-// nextStatus is the status a phase-2 attempt with outcome out leads g to.
-func (s *Server) nextStatus(g *GlobalSession, out outcome) tcv1.GlobalStatus {
-	committing := g.Status.IsCommitting()
-	timeout := g.Status.IsTimeoutRollingBack()
-	if out == outcomeRetry && s.budgetSpent(g) {
-		out = outcomeUnretryable
-	}
-	switch {
-	case out == outcomeDone && committing:
-		return tcv1.GlobalStatus_COMMITTED
-	case out == outcomeDone && timeout:
-		return tcv1.GlobalStatus_TIMEOUT_ROLLBACKED
-	case out == outcomeDone:
-		return tcv1.GlobalStatus_ROLLBACKED
-	case out == outcomeUnretryable && committing:
-		return tcv1.GlobalStatus_COMMIT_FAILED
-	case out == outcomeUnretryable:
-		return tcv1.GlobalStatus_ROLLBACK_FAILED
-	case g.Status == tcv1.GlobalStatus_ASYNC_COMMITTING:
-		return tcv1.GlobalStatus_ASYNC_COMMITTING
-	case committing:
-		return tcv1.GlobalStatus_COMMIT_RETRYING
-	case timeout:
-		return tcv1.GlobalStatus_TIMEOUT_ROLLBACK_RETRYING
-	default:
-		return tcv1.GlobalStatus_ROLLBACK_RETRYING
-	}
-}
-
-func (s *Server) budgetSpent(g *GlobalSession) bool {
-	if s.cfg.MaxAttempts > 0 && g.Attempts+1 >= s.cfg.MaxAttempts {
-		return true
-	}
-	return s.cfg.RetryBudget > 0 && s.now().Sub(g.BeginTime) > s.cfg.RetryBudget
 }
 
 // commitBranches commits every branch not yet committed, all at once: commit
@@ -228,20 +156,16 @@ func (s *Server) branch(ctx context.Context, action tcv1.BranchAction, b *Branch
 	if err != nil {
 		return outcomeRetry, fmt.Sprintf("branch %d (%s): %v", b.BranchID, b.ResourceID, err)
 	}
-	status := res.GetStatus()
-	done, retryable, unretryable := action.Phase2Outcomes()
-	switch status {
-	case done:
-		b.Status = status
-		return outcomeDone, ""
-	case unretryable:
-		b.Status = status
-		return outcomeUnretryable, fmt.Sprintf("branch %d (%s): %s", b.BranchID, b.ResourceID, logValue(res.GetMessage()))
-	case retryable:
-		b.Status = status
-		return outcomeRetry, fmt.Sprintf("branch %d (%s): %s", b.BranchID, b.ResourceID, logValue(res.GetMessage()))
+	out, known := branchOutcome(action, res.GetStatus())
+	switch {
+	case !known:
+		return out, fmt.Sprintf("branch %d (%s): resource manager answered %s to %s", b.BranchID, b.ResourceID, res.GetStatus(), action)
+	case out == outcomeDone:
+		b.Status = res.GetStatus()
+		return out, ""
 	default:
-		return outcomeRetry, fmt.Sprintf("branch %d (%s): resource manager answered %s to %s", b.BranchID, b.ResourceID, status, action)
+		b.Status = res.GetStatus()
+		return out, fmt.Sprintf("branch %d (%s): %s", b.BranchID, b.ResourceID, logValue(res.GetMessage()))
 	}
 }
 
@@ -297,9 +221,7 @@ func (s *Server) startPhase2(ctx context.Context, seen *GlobalSession, to tcv1.G
 	if to.IsCommitting() {
 		// The decision is durable and every branch's local data is final, so
 		// nothing the locks protect can change any more.
-		if err := s.locks.ReleaseGlobalLocks(ctx, xid); err != nil {
-			s.log.Warn("release global locks", "xid", xid, "err", err)
-		}
+		s.releaseLocks(ctx, "commit decided", xid, 0)
 	}
 	// A branch that registered between the caller's read and the decision
 	// may not allow an early answer: then commit it before answering.
@@ -403,5 +325,5 @@ func raced(err error) bool {
 // failed branch.
 const maxLastError = 4096
 
-// now is the coordinator's clock.
-func (s *Server) now() time.Time { return time.Now() }
+// now is the time by the coordinator's clock, Config.Clock.
+func (s *Server) now() time.Time { return s.cfg.Clock.Now() }

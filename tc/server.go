@@ -246,9 +246,7 @@ func canCommitAsync(g *GlobalSession) bool {
 	return true
 }
 
-func (s *Server) expired(g *GlobalSession) bool {
-	return s.now().After(g.BeginTime.Add(g.Timeout))
-}
+func (s *Server) expired(g *GlobalSession) bool { return expired(g, s.now()) }
 
 // GetStatus implements tcv1.CoordinatorServer.
 func (s *Server) GetStatus(ctx context.Context, req *tcv1.GetStatusRequest) (*tcv1.GetStatusResponse, error) {
@@ -286,9 +284,7 @@ func (s *Server) Report(ctx context.Context, req *tcv1.ReportRequest) (*tcv1.Rep
 	if err := s.store.UpdateGlobal(ctx, g.XID, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN}, GlobalUpdate{Status: to}); err != nil {
 		return nil, s.toStatus(err)
 	}
-	if err := s.locks.ReleaseGlobalLocks(ctx, g.XID); err != nil {
-		s.log.Warn("release global locks", "xid", g.XID, "err", err)
-	}
+	s.releaseLocks(ctx, "reported", g.XID, 0)
 	return &tcv1.ReportResponse{Status: to}, nil
 }
 
@@ -354,9 +350,7 @@ func (s *Server) RegisterBranch(ctx context.Context, req *tcv1.RegisterBranchReq
 			return &tcv1.RegisterBranchResponse{BranchId: b.BranchID}, rerr
 		}
 		if len(locks) > 0 {
-			if rerr := s.locks.ReleaseBranchLocks(context.WithoutCancel(ctx), xid, b.BranchID); rerr != nil {
-				s.log.Warn("release locks of refused branch", "xid", xid, "branch", b.BranchID, "err", rerr)
-			}
+			s.releaseLocks(context.WithoutCancel(ctx), "branch refused", xid, b.BranchID)
 		}
 		if errors.Is(err, ErrTimedOut) {
 			s.wake()
