@@ -31,7 +31,7 @@ func TestBenchOrder(t *testing.T) {
 
 func TestBenchOrderFlags(t *testing.T) {
 	for _, c := range []orderBenchConfig{
-		{Load: load.Config{Concurrency: 1, Orders: 1}, Modes: "at,xa"},
+		{Load: load.Config{Concurrency: 1, Orders: 1}, Modes: "at,2pc"},
 		{Load: load.Config{Concurrency: 0, Orders: 1}, Modes: "at"},
 		{Load: load.Config{Concurrency: 1}, Modes: "at"},
 		{Load: load.Config{Concurrency: 1, Orders: 1, FailRatio: 2}, Modes: "at"},

@@ -57,7 +57,7 @@ func separateProcesses(t *testing.T, db dbServer, n int) {
 	c.waitFinished(ctx)
 
 	// Bad requests against the real processes: 400, and nothing begins.
-	for _, body := range []string{`{"user":"u1","sku":"A","quantity":0}`, `{"user":"u1","sku":"A","quantity":1,"mode":"xa"}`, `{`} {
+	for _, body := range []string{`{"user":"u1","sku":"A","quantity":0}`, `{"user":"u1","sku":"A","quantity":1,"mode":"2pc"}`, `{`} {
 		code, res, err := c.client.PlaceRaw(ctx, []byte(body))
 		if err != nil || code != http.StatusBadRequest || res.XID != "" {
 			t.Errorf("%s: %d %+v %v, want 400 without an XID", body, code, res, err)

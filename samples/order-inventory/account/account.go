@@ -1,6 +1,7 @@
 // Package account is the sample's account service: balances per user, read
 // over HTTP (GET /v1/accounts/{user}) and debited by the order service over
-// gRPC (samplev1.Account). A debit is an AT branch in mode "at", a TCC
+// gRPC (samplev1.Account). A debit is an AT branch in mode "at", an XA
+// branch (rm/xa) in mode "xa", a TCC
 // action in mode "tcc" (Try freezes the amount: balance down, frozen up;
 // Confirm drops the frozen amount; Cancel gives it back), and in mode
 // "saga" an idempotent local transaction with compensation, asked for over
@@ -19,6 +20,7 @@ import (
 	kerrors "github.com/go-kratos/kratos/v2/errors"
 	khttp "github.com/go-kratos/kratos/v2/transport/http"
 
+	"github.com/gtx-io/gtx"
 	"github.com/gtx-io/gtx/modes/saga/statemachine"
 	"github.com/gtx-io/gtx/modes/tcc"
 	"github.com/gtx-io/gtx/samples/order-inventory/api/samplev1"
@@ -193,6 +195,8 @@ func (s *Service) Debit(ctx context.Context, r *samplev1.DebitRequest) (*samplev
 			return nil, err
 		}
 		return &samplev1.DebitResponse{}, nil
+	case "xa":
+		err = s.debitXA(ctx, in.User, in.Amount)
 	default:
 		err = s.debitAT(ctx, in.User, in.Amount)
 	}
@@ -284,6 +288,29 @@ func (s *Service) debitAT(ctx context.Context, user string, amount int64) error 
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("account: commit the debit: %w", err)
+	}
+	return nil
+}
+
+// debitXA debits in an XA branch of the caller's global transaction,
+// checking the row's AT global lock before the branch prepares, as
+// inventory's takeXA does.
+func (s *Service) debitXA(ctx context.Context, user string, amount int64) error {
+	tx, err := s.XATx(ctx)
+	if err != nil {
+		return kerrors.BadRequest(ReasonBadRequest, err.Error())
+	}
+	xid, _ := gtx.XIDFromContext(ctx)
+	if err := s.debit(ctx, tx, user, amount, ""); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := s.GuardRow(ctx, xid, "accounts", user); err != nil {
+		_ = tx.Rollback()
+		return kerrors.Conflict(service.ReasonRowLocked, err.Error())
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("account: prepare the debit: %w", err)
 	}
 	return nil
 }

@@ -1,7 +1,7 @@
 // Package inventory is the sample's inventory service: stock per SKU, read
 // over HTTP (GET /v1/stock/{sku}) and taken by the order service over gRPC
 // (samplev1.Inventory). Stock is changed through gtx's AT mode in modes
-// "at" and "tcc", and in mode "saga" by idempotent local transactions with
+// "at" and "tcc", through XA (rm/xa) in mode "xa", and in mode "saga" by idempotent local transactions with
 // compensation, asked for over NATS JetStream (StepReserve, StepRelease) or
 // over gRPC (Deduct and Restore with a step key).
 package inventory
@@ -17,6 +17,7 @@ import (
 	kerrors "github.com/go-kratos/kratos/v2/errors"
 	khttp "github.com/go-kratos/kratos/v2/transport/http"
 
+	"github.com/gtx-io/gtx"
 	"github.com/gtx-io/gtx/modes/saga/statemachine"
 	"github.com/gtx-io/gtx/samples/order-inventory/api/samplev1"
 	"github.com/gtx-io/gtx/samples/order-inventory/service"
@@ -146,7 +147,11 @@ func (s *Service) Deduct(ctx context.Context, r *samplev1.DeductRequest) (*sampl
 	if err != nil {
 		return nil, err
 	}
-	if err := s.takeAT(ctx, in.SKU, in.Quantity); err != nil {
+	take := s.takeAT
+	if r.GetMode() == "xa" {
+		take = s.takeXA
+	}
+	if err := take(ctx, in.SKU, in.Quantity); err != nil {
 		return nil, err
 	}
 	if in.Fail {
@@ -240,6 +245,30 @@ func (s *Service) takeAT(ctx context.Context, sku string, n int64) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("inventory: commit the stock change: %w", err)
+	}
+	return nil
+}
+
+// takeXA takes the stock in an XA branch of the caller's global
+// transaction. AT branches write the same rows, so the write checks their
+// global lock before the branch prepares (service.GuardRow): an AT rollback
+// must not find the row changed under it.
+func (s *Service) takeXA(ctx context.Context, sku string, n int64) error {
+	tx, err := s.XATx(ctx)
+	if err != nil {
+		return kerrors.BadRequest(ReasonBadRequest, err.Error())
+	}
+	xid, _ := gtx.XIDFromContext(ctx)
+	if err := s.take(ctx, tx, sku, n); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := s.GuardRow(ctx, xid, "stock", sku); err != nil {
+		_ = tx.Rollback()
+		return kerrors.Conflict(service.ReasonRowLocked, err.Error())
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("inventory: prepare the stock change: %w", err)
 	}
 	return nil
 }

@@ -1,7 +1,8 @@
 // Package order is the sample's order service. POST /v1/orders places an
 // order in one global transaction over three participants: the inventory
 // service (stock, over gRPC), the account service (money, over gRPC) and the
-// order service's own orders table. In modes "at" and "tcc" the handler runs
+// order service's own orders table. In modes "at", "tcc" and "xa" (XA
+// branches on MySQL, MariaDB or PostgreSQL; refused on SQLite) the handler runs
 // under the kratosgtx.GlobalTx annotation, so the transaction begins before
 // the handler and commits or rolls back with its result; in mode "saga" the
 // handler runs a code saga (modes/saga) whose stock and money steps, and
@@ -51,7 +52,7 @@ const (
 
 // Modes and failure points a request may name.
 var (
-	Modes    = []string{"at", "tcc", "saga"}
+	Modes    = []string{"at", "tcc", "saga", "xa"}
 	Failures = []string{"", "inventory", "account", "order"}
 )
 
@@ -75,7 +76,7 @@ type PlaceRequest struct {
 	User     string `json:"user"`     // a seeded user, u1 to u100
 	SKU      string `json:"sku"`      // a seeded SKU, A to J
 	Quantity int64  `json:"quantity"` // units, at least 1
-	Mode     string `json:"mode"`     // at (default), tcc or saga
+	Mode     string `json:"mode"`     // at (default), tcc, saga or xa
 	Fail     string `json:"fail"`     // "", inventory, account or order: that participant fails after its work
 	DelayMS  int64  `json:"delay_ms"` // wait after every branch succeeded, before the commit
 }
@@ -98,7 +99,7 @@ type Order struct {
 	SKU      string `json:"sku"`
 	Quantity int64  `json:"quantity"` // units
 	Amount   int64  `json:"amount"`   // cents: quantity times the unit price
-	Mode     string `json:"mode"`     // at, tcc or saga
+	Mode     string `json:"mode"`     // at, tcc, saga or xa
 }
 
 // Orders is the JSON of GET /v1/orders?user=.
@@ -260,6 +261,9 @@ func (s *Service) place(c khttp.Context) error {
 	if err := in.Validate(); err != nil {
 		return service.Fail(c, http.StatusBadRequest, err.Error())
 	}
+	if in.Mode == "xa" && s.XA == nil {
+		return service.Fail(c, http.StatusBadRequest, "order: "+service.ErrNoXA.Error())
+	}
 	if err := s.known(c, &in); err != nil {
 		if kerrors.IsNotFound(err) {
 			return service.Fail(c, http.StatusNotFound, kerrors.FromError(err).Message)
@@ -316,7 +320,7 @@ func (s *Service) known(ctx context.Context, in *PlaceRequest) error {
 	return nil
 }
 
-// placeTx is the handler body of modes "at" and "tcc", run inside the
+// placeTx is the handler body of modes "at", "tcc" and "xa", run inside the
 // global transaction the annotation began.
 func (s *Service) placeTx(ctx context.Context, in *PlaceRequest, res *PlaceResult) error {
 	res.XID, _ = gtx.XIDFromContext(ctx)
@@ -328,7 +332,11 @@ func (s *Service) placeTx(ctx context.Context, in *PlaceRequest, res *PlaceResul
 	if _, err := s.acc.Debit(ctx, &samplev1.DebitRequest{User: in.User, Amount: amount, Mode: in.Mode, Fail: in.Fail == "account"}); err != nil {
 		return err
 	}
-	if err := s.record(ctx, s.AT, res, in, amount); err != nil {
+	db := s.AT
+	if in.Mode == "xa" {
+		db = s.XA
+	}
+	if err := s.record(ctx, db, res, in, amount); err != nil {
 		return err
 	}
 	if in.Fail == "order" {

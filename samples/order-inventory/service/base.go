@@ -27,6 +27,7 @@ import (
 	"github.com/gtx-io/gtx/interceptors/kratosgtx"
 	"github.com/gtx-io/gtx/rm"
 	"github.com/gtx-io/gtx/rm/at"
+	"github.com/gtx-io/gtx/rm/xa"
 	"github.com/gtx-io/gtx/tm"
 )
 
@@ -44,6 +45,10 @@ type Base struct {
 	// the same database without AT, for the TCC fence and phases, DDL and reads.
 	AT    *sql.DB
 	Plain *sql.DB // see AT
+	// XA is the service's database through the XA driver (rm/xa): a local
+	// transaction whose context carries an XID is an XA branch. It is nil
+	// on SQLite, which has no two-phase commit.
+	XA *sql.DB
 	// ATResource is the AT resource ID of the database, under which the
 	// coordinator keeps its global row locks.
 	ATResource string
@@ -145,6 +150,22 @@ func Open(ctx context.Context, cfg Config, extra ...func(*Base) (middleware.Midd
 		return b, fmt.Errorf("service %s: %w", cfg.Name, err)
 	}
 	b.closers = append(b.closers, b.AT.Close)
+	if cfg.Driver == MySQL || cfg.Driver == Postgres {
+		xcfg := xa.DefaultConfig()
+		xcfg.DriverName, xcfg.DSN = cfg.sqlDriver(), cfg.DSN
+		xcfg.Manager, xcfg.Status, xcfg.Logger = b.RM, b.TC, b.Log
+		// Phase 2 and recovery only: one XA statement each.
+		xcfg.Phase2MaxOpenConns = 2
+		if b.XA, err = xa.Open(xcfg); err != nil {
+			return b, fmt.Errorf("service %s: %w", cfg.Name, err)
+		}
+		b.closers = append(b.closers, b.XA.Close)
+		// Connections are opened on demand; on MariaDB each XA branch
+		// closes its own once prepared (see rm/xa), so only busy ones count
+		// against max_connections.
+		b.XA.SetMaxOpenConns(4)
+		b.XA.SetMaxIdleConns(4)
+	}
 	switch cfg.Driver {
 	case MySQL, Postgres:
 		// A server thread (MariaDB, MySQL) or process (PostgreSQL) per
@@ -183,6 +204,19 @@ func Open(ctx context.Context, cfg Config, extra ...func(*Base) (middleware.Midd
 
 // MySQL reports whether the service runs on MySQL or MariaDB.
 func (b *Base) MySQL() bool { return b.Cfg.Driver == MySQL }
+
+// ErrNoXA is what a request in mode "xa" gets from a service on SQLite.
+var ErrNoXA = errors.New("mode xa needs MySQL, MariaDB or PostgreSQL; this service runs on SQLite")
+
+// XATx begins a local transaction on the XA database: with the XID in ctx
+// it is an XA branch of the caller's global transaction. It fails with
+// ErrNoXA on SQLite.
+func (b *Base) XATx(ctx context.Context) (*sql.Tx, error) {
+	if b.XA == nil {
+		return nil, fmt.Errorf("service %s: %w", b.Cfg.Name, ErrNoXA)
+	}
+	return b.XA.BeginTx(ctx, nil)
+}
 
 // Postgres reports whether the service runs on PostgreSQL.
 func (b *Base) Postgres() bool { return b.Cfg.Driver == Postgres }
