@@ -36,6 +36,10 @@ var (
 	// ErrNotFound is returned when the coordinator does not know the XID:
 	// never begun, or finished and cleaned up.
 	ErrNotFound = errors.New("tm: global transaction not found by the coordinator")
+	// ErrVotedNo is matched by the error of WithGlobalTx when a voter of a
+	// three-phase transaction (ThreePhase) voted no: the transaction was
+	// rolled back before its function ran.
+	ErrVotedNo = errors.New("tm: a participant voted no in CanCommit")
 	// ErrTxDone is returned by Tx.Commit and Tx.Rollback after the
 	// transaction reached a known outcome.
 	ErrTxDone = errors.New("tm: global transaction already committed or rolled back")

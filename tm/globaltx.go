@@ -98,7 +98,15 @@ func (m *Manager) run(ctx context.Context, name string, fn func(ctx context.Cont
 			panic(r)
 		}
 	}()
-	fnErr := fn(tx.Context())
+	ctx3 := tx.Context()
+	var fnErr error
+	if o.threePhase {
+		ctx3 = gtx.WithThreePhase(ctx3)
+		fnErr = canCommit(ctx3, tx.xid, o.voters)
+	}
+	if fnErr == nil {
+		fnErr = fn(ctx3)
+	}
 	returned = true
 	dctx, cancel := m.decisionContext(ctx)
 	defer cancel()
@@ -110,6 +118,22 @@ func (m *Manager) run(ctx context.Context, name string, fn func(ctx context.Cont
 		return fmt.Errorf("tm: %q (%s) failed and its rollback failed too: %w; rollback: %w", name, tx.xid, fnErr, err)
 	}
 	return fmt.Errorf("tm: %q (%s) rolled back: %w", name, tx.xid, fnErr)
+}
+
+// canCommit asks every voter at once and returns the first no, matching
+// ErrVotedNo.
+func canCommit(ctx context.Context, xid string, voters []Voter) error {
+	errs := make(chan error, len(voters))
+	for _, v := range voters {
+		go func() { errs <- v.CanCommit(ctx, xid) }()
+	}
+	var first error
+	for range voters {
+		if err := <-errs; err != nil && first == nil {
+			first = fmt.Errorf("%w: %w", ErrVotedNo, err)
+		}
+	}
+	return first
 }
 
 // decisionContext returns the context a commit or rollback of WithGlobalTx

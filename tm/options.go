@@ -1,6 +1,7 @@
 package tm
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"time"
@@ -47,6 +48,8 @@ type Option func(*options)
 type options struct {
 	timeout     time.Duration
 	propagation Propagation
+	threePhase  bool
+	voters      []Voter
 }
 
 // Timeout sets the transaction's timeout: the coordinator rolls it back when
@@ -55,6 +58,39 @@ type options struct {
 // milliseconds, rounded up.
 func Timeout(d time.Duration) Option {
 	return func(o *options) { o.timeout = d }
+}
+
+// Voter is a participant's vote in the first phase of a three-phase commit
+// (ThreePhase): CanCommit answers nil when the participant expects to be able
+// to do its part of the transaction xid, and an error (its reason) when not.
+// It must hold nothing: no locks, no reservations; the work comes later, in
+// the transaction's function.
+type Voter interface {
+	CanCommit(ctx context.Context, xid string) error
+}
+
+// ThreePhase makes a transaction WithGlobalTx begins commit in three phases,
+// for XA and TCC branches:
+//
+//  1. CanCommit: every voter votes, concurrently, before the transaction's
+//     function runs; one no rolls the transaction back at once (nothing was
+//     done yet) and WithGlobalTx fails with ErrVotedNo.
+//  2. PreCommit: the function runs with a context marked with
+//     gtx.WithThreePhase; its XA branches prepare, its TCC branches Try.
+//  3. DoCommit: the commit, as in two phases.
+//
+// What a participant does when the coordinator goes silent after
+// PreCommit is its own, documented choice: rm/xa follows the protocol and
+// commits a precommitted branch alone once no coordinator has answered for
+// Recover.PreCommitTimeout (unsafe when the network splits; see
+// docs/consistency.md); TCC branches wait for the coordinator as in two
+// phases. ThreePhase applies only where WithGlobalTx begins the
+// transaction, not where it joins one.
+func ThreePhase(voters ...Voter) Option {
+	return func(o *options) {
+		o.threePhase = true
+		o.voters = append(o.voters, voters...)
+	}
 }
 
 // WithPropagation sets how WithGlobalTx treats a transaction the context
@@ -76,6 +112,11 @@ func (m *Manager) options(opts []Option) (options, error) {
 	}
 	if o.propagation < Required || o.propagation > Mandatory {
 		return o, fmt.Errorf("%w: unknown propagation %v", ErrInvalidArgument, o.propagation)
+	}
+	for i, v := range o.voters {
+		if v == nil {
+			return o, fmt.Errorf("%w: voter %d of ThreePhase is nil", ErrInvalidArgument, i)
+		}
 	}
 	return o, nil
 }

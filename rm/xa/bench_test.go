@@ -11,6 +11,7 @@ import (
 	"github.com/gtx-io/gtx/internal/gtxtest"
 	"github.com/gtx-io/gtx/rm/at"
 	"github.com/gtx-io/gtx/rm/at/atpg"
+	"github.com/gtx-io/gtx/rm/xa"
 	"github.com/gtx-io/gtx/rm/xa/internal/xatest"
 )
 
@@ -62,7 +63,9 @@ func benchTwoBranches(b *testing.B, be1, be2 *xatest.Backend) {
 	m := xatest.NewRM(b, c.Client, true)
 	benchSeed(b, be1)
 	benchSeed(b, be2)
-	xa1, xa2 := xatest.Open(b, be1, m, c.Client), xatest.Open(b, be2, m, c.Client)
+	// The recovery loop at its default pace, not the tests' 50ms.
+	paced := func(cfg *xa.Config) { cfg.Recover.Interval = xa.DefaultConfig().Recover.Interval }
+	xa1, xa2 := xatest.Open(b, be1, m, c.Client, paced), xatest.Open(b, be2, m, c.Client, paced)
 	var ats []*sql.DB
 	for _, be := range []*xatest.Backend{be1, be2} {
 		cfg := at.DefaultConfig()

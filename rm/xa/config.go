@@ -72,20 +72,30 @@ type RecoverConfig struct {
 	// back. It must outlast the time from a branch's registration to its
 	// coordinator storing it on every replica a GetStatus may reach.
 	UnknownGrace time.Duration
+	// PreCommitTimeout is how long a prepared branch of a three-phase
+	// transaction (tm.ThreePhase) waits, from its first sighting, while no
+	// coordinator answers for it, before it commits alone: three-phase
+	// commit's rule for a participant past PreCommit. It is unsafe when
+	// the network splits (the coordinator may have rolled the transaction
+	// back on its side; see docs/consistency.md). Branches of two-phase
+	// transactions never decide alone.
+	PreCommitTimeout time.Duration
 	// Timeout bounds one pass of the loop.
 	Timeout time.Duration
 }
 
 // DefaultConfig returns a Config with at most 4 phase-2 connections and a
 // recovery loop every 10s that rolls back branches unknown to the
-// coordinator after a minute, each pass bounded by 30s.
+// coordinator after a minute, commits precommitted three-phase branches
+// after a minute without any coordinator, each pass bounded by 30s.
 func DefaultConfig() Config {
 	return Config{
 		Phase2MaxOpenConns: 4,
 		Recover: RecoverConfig{
-			Interval:     10 * time.Second,
-			UnknownGrace: time.Minute,
-			Timeout:      30 * time.Second,
+			Interval:         10 * time.Second,
+			UnknownGrace:     time.Minute,
+			PreCommitTimeout: time.Minute,
+			Timeout:          30 * time.Second,
 		},
 	}
 }
@@ -112,6 +122,8 @@ func (c *Config) Validate() error {
 		return bad("Phase2MaxOpenConns must be positive, got %d", c.Phase2MaxOpenConns)
 	case c.Recover.Interval <= 0 || c.Recover.Timeout <= 0:
 		return bad("Recover.Interval and Recover.Timeout must be positive, got %v and %v", c.Recover.Interval, c.Recover.Timeout)
+	case c.Recover.PreCommitTimeout <= 0:
+		return bad("Recover.PreCommitTimeout must be positive, got %v", c.Recover.PreCommitTimeout)
 	case c.Recover.UnknownGrace <= 0:
 		return bad("Recover.UnknownGrace must be positive, got %v: a branch registers before the coordinator can answer for it", c.Recover.UnknownGrace)
 	}

@@ -98,18 +98,24 @@ func (c *conn) beginBranch(ctx context.Context, xid string, opts driver.TxOption
 	res := c.res
 	d := res.cfg.Dialect
 	// The name must fit before anything is registered.
-	probe, err := newBranchXID(xid, 1, res.cfg.ResourceID)
+	threePhase := gtx.ThreePhaseFromContext(ctx)
+	probe, err := newBranchXID(xid, 1, res.cfg.ResourceID, threePhase)
 	if err != nil {
 		return nil, fmt.Errorf("xa: begin branch: %w", err)
 	}
 	if err := d.check(probe); err != nil {
 		return nil, err
 	}
-	branchID, err := res.cfg.Manager.RegisterBranch(ctx, xid, tcv1.BranchType_XA, res.cfg.ResourceID, "", nil)
+	var data []byte
+	if threePhase {
+		data = threePhaseData
+	}
+	branchID, err := res.cfg.Manager.RegisterBranch(ctx, xid, tcv1.BranchType_XA, res.cfg.ResourceID, "", data)
 	if err != nil {
 		return nil, fmt.Errorf("xa: register branch of %s: %w", xid, err)
 	}
-	id := branchXID{xid: xid, branchID: branchID, tag: probe.tag}
+	id := probe
+	id.branchID = branchID
 	if err := d.begin(ctx, c.raw, id, opts); err != nil {
 		res.reportFailed(ctx, id)
 		return nil, fmt.Errorf("xa: start branch %s: %w", id, err)

@@ -86,7 +86,7 @@ func (pgDialect) finish(ctx context.Context, db *sql.DB, stmt string, b branchXI
 }
 
 func (pgDialect) listPrepared(ctx context.Context, db *sql.DB, tag string) ([]branchXID, error) {
-	rows, err := db.QueryContext(ctx, "SELECT gid FROM pg_prepared_xacts WHERE database = current_database() AND starts_with(gid, $1)", "gtx:"+tag+":")
+	rows, err := db.QueryContext(ctx, "SELECT gid FROM pg_prepared_xacts WHERE database = current_database() AND (starts_with(gid, $1) OR starts_with(gid, $2))", "gtx:"+tag+":", "gtx3:"+tag+":")
 	if err != nil {
 		return nil, err
 	}

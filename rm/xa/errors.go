@@ -20,6 +20,12 @@ var (
 	// XA database of this process has; the coordinator retries, possibly
 	// on another instance.
 	ErrUnknownResource = errors.New("xa: unknown resource")
+	// ErrHeuristicCommit is returned, unretryable, by the rollback of a
+	// three-phase branch that the recovery loop committed alone past
+	// Recover.PreCommitTimeout: the transaction's outcome is split, and the
+	// coordinator marks it ROLLBACK_FAILED for an operator. Only the
+	// process that committed it remembers (XA's heuristic commit).
+	ErrHeuristicCommit = errors.New("xa: three-phase branch committed alone, but its transaction rolled back")
 	// ErrDone is returned by statements run on a transaction that has
 	// committed (prepared) or rolled back.
 	ErrDone = errors.New("xa: transaction has already been committed or rolled back")

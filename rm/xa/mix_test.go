@@ -12,6 +12,7 @@ import (
 	"github.com/gtx-io/gtx/modes/tcc"
 	"github.com/gtx-io/gtx/rm/at"
 	"github.com/gtx-io/gtx/rm/xa/internal/xatest"
+	"github.com/gtx-io/gtx/tm"
 )
 
 type freeze struct{ Amount int64 }
@@ -19,7 +20,8 @@ type freeze struct{ Amount int64 }
 // TestMixedModes runs XA branches on MariaDB and PostgreSQL, an AT branch
 // on MariaDB and a TCC branch on PostgreSQL in one global transaction, all
 // on one resource manager: committed, every change is in; rolled back,
-// none is, the TCC reservation is released, and nothing stays prepared.
+// none is, the TCC reservation is released, and nothing stays prepared;
+// also with three-phase commit (tm.ThreePhase).
 func TestMixedModes(t *testing.T) {
 	c := xatest.StartCoordinator(t, gtxtest.TCOptions{})
 	m := xatest.NewRM(t, c.Client, true)
@@ -102,9 +104,12 @@ func TestMixedModes(t *testing.T) {
 		want tcv1.GlobalStatus
 		// balance is every account's balance afterwards.
 		balance int64
+		opts    []tm.Option
 	}{
-		{"commit", nil, tcv1.GlobalStatus_COMMITTED, 90},
-		{"rollback", errForce, tcv1.GlobalStatus_ROLLBACKED, 90},
+		{"commit", nil, tcv1.GlobalStatus_COMMITTED, 90, nil},
+		{"rollback", errForce, tcv1.GlobalStatus_ROLLBACKED, 90, nil},
+		{"three-phase commit", nil, tcv1.GlobalStatus_COMMITTED, 80, []tm.Option{tm.ThreePhase(&votes{})}},
+		{"three-phase rollback", errForce, tcv1.GlobalStatus_ROLLBACKED, 80, []tm.Option{tm.ThreePhase(&votes{})}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var xid string
@@ -114,7 +119,7 @@ func TestMixedModes(t *testing.T) {
 					return err
 				}
 				return tc.fail
-			})
+			}, tc.opts...)
 			if !errors.Is(err, tc.fail) {
 				t.Fatalf("global transaction: %v, want %v", err, tc.fail)
 			}

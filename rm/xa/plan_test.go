@@ -12,6 +12,9 @@ import (
 func TestPlan(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	grace := time.Minute
+	preCommit := 30 * time.Second
+	p3 := branchXID{xid: "3", branchID: 31, tag: "0000000a", threePhase: true}
+	seenP3 := map[branchXID]time.Time{p3: t0}
 	a := branchXID{xid: "1", branchID: 11, tag: "0000000a"}
 	b := branchXID{xid: "2", branchID: 21, tag: "0000000a"}
 	seenA := map[branchXID]time.Time{a: t0}
@@ -46,6 +49,14 @@ func TestPlan(t *testing.T) {
 			nil, seenA},
 		{"unknown past grace rolls back", []branchXID{a}, map[string]answer{"1": {notFound: true}}, seenA, t0.Add(grace),
 			[]verdict{{a, rollback}}, seenA},
+		{"precommitted, coordinator silent within the timeout, waits", []branchXID{p3}, map[string]answer{"3": {err: errors.New("unavailable")}}, seenP3, t0.Add(preCommit - time.Nanosecond),
+			nil, seenP3},
+		{"precommitted, coordinator silent past the timeout, commits alone", []branchXID{p3}, map[string]answer{"3": {err: errors.New("unavailable")}}, seenP3, t0.Add(preCommit),
+			[]verdict{{p3, commit}}, seenP3},
+		{"precommitted, coordinator says rollback, rolls back", []branchXID{p3}, map[string]answer{"3": {status: tcv1.GlobalStatus_ROLLBACKING}}, seenP3, t0.Add(preCommit),
+			[]verdict{{p3, rollback}}, seenP3},
+		{"precommitted, coordinator in BEGIN, waits", []branchXID{p3}, map[string]answer{"3": {status: tcv1.GlobalStatus_BEGIN}}, seenP3, t0.Add(time.Hour),
+			nil, seenP3},
 		{"no longer prepared is forgotten", []branchXID{b}, map[string]answer{"2": {status: tcv1.GlobalStatus_BEGIN}}, seenA, later,
 			nil, map[branchXID]time.Time{b: later}},
 	}
@@ -55,7 +66,7 @@ func TestPlan(t *testing.T) {
 			for k, v := range c.seen {
 				seen[k] = v
 			}
-			got := plan(c.prepared, c.answers, seen, c.now, grace)
+			got := plan(c.prepared, c.answers, seen, c.now, grace, preCommit)
 			if !reflect.DeepEqual(got, c.want) {
 				t.Errorf("verdicts %v, want %v", got, c.want)
 			}
@@ -68,16 +79,22 @@ func TestPlan(t *testing.T) {
 
 func TestBranchXIDRoundTrip(t *testing.T) {
 	for _, xid := range []string{"1", "738261209837465", "gtxtest:1", "a:b:c", "x-y"} {
-		id, err := newBranchXID(xid, 42, "mysql:root@tcp(127.0.0.1:3306)/db")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got, ok := parseGID(id.gid()); !ok || got != id {
-			t.Errorf("gid %q parsed to %v, %v", id.gid(), got, ok)
-		}
-		data := []byte(id.xid + id.bqual())
-		if got, ok := parseMySQLXID(FormatID, len(id.xid), len(id.bqual()), data); !ok || got != id {
-			t.Errorf("mysql %q parsed to %v, %v", data, got, ok)
+		for _, three := range []bool{false, true} {
+			id, err := newBranchXID(xid, 42, "mysql:root@tcp(127.0.0.1:3306)/db", three)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := FormatID
+			if three {
+				f = FormatIDThreePhase
+			}
+			if got, ok := parseGID(id.gid()); !ok || got != id {
+				t.Errorf("gid %q parsed to %v, %v", id.gid(), got, ok)
+			}
+			data := []byte(id.xid + id.bqual())
+			if got, ok := parseMySQLXID(int64(f), len(id.xid), len(id.bqual()), data); !ok || got != id {
+				t.Errorf("mysql %q parsed to %v, %v", data, got, ok)
+			}
 		}
 	}
 }
@@ -99,6 +116,7 @@ func TestParseRejectsOthers(t *testing.T) {
 func FuzzParseGID(f *testing.F) {
 	f.Add("gtx:0000000a:1:123")
 	f.Add("gtx:0000000a:1:a:b")
+	f.Add("gtx3:0000000a:1:123")
 	f.Fuzz(func(t *testing.T, gid string) {
 		b, ok := parseGID(gid)
 		if ok && b.gid() != gid {

@@ -1,6 +1,7 @@
 package xa
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -29,8 +30,13 @@ type resource struct {
 	// seen holds when the recovery loop first saw each prepared branch;
 	// only the loop touches it.
 	seen map[branchXID]time.Time
-	stop chan struct{}
-	done chan struct{}
+	// alone holds the three-phase branches the recovery loop committed
+	// without a coordinator, so that a rollback command for one, once a
+	// coordinator is back, reports the heuristic commit instead of "done".
+	aloneMu sync.Mutex
+	alone   map[branchXID]bool
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 // registry holds the open resources by ID, for the phase-2 handler to find:
@@ -67,14 +73,15 @@ func acquire(cfg Config, raw *sql.DB) (*resource, error) {
 		log = slog.Default()
 	}
 	r := &resource{
-		cfg:  cfg,
-		log:  log.With("component", "gtx.xa", "resource_id", cfg.ResourceID),
-		tag:  resourceTag(cfg.ResourceID),
-		db:   raw,
-		refs: 1,
-		seen: map[branchXID]time.Time{},
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
+		cfg:   cfg,
+		log:   log.With("component", "gtx.xa", "resource_id", cfg.ResourceID),
+		tag:   resourceTag(cfg.ResourceID),
+		db:    raw,
+		refs:  1,
+		seen:  map[branchXID]time.Time{},
+		alone: map[branchXID]bool{},
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
 	}
 	registry.resources[cfg.ResourceID] = r
 	go r.recoverLoop()
@@ -135,7 +142,7 @@ func branchOf(b rm.Branch) (*resource, branchXID, error) {
 	if err != nil {
 		return nil, branchXID{}, err
 	}
-	id, err := newBranchXID(b.XID, b.BranchID, b.ResourceID)
+	id, err := newBranchXID(b.XID, b.BranchID, b.ResourceID, bytes.Equal(b.ApplicationData, threePhaseData))
 	if err != nil {
 		return nil, branchXID{}, rm.Unretryable(err)
 	}
@@ -146,6 +153,15 @@ func branchOf(b rm.Branch) (*resource, branchXID, error) {
 // does not hold prepared was finished before (delivery is at least once),
 // or, for a rollback, never prepared: both are done.
 func (r *resource) finish(ctx context.Context, id branchXID, commit bool) error {
+	r.aloneMu.Lock()
+	alone := r.alone[id]
+	if alone && commit {
+		delete(r.alone, id)
+	}
+	r.aloneMu.Unlock()
+	if alone && !commit {
+		return rm.Unretryable(fmt.Errorf("%w: branch %s was committed while no coordinator answered, and its transaction was rolled back", ErrHeuristicCommit, id))
+	}
 	d := r.cfg.Dialect
 	var err error
 	if commit {
@@ -232,9 +248,12 @@ type verdict struct {
 // From the second sighting on, what is decided is committed or rolled
 // back, what is in BEGIN or could not be asked is left, and a branch whose
 // transaction the coordinator does not know is rolled back once grace has
-// passed since its first sighting. seen holds the first sightings; plan
-// updates it and drops the branches no longer prepared. It does no I/O.
-func plan(prepared []branchXID, answers map[string]answer, seen map[branchXID]time.Time, now time.Time, grace time.Duration) []verdict {
+// passed since its first sighting. A branch of a three-phase transaction
+// is precommitted once prepared: when no coordinator has answered for it
+// since preCommitTimeout after its first sighting, it is committed, as the
+// protocol prescribes. seen holds the first sightings; plan updates it and
+// drops the branches no longer prepared. It does no I/O.
+func plan(prepared []branchXID, answers map[string]answer, seen map[branchXID]time.Time, now time.Time, grace, preCommitTimeout time.Duration) []verdict {
 	listed := make(map[branchXID]bool, len(prepared))
 	var out []verdict
 	for _, id := range prepared {
@@ -251,6 +270,9 @@ func plan(prepared []branchXID, answers map[string]answer, seen map[branchXID]ti
 				out = append(out, verdict{id: id, decision: rollback})
 			}
 		case a.err != nil:
+			if id.threePhase && now.Sub(first) >= preCommitTimeout {
+				out = append(out, verdict{id: id, decision: commit})
+			}
 		default:
 			if d := decisionOf(a.status); d != undecided {
 				out = append(out, verdict{id: id, decision: d})
@@ -293,13 +315,21 @@ func (r *resource) recoverOnce(ctx context.Context) error {
 			answers[id.xid] = answer{status: resp.GetStatus()}
 		}
 	}
-	for _, v := range plan(prepared, answers, r.seen, r.cfg.now(), r.cfg.Recover.UnknownGrace) {
-		if answers[v.id.xid].notFound {
+	for _, v := range plan(prepared, answers, r.seen, r.cfg.now(), r.cfg.Recover.UnknownGrace, r.cfg.Recover.PreCommitTimeout) {
+		switch a := answers[v.id.xid]; {
+		case a.notFound:
 			r.log.Warn("rolling back a prepared branch the coordinator does not know", "branch", v.id.String(), "seen_since", r.seen[v.id])
+		case a.err != nil:
+			r.log.Warn("committing a precommitted three-phase branch alone: no coordinator answered", "branch", v.id.String(), "seen_since", r.seen[v.id], "err", a.err)
 		}
 		if err := r.finish(ctx, v.id, v.decision == commit); err != nil {
 			errs = append(errs, err)
 			continue
+		}
+		if answers[v.id.xid].err != nil {
+			r.aloneMu.Lock()
+			r.alone[v.id] = true
+			r.aloneMu.Unlock()
 		}
 		delete(r.seen, v.id)
 		r.log.Info("recovered a prepared branch", "branch", v.id.String(), "commit", v.decision == commit)

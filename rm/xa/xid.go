@@ -10,9 +10,17 @@ import (
 	"github.com/gtx-io/gtx"
 )
 
-// FormatID is the formatID of every MySQL XA identifier gtx makes
-// ("gtxA"); XA RECOVER rows with another formatID are not gtx's.
-const FormatID = 0x67747841
+// FormatID is the formatID of the MySQL XA identifiers gtx makes ("gtxA"),
+// and FormatIDThreePhase that of branches of three-phase transactions
+// ("gtx3"); XA RECOVER rows with another formatID are not gtx's.
+const (
+	FormatID           = 0x67747841
+	FormatIDThreePhase = 0x67747833
+)
+
+// threePhaseData is the application data an XA branch of a three-phase
+// transaction registers with, so that phase 2 names it the same way.
+var threePhaseData = []byte("xa:3pc")
 
 // mysqlMaxGtrid is MySQL's bound on gtrid, in bytes.
 const mysqlMaxGtrid = 64
@@ -23,6 +31,9 @@ type branchXID struct {
 	xid      string
 	branchID int64
 	tag      string
+	// threePhase marks a branch of a three-phase transaction
+	// (gtx.WithThreePhase): precommitted once prepared.
+	threePhase bool
 }
 
 // resourceTag returns the tag of a resource ID: 8 hex digits of its
@@ -32,14 +43,14 @@ func resourceTag(resourceID string) string {
 	return hex.EncodeToString(sum[:4])
 }
 
-func newBranchXID(xid string, branchID int64, resourceID string) (branchXID, error) {
+func newBranchXID(xid string, branchID int64, resourceID string, threePhase bool) (branchXID, error) {
 	if err := gtx.ValidateXID(xid); err != nil {
 		return branchXID{}, err
 	}
 	if branchID <= 0 {
 		return branchXID{}, fmt.Errorf("xa: branch ID %d of %s is not positive", branchID, xid)
 	}
-	return branchXID{xid: xid, branchID: branchID, tag: resourceTag(resourceID)}, nil
+	return branchXID{xid: xid, branchID: branchID, tag: resourceTag(resourceID), threePhase: threePhase}, nil
 }
 
 func (b branchXID) bqual() string { return b.tag + ":" + strconv.FormatInt(b.branchID, 10) }
@@ -48,11 +59,21 @@ func (b branchXID) bqual() string { return b.tag + ":" + strconv.FormatInt(b.bra
 // 'gtrid','bqual',formatID. The XID holds only [0-9A-Za-z._:-]
 // (gtx.ValidateXID), so it needs no escaping.
 func (b branchXID) mysql() string {
-	return "'" + b.xid + "','" + b.bqual() + "'," + strconv.Itoa(FormatID)
+	f := FormatID
+	if b.threePhase {
+		f = FormatIDThreePhase
+	}
+	return "'" + b.xid + "','" + b.bqual() + "'," + strconv.Itoa(f)
 }
 
-// gid returns the PostgreSQL transaction identifier.
-func (b branchXID) gid() string { return "gtx:" + b.bqual() + ":" + b.xid }
+// gid returns the PostgreSQL transaction identifier: "gtx:" or, for a
+// three-phase branch, "gtx3:", then "<tag>:<branch ID>:<XID>".
+func (b branchXID) gid() string {
+	if b.threePhase {
+		return "gtx3:" + b.bqual() + ":" + b.xid
+	}
+	return "gtx:" + b.bqual() + ":" + b.xid
+}
 
 func (b branchXID) String() string { return b.xid + "/" + strconv.FormatInt(b.branchID, 10) }
 
@@ -71,7 +92,7 @@ func parseBqual(s string) (tag string, branchID int64, ok bool) {
 
 // parseMySQLXID reads one XA RECOVER row of gtx's; ok is false for others.
 func parseMySQLXID(formatID int64, gtridLen, bqualLen int, data []byte) (branchXID, bool) {
-	if formatID != FormatID || gtridLen < 0 || bqualLen < 0 || gtridLen+bqualLen != len(data) {
+	if (formatID != FormatID && formatID != FormatIDThreePhase) || gtridLen < 0 || bqualLen < 0 || gtridLen+bqualLen != len(data) {
 		return branchXID{}, false
 	}
 	xid := string(data[:gtridLen])
@@ -79,14 +100,18 @@ func parseMySQLXID(formatID int64, gtridLen, bqualLen int, data []byte) (branchX
 	if !ok || gtx.ValidateXID(xid) != nil {
 		return branchXID{}, false
 	}
-	return branchXID{xid: xid, branchID: id, tag: tag}, true
+	return branchXID{xid: xid, branchID: id, tag: tag, threePhase: formatID == FormatIDThreePhase}, true
 }
 
 // parseGID reads a PostgreSQL GID of gtx's; ok is false for others.
 func parseGID(gid string) (branchXID, bool) {
 	rest, found := strings.CutPrefix(gid, "gtx:")
+	threePhase := false
 	if !found {
-		return branchXID{}, false
+		if rest, found = strings.CutPrefix(gid, "gtx3:"); !found {
+			return branchXID{}, false
+		}
+		threePhase = true
 	}
 	// "<tag>:<branch ID>:<XID>", the XID itself possibly holding colons.
 	tag, rest, _ := strings.Cut(rest, ":")
@@ -98,5 +123,5 @@ func parseGID(gid string) (branchXID, bool) {
 	if !ok || gtx.ValidateXID(xid) != nil {
 		return branchXID{}, false
 	}
-	return branchXID{xid: xid, branchID: n, tag: tag}, true
+	return branchXID{xid: xid, branchID: n, tag: tag, threePhase: threePhase}, true
 }

@@ -50,11 +50,14 @@ func StartCoordinator(t testing.TB, o gtxtest.TCOptions) *Coordinator {
 	return &Coordinator{TC: c, TM: NewTM(t, c.Client)}
 }
 
-// NewTM returns a TM on client.
-func NewTM(t testing.TB, client tcv1.CoordinatorClient) *tm.Manager {
+// NewTM returns a TM on client; tune changes its configuration.
+func NewTM(t testing.TB, client tcv1.CoordinatorClient, tune ...func(*tm.Config)) *tm.Manager {
 	t.Helper()
 	cfg := tm.DefaultConfig()
 	cfg.Application = "xa-test"
+	for _, f := range tune {
+		f(&cfg)
+	}
 	m, err := tm.New(client, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -258,7 +261,7 @@ func Prepared(t testing.TB, b *Backend, xid string) int {
 	var n int
 	switch b.Driver {
 	case "pgx":
-		if err := b.Raw.QueryRow("SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'gtx:%:' || $1", xid).Scan(&n); err != nil {
+		if err := b.Raw.QueryRow("SELECT count(*) FROM pg_prepared_xacts WHERE (gid LIKE 'gtx:%:' || $1 OR gid LIKE 'gtx3:%:' || $1)", xid).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 	default:
@@ -274,7 +277,7 @@ func Prepared(t testing.TB, b *Backend, xid string) int {
 			if err := rows.Scan(&f, &gl, &bl, &data); err != nil {
 				t.Fatal(err)
 			}
-			if f == xa.FormatID && gl <= len(data) && string(data[:gl]) == xid {
+			if (f == xa.FormatID || f == xa.FormatIDThreePhase) && gl <= len(data) && string(data[:gl]) == xid {
 				n++
 			}
 		}
