@@ -26,6 +26,14 @@
 // to the starter, so an error in a joined part must travel back to the
 // starter through ordinary error returns.
 //
+// # Three-phase commit
+//
+// The ThreePhase option asks Voters (CanCommit) before the function runs,
+// marks its context with gtx.WithThreePhase for the branches it prepares
+// (PreCommit), then commits (DoCommit); see ThreePhase and
+// docs/consistency.md for what participants do on a timeout after
+// PreCommit.
+//
 // # Lost answers
 //
 // When the answer to a commit or rollback is lost in transport, a Manager

@@ -60,6 +60,17 @@
 // seen unknown for UnknownGrace. So a resource manager that restarts
 // resolves what it prepared before it died, also for transactions the
 // coordinator finished (a rollback that found the branch not yet prepared).
+// # Three-phase commit
+//
+// A branch begun with a context marked by gtx.WithThreePhase (tm.ThreePhase
+// does it) is precommitted once prepared: its identifier carries the mark
+// (FormatIDThreePhase, GID prefix "gtx3:"), and the recovery loop commits
+// it alone once no coordinator has answered for it for
+// Recover.PreCommitTimeout, as three-phase commit prescribes. That is unsafe
+// when the network splits: a later rollback command for such a branch
+// answers ErrHeuristicCommit, unretryable, so the transaction ends
+// ROLLBACK_FAILED for an operator.
+//
 // See docs/consistency.md for what XA blocks and locks, and what a crash in
 // each phase does.
 package xa
