@@ -289,7 +289,7 @@ func (s *Service) place(c khttp.Context) error {
 		res.Error = ke.Message
 	}
 	// res.XID is set once a transaction began: by the annotation's (modes
-	// at and tcc) or by the saga's, through RecordBegun.
+	// at, tcc and xa) or by the saga's, through RecordBegun.
 	switch {
 	case res.XID == "":
 		return service.Fail(c, http.StatusServiceUnavailable, "order: no global transaction began: "+res.Error)
