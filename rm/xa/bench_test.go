@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gtx-io/gtx/internal/gtxtest"
 	"github.com/gtx-io/gtx/rm/at"
@@ -46,11 +48,14 @@ func benchUpdate(ctx context.Context, db *sql.DB, be *xatest.Backend, id int) er
 // BenchmarkTwoBranches compares, in one run, a global transaction of two
 // XA branches (one UPDATE each, on two databases of one server) with the
 // same transaction in AT mode and with the two UPDATEs in plain local
-// transactions, on MariaDB and on PostgreSQL, at 1 and 32 callers. Rows are
-// picked at random among 10000, so callers rarely contend. Every pool is
-// capped at 8 connections, so that the six of them and the phase-2 pools
-// stay within PostgreSQL's default of 100 connections and MariaDB's 151,
-// which other tests on the machine share.
+// transactions, on MariaDB and on PostgreSQL, at 1 and 32 callers. Each
+// iteration runs the three one after the other and times each, so that a
+// load swing of the shared machine hits them alike; the metrics are each
+// mode's mean time and its throughput ratio to plain (plain time / mode's
+// time). Rows are picked at random among 10000, so callers rarely contend.
+// Every pool is capped at 8 connections, so that the six of them and the
+// phase-2 pools stay within PostgreSQL's default of 100 connections and
+// MariaDB's 151, which other tests on the machine share.
 func BenchmarkTwoBranches(b *testing.B) {
 	for _, backend := range []func(testing.TB) *xatest.Backend{xatest.MySQL, xatest.Postgres} {
 		be1, be2 := backend(b), backend(b)
@@ -110,27 +115,44 @@ func benchTwoBranches(b *testing.B, be1, be2 *xatest.Backend) {
 		{"xa", global(xa1, xa2)},
 	}
 	for _, conc := range []int{1, 32} {
-		for _, mode := range modes {
-			b.Run(fmt.Sprintf("%s/concurrency=%d", mode.name, conc), func(b *testing.B) {
-				ctx := context.Background()
-				b.SetParallelism(max(1, conc/runtime.GOMAXPROCS(0)))
-				if conc == 1 {
-					for i := 0; i < b.N; i++ {
-						if err := mode.run(ctx, rand.IntN(benchRows), rand.IntN(benchRows)); err != nil {
-							b.Fatal(err)
-						}
+		b.Run(fmt.Sprintf("concurrency=%d", conc), func(b *testing.B) {
+			ctx := context.Background()
+			var spent [3]atomic.Int64
+			once := func() error {
+				for i, mode := range modes {
+					start := time.Now()
+					if err := mode.run(ctx, rand.IntN(benchRows), rand.IntN(benchRows)); err != nil {
+						return fmt.Errorf("%s: %w", mode.name, err)
 					}
-					return
+					spent[i].Add(int64(time.Since(start)))
 				}
+				return nil
+			}
+			b.SetParallelism(max(1, conc/runtime.GOMAXPROCS(0)))
+			if conc == 1 {
+				for i := 0; i < b.N; i++ {
+					if err := once(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			} else {
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
-						if err := mode.run(ctx, rand.IntN(benchRows), rand.IntN(benchRows)); err != nil {
+						if err := once(); err != nil {
 							b.Error(err)
 							return
 						}
 					}
 				})
-			})
-		}
+			}
+			plain := float64(spent[0].Load())
+			for i, mode := range modes {
+				ns := float64(spent[i].Load())
+				b.ReportMetric(ns/float64(b.N), mode.name+"-ns/op")
+				if i > 0 {
+					b.ReportMetric(plain/ns, mode.name+"/plain")
+				}
+			}
+		})
 	}
 }
