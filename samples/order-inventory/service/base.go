@@ -155,16 +155,17 @@ func Open(ctx context.Context, cfg Config, extra ...func(*Base) (middleware.Midd
 		xcfg.DriverName, xcfg.DSN = cfg.sqlDriver(), cfg.DSN
 		xcfg.Manager, xcfg.Status, xcfg.Logger = b.RM, b.TC, b.Log
 		// Phase 2 and recovery only: one XA statement each.
-		xcfg.Phase2MaxOpenConns = 2
+		xcfg.Phase2MaxOpenConns = 1
 		if b.XA, err = xa.Open(xcfg); err != nil {
 			return b, fmt.Errorf("service %s: %w", cfg.Name, err)
 		}
 		b.closers = append(b.closers, b.XA.Close)
 		// Connections are opened on demand; on MariaDB each XA branch
 		// closes its own once prepared (see rm/xa), so only busy ones count
-		// against max_connections.
-		b.XA.SetMaxOpenConns(4)
-		b.XA.SetMaxIdleConns(4)
+		// against max_connections. Three more per service keep the sample
+		// within PostgreSQL's default of 100 beside the other pools.
+		b.XA.SetMaxOpenConns(3)
+		b.XA.SetMaxIdleConns(3)
 	}
 	switch cfg.Driver {
 	case MySQL, Postgres:
