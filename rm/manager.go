@@ -93,6 +93,10 @@ func New(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
+// ClientID returns the Config.ClientID the Manager sends in Hello; give it
+// to the process's transaction manager too (tm.Config.ClientID).
+func (m *Manager) ClientID() string { return m.cfg.ClientID }
+
 // AddResource registers a resource this instance can run phase 2 for. It is
 // announced in the Hello of every attach and, to coordinators already
 // attached, at once. Adding a resource twice is a no-op.

@@ -38,6 +38,10 @@ func (s *Server) Start(ctx context.Context) error {
 	s.started = true
 	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.runCtx = ctx
+	// On every replica, leader or not: only this replica knows which
+	// transactions it began for which process.
+	s.wg.Add(1)
+	go s.loop(ctx, s.cfg.TimeoutCheckInterval, nil, s.rollbackDetached)
 	if l, ok := s.store.(Leader); ok {
 		s.wg.Add(1)
 		go s.whileLeading(ctx, l)
@@ -258,6 +262,32 @@ func (s *Server) rollbackTimedOut(ctx context.Context) {
 	}
 }
 
+// rollbackDetached decides rollback for the transactions in BEGIN whose
+// process is taken for dead (see processes and Config.DetachGrace), and
+// leaves the phase 2 to the recovery loop, as rollbackTimedOut does.
+func (s *Server) rollbackDetached(ctx context.Context) {
+	if s.cfg.DetachGrace == 0 {
+		return
+	}
+	for _, o := range s.procs.orphans(s.now(), s.cfg.DetachGrace) {
+		if ctx.Err() != nil {
+			return
+		}
+		reason := fmt.Sprintf("the process that began it (%s) detached and did not attach again within %v", o.clientID, s.cfg.DetachGrace)
+		err := s.store.UpdateGlobal(ctx, o.xid, []tcv1.GlobalStatus{tcv1.GlobalStatus_BEGIN},
+			GlobalUpdate{Status: tcv1.GlobalStatus_ROLLBACKING, LastError: reason})
+		switch {
+		case errors.Is(err, ErrStatusConflict), errors.Is(err, ErrNotFound):
+			// Ended meanwhile, through another replica or by its timeout.
+		case err != nil:
+			s.log.Error("roll back the transaction of a process gone", "xid", o.xid, "err", err)
+		default:
+			s.log.Info("rolled back: its process is gone", "xid", o.xid, "client_id", o.clientID)
+			s.wake()
+		}
+	}
+}
+
 // releaseOrphanLocks releases the global row locks of transactions that no
 // longer need them: finished (but for ROLLBACK_FAILED, whose rows stay
 // guarded until an operator acts), committing (their locks go at the
@@ -342,6 +372,8 @@ func (s *Server) Attach(stream tcv1.Coordinator_AttachServer) error {
 		s.hub.add(c, r.GetResourceId())
 	}
 	defer s.hub.remove(c)
+	s.procs.attached(c.clientID)
+	defer func() { s.procs.detached(c.clientID, s.now()) }()
 	s.log.Info("resource manager attached", "application", c.application, "client_id", c.clientID, "resources", len(hello.GetResources()))
 	s.wake()
 

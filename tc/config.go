@@ -47,8 +47,17 @@ type Config struct {
 	// Lease is how long a replica owns a session whose phase 2 it drives;
 	// another replica may take it over once the lease runs out.
 	Lease time.Duration
+	// DetachGrace is how long after the last Attach stream of a process
+	// (by the client ID of its resource manager) ends this replica waits
+	// for one to come back before it takes the process for dead and rolls
+	// back the transactions that process began through it and left in
+	// BEGIN (see BeginRequest.client_id), instead of waiting for their
+	// timeout. Keep it above the resource managers' re-attach time; a
+	// process alive but cut off that long finds its transactions rolled
+	// back. Zero turns this off.
+	DetachGrace time.Duration
 	// TimeoutCheckInterval is how often transactions past their timeout are
-	// looked for.
+	// looked for, and how often DetachGrace is checked.
 	TimeoutCheckInterval time.Duration
 	// RecoveryInterval is how often due phase-2 work is looked for.
 	RecoveryInterval time.Duration
@@ -100,6 +109,7 @@ func DefaultConfig() Config {
 		RetryMax:             10 * time.Second,
 		RetryBudget:          24 * time.Hour,
 		Lease:                60 * time.Second,
+		DetachGrace:          5 * time.Second,
 		TimeoutCheckInterval: time.Second,
 		RecoveryInterval:     time.Second,
 		Workers:              16,
@@ -173,6 +183,8 @@ func (c *Config) Validate() error {
 		return bad("RetryBudget", c.RetryBudget, "must not be negative")
 	case c.Lease < 2*c.BranchTimeout:
 		return cmp("Lease", c.Lease, "must be at least twice", "BranchTimeout", c.BranchTimeout)
+	case c.DetachGrace < 0:
+		return bad("DetachGrace", c.DetachGrace, "must not be negative (zero turns it off)")
 	case c.TimeoutCheckInterval <= 0:
 		return bad("TimeoutCheckInterval", c.TimeoutCheckInterval, "must be positive")
 	case c.RecoveryInterval <= 0:

@@ -199,7 +199,7 @@ func (l *Limits) parseLockKeys(resourceID, keys string) ([]RowLock, error) {
 func (l *Limits) checkRequest(req any) error {
 	switch r := req.(type) {
 	case *tcv1.BeginRequest:
-		return firstErr(checkName("name", r.GetName(), false), checkName("application", r.GetApplication(), false))
+		return firstErr(checkName("name", r.GetName(), false), checkName("application", r.GetApplication(), false), checkName("client_id", r.GetClientId(), false))
 	case *tcv1.CommitRequest:
 		return checkXID(r.GetXid())
 	case *tcv1.RollbackRequest:

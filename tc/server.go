@@ -32,6 +32,9 @@ type Server struct {
 	log   *slog.Logger
 	hub   *hub
 	obs   *observer
+	// procs are the processes attached here and the transactions they
+	// began, for DetachGrace.
+	procs *processes
 	// quota counts the lock keys registered through this replica.
 	quota *lockQuota
 
@@ -76,6 +79,7 @@ func NewServer(cfg Config, store Store, locks LockStore) (*Server, error) {
 		adder:      lockingAdder(store, locks),
 		log:        log.With("component", "tc", "server_id", cfg.ServerID),
 		hub:        newHub(),
+		procs:      newProcesses(),
 		wakeCh:     make(chan struct{}, 1),
 		closing:    make(chan struct{}),
 		committers: make(chan struct{}, cfg.Workers),
@@ -119,6 +123,7 @@ func (s *Server) Begin(ctx context.Context, req *tcv1.BeginRequest) (*tcv1.Begin
 	if err := s.store.CreateGlobal(ctx, g); err != nil {
 		return nil, s.toStatus(err)
 	}
+	s.procs.begun(req.GetClientId(), g.XID, now.Add(timeout))
 	return &tcv1.BeginResponse{Xid: g.XID}, nil
 }
 
@@ -130,6 +135,7 @@ func (s *Server) Begin(ctx context.Context, req *tcv1.BeginRequest) (*tcv1.Begin
 // (see Messenger) commits: its Commit is sent after its local transaction
 // committed.
 func (s *Server) Commit(ctx context.Context, req *tcv1.CommitRequest) (*tcv1.CommitResponse, error) {
+	s.procs.ended(req.GetXid())
 	if err := s.cfg.Limits.checkRequest(req); err != nil {
 		return nil, err
 	}
@@ -180,6 +186,7 @@ func (s *Server) Commit(ctx context.Context, req *tcv1.CommitRequest) (*tcv1.Com
 // is already rolling back or rolled back answers its status; rolling back one
 // that is committing or committed fails with FailedPrecondition.
 func (s *Server) Rollback(ctx context.Context, req *tcv1.RollbackRequest) (*tcv1.RollbackResponse, error) {
+	s.procs.ended(req.GetXid())
 	if err := s.cfg.Limits.checkRequest(req); err != nil {
 		return nil, err
 	}

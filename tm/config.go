@@ -18,6 +18,15 @@ type Config struct {
 	// coordinator keeps it for operators. DefaultConfig takes the executable's
 	// name.
 	Application string
+	// ClientID, when set, names this process to the coordinator as the
+	// ClientID of its resource manager (rm.Config.ClientID) does: give both
+	// the same value. The coordinator then watches that resource manager's
+	// Attach streams, and when they end and none comes back within its
+	// detach grace (tc.Config.DetachGrace, 5s by default), takes this
+	// process for dead and rolls back the transactions it began and left
+	// open, without waiting for their timeout. Empty leaves them to their
+	// timeout.
+	ClientID string
 	// DefaultTimeout is the timeout of a global transaction begun without the
 	// Timeout option: the coordinator rolls back a transaction still in BEGIN
 	// after it. Zero leaves the choice to the coordinator.

@@ -63,6 +63,7 @@ func (m *Manager) begin(ctx context.Context, name string, o options) (*Tx, error
 		Name:        name,
 		TimeoutMs:   milliseconds(o.timeout),
 		Application: m.cfg.Application,
+		ClientId:    m.cfg.ClientID,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tm: begin %q: %w", name, rpcError(err))

@@ -48,6 +48,7 @@ type tcConfig struct {
 	RetryBudget        time.Duration `yaml:"retry_budget"`
 	MaxAttempts        int           `yaml:"max_attempts"`
 	Lease              time.Duration `yaml:"lease"`
+	DetachGrace        time.Duration `yaml:"detach_grace"`
 	Workers            int           `yaml:"workers"`
 	Retention          time.Duration `yaml:"retention"`
 	LogLevel           string        `yaml:"log_level"`
@@ -81,6 +82,7 @@ func defaultTCConfig() tcConfig {
 		RetryBudget:        d.RetryBudget,
 		MaxAttempts:        d.MaxAttempts,
 		Lease:              d.Lease,
+		DetachGrace:        d.DetachGrace,
 		Workers:            d.Workers,
 		Retention:          d.Retention,
 		LogLevel:           "info",
@@ -113,6 +115,7 @@ func (c *tcConfig) bind(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.RetryBudget, "retry-budget", c.RetryBudget, "time after begin when phase 2 gives up with COMMIT_FAILED/ROLLBACK_FAILED; 0 never (GTX_RETRY_BUDGET)")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", c.MaxAttempts, "phase-2 attempts before giving up; 0 unlimited (GTX_MAX_ATTEMPTS)")
 	fs.DurationVar(&c.Lease, "lease", c.Lease, "how long a replica owns the phase 2 it drives (GTX_LEASE)")
+	fs.DurationVar(&c.DetachGrace, "detach-grace", c.DetachGrace, "how long after a process's resource manager detached its open transactions are rolled back; 0 waits for their timeout (GTX_DETACH_GRACE)")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "transactions whose phase 2 a replica drives at once in the background: as many recovered ones, and as many asynchronous commits right after their decision (GTX_WORKERS)")
 	fs.DurationVar(&c.Retention, "retention", c.Retention, "how long finished transactions are kept; 0 forever (GTX_RETENTION)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (GTX_LOG_LEVEL)")
@@ -243,6 +246,7 @@ func runTC(ctx context.Context, c tcConfig) error {
 	tcfg.RetryBudget = c.RetryBudget
 	tcfg.MaxAttempts = c.MaxAttempts
 	tcfg.Lease = c.Lease
+	tcfg.DetachGrace = c.DetachGrace
 	tcfg.Workers = c.Workers
 	tcfg.Retention = c.Retention
 	tcfg.Logger = log

@@ -313,7 +313,16 @@ type BeginRequest struct {
 	// Timeout in milliseconds; 0 takes the TC's default.
 	TimeoutMs int64 `protobuf:"varint,2,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
 	// Application that begins it.
-	Application   string `protobuf:"bytes,3,opt,name=application,proto3" json:"application,omitempty"`
+	Application string `protobuf:"bytes,3,opt,name=application,proto3" json:"application,omitempty"`
+	// The process that begins it, as the client_id its resource manager
+	// sends in Hello. While that process is attached, the coordinator
+	// replica that began the transaction watches its Attach streams: when the
+	// last one ends and none comes back within the coordinator's detach
+	// grace, the process is taken for dead and the transaction, if still in
+	// BEGIN, is rolled back without waiting for its timeout. Empty, or a
+	// client not attached to the replica at Begin: only the TM or the
+	// timeout ends it.
+	ClientId      string `protobuf:"bytes,4,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -365,6 +374,13 @@ func (x *BeginRequest) GetTimeoutMs() int64 {
 func (x *BeginRequest) GetApplication() string {
 	if x != nil {
 		return x.Application
+	}
+	return ""
+}
+
+func (x *BeginRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
 	}
 	return ""
 }
@@ -2534,12 +2550,13 @@ var File_tc_proto protoreflect.FileDescriptor
 
 const file_tc_proto_rawDesc = "" +
 	"\n" +
-	"\btc.proto\x12\tgtx.tc.v1\"c\n" +
+	"\btc.proto\x12\tgtx.tc.v1\"\x80\x01\n" +
 	"\fBeginRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
 	"timeout_ms\x18\x02 \x01(\x03R\ttimeoutMs\x12 \n" +
-	"\vapplication\x18\x03 \x01(\tR\vapplication\"!\n" +
+	"\vapplication\x18\x03 \x01(\tR\vapplication\x12\x1b\n" +
+	"\tclient_id\x18\x04 \x01(\tR\bclientId\"!\n" +
 	"\rBeginResponse\x12\x10\n" +
 	"\x03xid\x18\x01 \x01(\tR\x03xid\"!\n" +
 	"\rCommitRequest\x12\x10\n" +

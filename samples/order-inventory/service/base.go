@@ -125,6 +125,10 @@ func Open(ctx context.Context, cfg Config, extra ...func(*Base) (middleware.Midd
 	tcfg.Application = cfg.Name
 	tcfg.DefaultTimeout = cfg.TxTimeout
 	tcfg.Hooks.AfterBegin = recordBegun
+	// The same process as the resource manager: should it die, the
+	// coordinator rolls back its open transactions once the manager's
+	// streams are gone, not at their timeout.
+	tcfg.ClientID = rcfg.ClientID
 	tcfg.Logger = b.Log
 	if b.TM, err = tm.New(b.TC, tcfg); err != nil {
 		return b, fmt.Errorf("service %s: %w", cfg.Name, err)
