@@ -34,6 +34,7 @@ var examples = map[string]string{
 	"gtx tc members list":   `  gtx tc members list --raft-addr 10.0.0.1:8191`,
 	"gtx tc members add":    `  gtx tc members add tc-4 10.0.0.4:8191 --raft-addr 10.0.0.1:8191`,
 	"gtx tc members remove": `  gtx tc members remove tc-2 --raft-addr 10.0.0.1:8191`,
+	"gtx tc recover":        `  gtx tc recover --data-dir /var/lib/gtx/tc --raft-id tc-1 --raft-addr 10.0.0.1:8191`,
 	"gtx tx": `  gtx tx list --tc 127.0.0.1:8091
   gtx tx show tc-1:4711 --tls-ca ca.crt --token-file order.token`,
 	"gtx tx list": `  gtx tx list

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -82,5 +83,38 @@ and this command; it catches up from the leader's snapshot and log.`,
 		},
 	}
 	cmd.AddCommand(list, add, remove)
+	return cmd
+}
+
+// newRecoverCmd is `gtx tc recover`: a stopped node's data directory
+// rewritten as a one-node cluster, for a quorum lost for good or a backup.
+func newRecoverCmd() *cobra.Command {
+	var dataDir, raftAddr, raftID string
+	cmd := &cobra.Command{
+		Use:   "recover",
+		Short: "Make a stopped node's data directory a one-node cluster (after a lost quorum, or from a backup)",
+		Long: `Rewrite the data directory of a stopped node so that it starts as a one-node
+cluster with everything its log and snapshots hold. Use it when a majority
+of the voters is gone for good, on the survivor with the most entries, or to
+start a new cluster from a copy of a data directory; then start the node
+with the same --data-dir, --raft-id and --raft-addr and add others with
+--join. Changes the node never received are lost. See docs/operations.md.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if raftID == "" {
+				return errors.New("--raft-id is required: the ID the node had in the cluster")
+			}
+			cfg := raftstore.DefaultConfig()
+			cfg.NodeID, cfg.Dir, cfg.Bind = raftID, dataDir, raftAddr
+			if err := raftstore.Recover(cfg); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.OutOrStdout(), "%s in %s is now a one-node cluster at %s; start it with the same flags\n", raftID, dataDir, raftAddr)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", "gtx-tc-data", "the stopped node's data directory")
+	cmd.Flags().StringVar(&raftAddr, "raft-addr", "127.0.0.1:8191", "the --raft-addr the node will run on")
+	cmd.Flags().StringVar(&raftID, "raft-id", "", "the node's ID in the cluster")
 	return cmd
 }

@@ -182,7 +182,7 @@ stops it gracefully.`,
 	}
 	cfg.bind(cmd.Flags())
 	cmd.Flags().StringVar(&file, "config", "", "YAML configuration file")
-	cmd.AddCommand(newMembersCmd())
+	cmd.AddCommand(newMembersCmd(), newRecoverCmd())
 	return cmd
 }
 

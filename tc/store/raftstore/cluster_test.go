@@ -332,3 +332,29 @@ func TestNewLeaderTakesOverLeases(t *testing.T) {
 		t.Fatalf("ClaimDue by the new leader = %v, %v; want lease-1", got, err)
 	}
 }
+
+// TestRecoverAfterLostQuorum stops a whole 3-node cluster, recovers one
+// node's directory as a one-node cluster, and finds every change on it.
+func TestRecoverAfterLostQuorum(t *testing.T) {
+	c := newCluster(t, 3)
+	leader := c.leader(t)
+	fill(t, leader, "lost", 10)
+	survivor := c.follower(t)
+	poll.Until(t, "the survivor to apply everything", 5*time.Second, func() bool {
+		return survivor.raft.AppliedIndex() >= leader.raft.AppliedIndex()
+	})
+	cfg := survivor.cfg
+	cfg.Bind = survivor.Addr()
+	for _, s := range c.nodes {
+		_ = s.Close()
+	}
+	if err := Recover(cfg); err != nil {
+		t.Fatalf("Recover: %v", err)
+	}
+	s := open(t, cfg)
+	waitLeading(t, s)
+	check(t, s, "lost", 10)
+	if members, err := s.Members(t.Context()); err != nil || len(members) != 1 {
+		t.Fatalf("Members after Recover = %v, %v; want this node alone", members, err)
+	}
+}
