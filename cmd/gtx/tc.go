@@ -58,6 +58,7 @@ type tcConfig struct {
 	AuthTokensFile     string        `yaml:"auth_tokens_file"`
 	AuthReloadInterval time.Duration `yaml:"auth_reload_interval"`
 	MetricsListen      string        `yaml:"metrics_listen"`
+	MetricsTokenFile   string        `yaml:"metrics_token_file"`
 	HealthListen       string        `yaml:"health_listen"`
 	HealthInterval     time.Duration `yaml:"health_interval"`
 	TraceExporter      string        `yaml:"trace_exporter"`

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +26,7 @@ import (
 
 func (c *tcConfig) bindObservability(fs *pflag.FlagSet) {
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "HTTP address serving Prometheus /metrics, e.g. 127.0.0.1:9091; empty is off (GTX_METRICS_LISTEN)")
+	fs.StringVar(&c.MetricsTokenFile, "metrics-token-file", c.MetricsTokenFile, "file holding a bearer token /metrics then requires (Prometheus authorization.credentials_file) (GTX_METRICS_TOKEN_FILE)")
 	fs.StringVar(&c.HealthListen, "health-listen", c.HealthListen, "plaintext gRPC address serving only the health service, for probes that cannot use TLS (a kubelet's); empty is off (GTX_HEALTH_LISTEN)")
 	fs.DurationVar(&c.HealthInterval, "health-interval", c.HealthInterval, "how often the store is pinged for gRPC health (GTX_HEALTH_INTERVAL)")
 	fs.StringVar(&c.TraceExporter, "trace-exporter", c.TraceExporter, "OpenTelemetry span exporter: none, stdout or otlp (GTX_TRACE_EXPORTER)")
@@ -58,8 +61,19 @@ func startObservability(ctx context.Context, c tcConfig, log *slog.Logger) (*obs
 		if err != nil {
 			return nil, fmt.Errorf("metrics: listen on %s: %w", c.MetricsListen, err)
 		}
+		var h http.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+		if c.MetricsTokenFile != "" {
+			tok, err := os.ReadFile(c.MetricsTokenFile)
+			if err != nil || len(bytes.TrimSpace(tok)) == 0 {
+				lis.Close()
+				return nil, fmt.Errorf("metrics: read --metrics-token-file: %v (want a file holding the token)", err)
+			}
+			h = bearer(bytes.TrimSpace(tok), h)
+		} else if !isLoopback(c.MetricsListen) {
+			log.Warn("metrics listener beyond loopback without --metrics-token-file: anyone who reaches it reads the coordinator's metrics", "listen", c.MetricsListen)
+		}
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.Handle("/metrics", h)
 		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		done := make(chan struct{})
 		go func() {
@@ -107,4 +121,18 @@ func startObservability(ctx context.Context, c tcConfig, log *slog.Logger) (*obs
 		o.tracer = tp
 	}
 	return o, nil
+}
+
+// bearer serves next only to requests carrying "Authorization: Bearer
+// token", compared in constant time.
+func bearer(token []byte, next http.Handler) http.Handler {
+	want := append([]byte("Bearer "), token...)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			http.Error(w, "metrics need the bearer token of --metrics-token-file", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
