@@ -4,9 +4,12 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +19,8 @@ import (
 	tcv1 "github.com/gtx-io/gtx/api/tc/v1"
 	"github.com/gtx-io/gtx/internal/poll"
 	"github.com/gtx-io/gtx/rm"
+	"github.com/gtx-io/gtx/samples/order-inventory/load"
+	"github.com/gtx-io/gtx/samples/order-inventory/order"
 )
 
 // tcProcess is a `gtx tc` process on SQLite that can be killed and started
@@ -172,4 +177,94 @@ func TestPhase2ResumesAtRestart(t *testing.T) {
 		return err == nil && st == tcv1.GlobalStatus_COMMITTED
 	})
 	t.Logf("phase 2 cut by SIGKILL finished %v after the coordinator was started again", time.Since(restarted).Round(time.Millisecond))
+}
+
+// recoveryTimesEnv, set to 1, runs TestRecoveryTimes, which measures the
+// sample's recovery under load (about a minute on MariaDB).
+const recoveryTimesEnv = "GTX_TEST_RECOVERY_TIMES"
+
+// TestRecoveryTimes kills, with SIGKILL, the coordinator and then the order
+// service of a cluster under load, starts each again at once, and logs the
+// time from the kill to the first order placed after it that committed,
+// and to the end of the last transaction that was in flight at the kill.
+// The invariants must hold afterwards.
+func TestRecoveryTimes(t *testing.T) {
+	if os.Getenv(recoveryTimesEnv) != "1" {
+		t.Skipf("set %s=1 to measure recovery times", recoveryTimesEnv)
+	}
+	c := newCluster(t, mariaDB(t))
+	ctx := t.Context()
+	before, err := c.client.TakeSnapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, victim := range []string{"tc", "order"} {
+		var (
+			mu       sync.Mutex
+			killedAt time.Time
+			first    time.Duration
+			failed   int
+		)
+		cfg := load.Config{Concurrency: 8, Duration: 15 * time.Second, Modes: order.Modes, FailRatio: 0.1, DelayRatio: 0.2, Delay: 300 * time.Millisecond}
+		cfg.OnOrder = func(o load.Outcome) {
+			now := time.Now()
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case killedAt.IsZero():
+			case o.Code == http.StatusOK && first == 0 && now.Add(-o.Latency).After(killedAt):
+				first = now.Sub(killedAt)
+			case o.Code != http.StatusOK && o.Code != http.StatusConflict:
+				failed++
+			}
+		}
+		done := make(chan *load.Result)
+		go func() {
+			res, err := load.Run(ctx, c.client, cfg)
+			if err != nil {
+				t.Error(err)
+			}
+			done <- res
+		}()
+		time.Sleep(5 * time.Second) // the load before the kill
+		mu.Lock()
+		killedAt = time.Now()
+		mu.Unlock()
+		c.kill9(victim)
+		if err := c.tryStart(victim); err != nil {
+			t.Fatal(err)
+		}
+		back := time.Since(killedAt)
+		resp, err := c.tc.ListTransactions(ctx, &tcv1.ListTransactionsRequest{Statuses: unfinished, Limit: 10000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var inFlight []string
+		for _, tx := range resp.GetTransactions() {
+			if time.UnixMilli(tx.GetBeginUnixMs()).Before(killedAt) {
+				inFlight = append(inFlight, tx.GetXid())
+			}
+		}
+		poll.Until(t, "the transactions in flight at the kill to finish", time.Minute, func() bool {
+			for len(inFlight) > 0 {
+				st, err := c.tc.GetStatus(ctx, &tcv1.GetStatusRequest{Xid: inFlight[0]})
+				if err != nil || slices.Contains(unfinished, st.GetStatus()) && st.GetStatus() != tcv1.GlobalStatus_COMMIT_FAILED && st.GetStatus() != tcv1.GlobalStatus_ROLLBACK_FAILED {
+					return false
+				}
+				inFlight = inFlight[1:]
+			}
+			return true
+		})
+		last := time.Since(killedAt)
+		n := len(resp.GetTransactions())
+		res := <-done
+		mu.Lock()
+		t.Logf("%s killed under load: back (answering) %v after the kill, first committed order placed after the kill %v after it, "+
+			"the %d transactions unfinished when it was back all finished %v after it; %d orders answered neither 200 nor 409 after the kill; run: %d placed, %d committed, %d rolled back, %d unknown",
+			victim, back.Round(10*time.Millisecond), first.Round(10*time.Millisecond), n, last.Round(10*time.Millisecond), failed,
+			res.Placed, res.Committed, res.RolledBack, res.Unknown)
+		mu.Unlock()
+	}
+	c.waitFinished(ctx)
+	c.check(ctx, before)
 }
