@@ -78,6 +78,9 @@ type fconn struct {
 	c  net.Conn
 	br *bufio.Reader
 	bw *bufio.Writer
+	// spoiled is set when the caller's context ended during a call, whose
+	// watcher may have moved the deadline into the past: it is not reused.
+	spoiled bool
 }
 
 // maxIdle bounds the idle connections kept per address.
@@ -158,7 +161,7 @@ func roundTrip(ctx context.Context, c *fconn, kind byte, body []byte) (byte, []b
 		_ = c.c.SetDeadline(time.Time{})
 	}
 	stop := context.AfterFunc(ctx, func() { _ = c.c.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	defer func() { c.spoiled = !stop() }()
 	if err := writeFrame(c.bw, kind, body); err != nil {
 		return 0, nil, fmt.Errorf("%w: %w", errNotSent, err)
 	}
