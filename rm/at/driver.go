@@ -11,6 +11,8 @@ import (
 
 	_ "github.com/glebarez/go-sqlite"  // registers "sqlite"
 	_ "github.com/go-sql-driver/mysql" // registers "mysql"
+
+	"github.com/gtx-io/gtx/internal/sqlconn"
 )
 
 // Connector opens AT connections to one resource. Pass it to sql.OpenDB,
@@ -45,29 +47,12 @@ func NewConnector(cfg Config) (*Connector, error) {
 
 // openConnector returns the connector of a registered driver.
 func openConnector(driverName, dsn string) (driver.Connector, error) {
-	db, err := sql.Open(driverName, dsn)
+	c, err := sqlconn.Open(driverName, dsn)
 	if err != nil {
-		return nil, fmt.Errorf("at: open driver %q: %w", driverName, err)
+		return nil, fmt.Errorf("at: %w", err)
 	}
-	d := db.Driver()
-	_ = db.Close()
-	if dc, ok := d.(driver.DriverContext); ok {
-		c, err := dc.OpenConnector(dsn)
-		if err != nil {
-			return nil, fmt.Errorf("at: open driver %q: %w", driverName, err)
-		}
-		return c, nil
-	}
-	return dsnConnector{d: d, dsn: dsn}, nil
+	return c, nil
 }
-
-type dsnConnector struct {
-	d   driver.Driver
-	dsn string
-}
-
-func (c dsnConnector) Connect(context.Context) (driver.Conn, error) { return c.d.Open(c.dsn) }
-func (c dsnConnector) Driver() driver.Driver                        { return c.d }
 
 // Open returns a *sql.DB whose transactions become AT branches when their
 // context carries an XID. It is the one line that changes from sql.Open.

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/gtx-io/gtx/internal/sqlconn"
 )
 
 // Connector opens XA connections to one resource. Pass it to sql.OpenDB,
@@ -41,29 +43,12 @@ func NewConnector(cfg Config) (*Connector, error) {
 
 // openConnector returns the connector of a registered driver.
 func openConnector(driverName, dsn string) (driver.Connector, error) {
-	db, err := sql.Open(driverName, dsn)
+	c, err := sqlconn.Open(driverName, dsn)
 	if err != nil {
-		return nil, fmt.Errorf("xa: open driver %q: %w", driverName, err)
+		return nil, fmt.Errorf("xa: %w", err)
 	}
-	d := db.Driver()
-	_ = db.Close()
-	if dc, ok := d.(driver.DriverContext); ok {
-		c, err := dc.OpenConnector(dsn)
-		if err != nil {
-			return nil, fmt.Errorf("xa: open driver %q: %w", driverName, err)
-		}
-		return c, nil
-	}
-	return dsnConnector{d: d, dsn: dsn}, nil
+	return c, nil
 }
-
-type dsnConnector struct {
-	d   driver.Driver
-	dsn string
-}
-
-func (c dsnConnector) Connect(context.Context) (driver.Conn, error) { return c.d.Open(c.dsn) }
-func (c dsnConnector) Driver() driver.Driver                        { return c.d }
 
 // Open returns a *sql.DB whose transactions become XA branches when their
 // context carries an XID. It is the one line that changes from sql.Open.
